@@ -1,0 +1,228 @@
+# secrets-encrypt — plain GNU make. Every path is ?=-overridable; `make V=1` shows commands.
+#
+#   make                 library, secrets-encrypt, secrets-encrypt-hook
+#   make check           installs missing Debian packages (as root), builds, runs every test
+#   make check SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-valgrind  unit tests under valgrind
+#   make demo            a full key rotation under a private systemd (see README)
+#   make bench | fuzz | install | format-check | clean
+
+VERSION := 0.1.0
+SOVERSION := 0
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+LIBEXECDIR ?= $(PREFIX)/libexec
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+PKG_CONFIG ?= pkg-config
+SYSTEMDUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+CATALOGDIR ?= $(shell $(PKG_CONFIG) --variable=catalogdir systemd 2>/dev/null || echo /usr/lib/systemd/catalog)
+
+CC ?= cc
+CLANG ?= clang
+B ?= build
+
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-7s %s\n' $(1) $(2);
+endif
+
+# Debian 12 packages needed to build and test (make deps installs them when run as root).
+DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev libjson-c-dev check \
+	libsqlite3-dev sqlite3 libcurl4-openssl-dev libsodium-dev etcd-server etcd-client openssl curl \
+	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
+	uuid-runtime
+
+PKGS := libsystemd openssl yaml-0.1 json-c sqlite3 libcurl libsodium
+
+WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes -Wundef \
+	-Wpointer-arith -Wimplicit-fallthrough -Wno-unused-parameter -Wvla -Wwrite-strings
+WERROR ?= 1
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+
+OPT ?= -O2 -g
+CFLAGS ?=
+LDFLAGS ?=
+BASE_CFLAGS := -std=gnu11 $(OPT) $(WARNINGS) -fPIC -fvisibility=hidden -MMD -MP \
+	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -D_GNU_SOURCE \
+	-DSE_VERSION=\"$(VERSION)\" -DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" \
+	-Imodule $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+ifeq ($(SANITIZE),1)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BASE_CFLAGS += $(SAN)
+LDFLAGS += $(SAN)
+B := build-sanitize
+endif
+
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+
+LIB_SRC := $(sort $(wildcard module/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_HEADERS := module/secrets-encrypt.h $(sort $(wildcard module/se-*.h))
+SONAME := libsecrets-encrypt.so.$(SOVERSION)
+LIB_SO := $(B)/libsecrets-encrypt.so.$(VERSION)
+LIB_A := $(B)/libsecrets-encrypt-internal.a
+
+CLI_SRC := $(sort $(wildcard hooks/secrets-encrypt.c hooks/cmd-*.c hooks/cli-*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+HOOK_SRC := $(sort $(wildcard hooks/secrets-encrypt-hook.c hooks/hook-*.c))
+HOOK_OBJ := $(HOOK_SRC:%.c=$(B)/%.o)
+CLI := $(B)/secrets-encrypt
+HOOK := $(B)/secrets-encrypt-hook
+
+TEST_LIB_SRC := $(sort $(wildcard tests/lib-*.c))
+TEST_LIB_OBJ := $(TEST_LIB_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test-*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
+BENCH_SRC := $(sort $(wildcard tests/bench/bench-*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/tests/bench/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+
+.SECONDARY:
+.DELETE_ON_ERROR:
+
+.PHONY: all
+all: $(LIB_SO) $(CLI) $(HOOK)
+
+$(B)/%.o: %.c
+	$(call say,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(LIB_SO): $(LIB_OBJ)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,-z,relro -Wl,-z,now $(LDFLAGS) \
+		-o $@ $(LIB_OBJ) $(LIBS)
+	$(Q)ln -sf libsecrets-encrypt.so.$(VERSION) $(B)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(B)/libsecrets-encrypt.so
+
+# Same objects, linked statically into the tests so they can reach internal functions.
+$(LIB_A): $(LIB_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+RPATH := -Wl,-rpath,'$$ORIGIN'
+$(CLI): $(CLI_OBJ) $(LIB_SO)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $(RPATH) -o $@ $(CLI_OBJ) -L$(B) -lsecrets-encrypt $(LIBS)
+
+$(HOOK): $(HOOK_OBJ) $(LIB_SO)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $(RPATH) -o $@ $(HOOK_OBJ) -L$(B) -lsecrets-encrypt $(LIBS)
+
+$(B)/tests/test-%: $(B)/tests/test-%.o $(TEST_LIB_OBJ) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(LIB_A) $(CHECK_LIBS) $(LIBS)
+
+$(B)/tests/tools/%: $(B)/tests/tools/%.o $(TEST_LIB_OBJ) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(LIB_A) $(CHECK_LIBS) $(LIBS)
+
+$(B)/tests/bench/%: $(B)/tests/bench/%.o $(TEST_LIB_OBJ) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(LIB_A) $(CHECK_LIBS) $(LIBS)
+
+.PHONY: tests
+tests: all $(LIB_A) $(TEST_BIN) $(TOOL_BIN)
+
+# ---- dependencies --------------------------------------------------------------------------
+.PHONY: deps
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing missing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+		else \
+			echo "Missing Debian packages. Run as root:"; echo "  apt-get install -y$$missing"; exit 1; \
+		fi; \
+	fi
+
+# ---- tests -----------------------------------------------------------------------------------
+.PHONY: check check-valgrind check-build
+check: deps
+	$(Q)$(MAKE) --no-print-directory check-build
+	$(Q)SE_BUILD=$(B) SE_SANITIZE=$(SANITIZE) tests/run-tests.sh
+
+check-build: tests
+
+check-valgrind: deps
+	$(Q)$(MAKE) --no-print-directory check-build
+	$(Q)SE_BUILD=$(B) SE_VALGRIND=1 tests/run-tests.sh --unit-only
+
+# ---- fuzzing (libFuzzer) ----------------------------------------------------------------------
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DSE_FUZZING \
+	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -DSE_VERSION=\"$(VERSION)\" \
+	-DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" -Imodule $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+.PHONY: fuzz
+fuzz: $(FUZZ_BIN)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard module/*.h)
+	$(call say,FUZZ,$@)
+	@mkdir -p build-fuzz
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+
+# ---- benchmarks --------------------------------------------------------------------------------
+.PHONY: bench
+bench: deps
+	$(Q)$(MAKE) --no-print-directory OPT="-O2 -g" all $(LIB_A) $(BENCH_BIN) $(TOOL_BIN)
+	$(Q)SE_BUILD=$(B) tests/bench/run-bench.sh
+
+# ---- demo --------------------------------------------------------------------------------------
+.PHONY: demo
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all $(LIB_A) $(TOOL_BIN)
+	$(Q)SE_BUILD=$(B) tests/demo.sh
+
+# ---- install -----------------------------------------------------------------------------------
+.PHONY: install
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/secrets-encrypt \
+		$(DESTDIR)$(INCLUDEDIR)/secrets-encrypt $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(CATALOGDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libsecrets-encrypt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsecrets-encrypt.so
+	install -m 0644 $(LIB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/secrets-encrypt/
+	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(HOOK) $(DESTDIR)$(LIBEXECDIR)/secrets-encrypt/
+	for f in man/*.8; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/ || true; done
+	[ ! -f units/secrets-encrypt.catalog ] || install -m 0644 units/secrets-encrypt.catalog $(DESTDIR)$(CATALOGDIR)/
+	for d in units/*.service.d; do \
+		[ -d "$$d" ] || continue; \
+		install -d $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$d); \
+		for f in $$d/*.conf; do \
+			sed -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+				"$$f" > $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$d)/$$(basename $$f); \
+		done; \
+	done
+
+# ---- style -------------------------------------------------------------------------------------
+.PHONY: format-check format
+format-check:
+	$(Q)clang-format --dry-run --Werror module/*.[ch] hooks/*.[ch]
+format:
+	$(Q)clang-format -i module/*.[ch] hooks/*.[ch]
+
+.PHONY: clean
+clean:
+	rm -rf build build-sanitize build-fuzz
+
+-include $(shell find $(B) build-fuzz -name '*.d' 2>/dev/null)

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "se-util.h"
+
+/*
+ * A process-associated POSIX record lock on <dir>/.secrets-encrypt.lock: the kernel drops it when
+ * the holder dies (kill -9 included), and F_GETLK tells a waiter who holds it.
+ */
+
+static pid_t lock_holder(int fd) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+        if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+                return 0;
+        return fl.l_pid;
+}
+
+_public_ int se_lock_dir(const char *dir, uint64_t timeout_usec, int *ret_fd, pid_t *ret_holder) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        uint64_t deadline = se_now_usec(CLOCK_MONOTONIC) + timeout_usec;
+
+        if (asprintf(&path, "%s/.secrets-encrypt.lock", dir) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return negative_errno();
+
+        for (;;) {
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+                if (fcntl(fd, F_SETLK, &fl) >= 0)
+                        break;
+                if (errno != EACCES && errno != EAGAIN)
+                        return negative_errno();
+                if (se_now_usec(CLOCK_MONOTONIC) >= deadline) {
+                        if (ret_holder)
+                                *ret_holder = lock_holder(fd);
+                        return -EBUSY;
+                }
+                (void) usleep(20 * 1000);
+        }
+
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+_public_ void se_unlock_dir(int fd) {
+        if (fd >= 0)
+                (void) close(fd);
+}
+
+_public_ uint64_t se_now_usec(int clock) {
+        struct timespec ts;
+
+        (void) clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}

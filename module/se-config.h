@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "se-error.h"
+
+/*
+ * The EncryptionConfiguration model (apiserver.config.k8s.io/v1), after kube-apiserver's
+ * defaulting. It keeps what the file said closely enough to validate with kube-apiserver's rules
+ * and to write k3s's exact JSON back.
+ */
+
+#define SE_CONFIG_MAX_SIZE (1024u * 1024u) /* bytes; larger files are refused before parsing */
+#define SE_CONFIG_MAX_KEYS 1000u           /* keys over all providers */
+#define SE_CONFIG_MAX_DEPTH 32u            /* nesting; the schema needs 7 */
+
+typedef enum se_provider_type {
+        SE_PROVIDER_AESGCM,
+        SE_PROVIDER_AESCBC,
+        SE_PROVIDER_SECRETBOX,
+        SE_PROVIDER_IDENTITY,
+        SE_PROVIDER_KMS,
+        _SE_PROVIDER_MAX,
+        SE_PROVIDER_NONE = -1,
+} se_provider_type;
+
+typedef struct se_key {
+        char *name;
+        char *secret; /* base64 text exactly as in the file; wiped when freed */
+} se_key;
+
+typedef struct se_key_list {
+        se_key *keys; /* NULL when the file had no keys / keys: null */
+        size_t n_keys;
+} se_key_list;
+
+typedef struct se_kms {
+        char *api_version; /* defaulted to "v1" when absent or empty */
+        char *name;
+        char *endpoint;
+        bool has_cachesize; /* defaulted to 1000 when absent and api_version is "v1" */
+        int32_t cachesize;
+        int64_t timeout_ns; /* defaulted to 3s when absent */
+} se_kms;
+
+/* One element of providers[]; kube-apiserver requires exactly one member set. */
+typedef struct se_provider {
+        se_key_list *aesgcm; /* NULL = member absent or null */
+        se_key_list *aescbc;
+        se_key_list *secretbox;
+        bool identity;
+        se_kms *kms;
+} se_provider;
+
+typedef struct se_resource_config {
+        char **resources;
+        size_t n_resources;
+        se_provider *providers;
+        size_t n_providers;
+} se_resource_config;
+
+typedef struct se_config {
+        char *kind;        /* "EncryptionConfiguration" or legacy "EncryptionConfig" */
+        char *api_version; /* "apiserver.config.k8s.io/v1" or legacy "v1" */
+        se_resource_config *resources;
+        size_t n_resources;
+} se_config;
+
+se_config *se_config_new(void);
+se_config *se_config_free(se_config *c); /* wipes key material; returns NULL */
+int se_config_copy(const se_config *c, se_config **ret);
+
+const char *se_provider_type_to_string(se_provider_type t); /* "aescbc", …, NULL for NONE */
+se_provider_type se_provider_type_from_string(const char *s);
+/* The member that is set (the first in the order aesgcm, aescbc, secretbox, identity, kms), or
+ * SE_PROVIDER_NONE; *ret_count (if given) is how many are set. */
+se_provider_type se_provider_get_type(const se_provider *p, unsigned *ret_count);
+/* The key list of an aesgcm/aescbc/secretbox provider, NULL otherwise. */
+se_key_list *se_provider_keys(const se_provider *p);
+
+/*
+ * Decoding, as kube-apiserver: first non-space byte '{' → JSON (json-c), otherwise YAML (libyaml,
+ * YAML 1.1 scalars, first document only). Strict: unknown and duplicate fields are errors. Applies
+ * kube-apiserver's defaults. Does not validate. path is used in messages only.
+ * On failure: -EBADMSG (or -E2BIG for over-limit input, -ENOMEM) and the message as
+ * kube-apiserver returns it without the "error while parsing file: " prefix, e.g.
+ * `error decoding encryption provider configuration file "x": strict decoding error: …`.
+ */
+int se_config_parse(const char *path, const void *data, size_t size, se_config **ret, se_error *e);
+
+/* kube-apiserver's ValidateEncryptionConfiguration, then our stricter rotation checks.
+ * -EBADMSG with kube's aggregate text (no prefix) on failure. */
+int se_config_validate(const se_config *c, bool reload, se_error *e);
+/* kube-apiserver's rules only (for conformance). */
+int se_config_validate_kube(const se_config *c, bool reload, se_error *e);
+
+/*
+ * Reads, parses and validates a config file the way kube-apiserver's LoadEncryptionConfig does;
+ * messages start with "error while parsing file: " like kube-apiserver's. Optionally returns the
+ * sha256 hex of the exact bytes. Files over SE_CONFIG_MAX_SIZE are refused before parsing.
+ */
+int se_config_load(const char *path, se_config **ret, char *ret_hash /* [65] or NULL */, se_error *e);
+
+/* k3s's compact JSON (Go json.Marshal layout, no trailing newline). */
+int se_config_to_json(const se_config *c, char **ret, size_t *ret_size);

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "se-error.h"
+
+/*
+ * The datastore behind the API server: kine's SQLite schema (sqlite://PATH) or etcd v3 through
+ * its JSON gateway (http[s]://h1:2379,…). Reads return current values only; updates are
+ * compare-and-swap on the revision the value was read at, as kube-apiserver writes.
+ */
+
+typedef struct se_store se_store;
+
+typedef struct se_store_options {
+        const char *endpoint; /* "sqlite:///path/state.db" or "https://h1:2379,https://h2:2379" */
+        const char *cafile;
+        const char *certfile;
+        const char *keyfile;
+        uint64_t timeout_usec; /* per request / busy timeout; 0 = backend default */
+} se_store_options;
+
+typedef struct se_kv {
+        char *key;
+        uint8_t *value;
+        size_t value_size;
+        int64_t mod_revision;    /* kine: row id; etcd: mod_revision */
+        int64_t create_revision;
+} se_kv;
+
+typedef struct se_kv_list {
+        se_kv *items;
+        size_t n_items;
+        bool more; /* further keys exist after the last one returned */
+} se_kv_list;
+
+typedef struct se_kv_update {
+        const char *key;
+        const uint8_t *value;
+        size_t value_size;
+        int64_t expected_mod_revision; /* 0 = the key must not exist (create) */
+        /* out: */
+        bool conflict;        /* a newer write won; nothing was written for this key */
+        int64_t new_revision; /* when written */
+} se_kv_update;
+
+typedef enum se_store_kind {
+        SE_STORE_KINE,
+        SE_STORE_ETCD,
+} se_store_kind;
+
+int se_store_open(const se_store_options *o, se_store **ret, se_error *e);
+se_store *se_store_close(se_store *s);
+se_store_kind se_store_get_kind(const se_store *s);
+
+/* Current values with key >= start (or >= prefix when start is NULL) and key under prefix, in key
+ * order, at most limit (0 = backend default page). ret is replaced (freed first). */
+int se_store_range(se_store *s, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e);
+/* Number of current keys under prefix. */
+int se_store_count(se_store *s, const char *prefix, uint64_t *ret, se_error *e);
+/* One key; -ENOENT if absent or deleted. */
+int se_store_get(se_store *s, const char *key, se_kv *ret, se_error *e);
+
+/* Compare-and-swap each update. A conflict on one key never blocks the others; it is reported in
+ * u[i].conflict. Returns the number written, or a negative errno if the store failed (then
+ * nothing is known about partial progress beyond the flags already set). */
+int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e);
+
+void se_kv_done(se_kv *kv);
+void se_kv_list_done(se_kv_list *l);

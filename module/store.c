@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "store-internal.h"
+
+_public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *e) {
+        const se_store_ops *ops;
+        se_store *s;
+        int r;
+
+        if (!o || isempty(o->endpoint) || !ret)
+                return se_error_set(e, -EINVAL, "datastore-endpoint is empty");
+
+        if (startswith(o->endpoint, "sqlite://"))
+                ops = &se_store_kine_ops;
+        else if (startswith(o->endpoint, "http://") || startswith(o->endpoint, "https://"))
+                ops = &se_store_etcd_ops;
+        else
+                return se_error_set(e, -EINVAL,
+                                    "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH or "
+                                    "http(s)://HOST:PORT[,…]",
+                                    o->endpoint);
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        s->ops = ops;
+        r = ops->open(o, &s->impl, e);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+_public_ se_store *se_store_close(se_store *s) {
+        if (!s)
+                return NULL;
+        s->ops->close(s->impl);
+        free(s);
+        return NULL;
+}
+
+_public_ se_store_kind se_store_get_kind(const se_store *s) {
+        return s->ops->kind;
+}
+
+_public_ int se_store_range(se_store *s, const char *prefix, const char *start, size_t limit, se_kv_list *ret,
+                            se_error *e) {
+        se_kv_list_done(ret);
+        return s->ops->range(s->impl, prefix, start, limit, ret, e);
+}
+
+_public_ int se_store_count(se_store *s, const char *prefix, uint64_t *ret, se_error *e) {
+        return s->ops->count(s->impl, prefix, ret, e);
+}
+
+_public_ int se_store_get(se_store *s, const char *key, se_kv *ret, se_error *e) {
+        return s->ops->get(s->impl, key, ret, e);
+}
+
+_public_ int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e) {
+        if (n == 0)
+                return 0;
+        return s->ops->update(s->impl, u, n, e);
+}
+
+_public_ void se_kv_done(se_kv *kv) {
+        if (!kv)
+                return;
+        free(kv->key);
+        free(kv->value);
+        *kv = (se_kv){};
+}
+
+_public_ void se_kv_list_done(se_kv_list *l) {
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->n_items; i++)
+                se_kv_done(&l->items[i]);
+        free(l->items);
+        *l = (se_kv_list){};
+}
+
+char *se_prefix_range_end(const char *prefix) {
+        size_t n = strlen(prefix);
+        char *end = strdup(prefix);
+
+        if (!end)
+                return NULL;
+        while (n > 0) {
+                unsigned char c = (unsigned char) end[n - 1];
+                if (c < 0xff) {
+                        end[n - 1] = (char) (c + 1);
+                        end[n] = '\0';
+                        return end;
+                }
+                n--;
+        }
+        free(end);
+        return NULL;
+}
