@@ -1,3 +1,195 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
 #include <stdio.h>
-int main(void) { return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "macro.h"
+
+static const struct {
+        const char *name;
+        int (*run)(cli *c, se_error *e);
+        const char *options; /* command options it accepts, for the usage check */
+        const char *help;
+} commands[] = {
+        { "status", cmd_status, "o", "Print the current status of secrets encryption" },
+        { "enable", cmd_enable, "", "Enable secrets encryption" },
+        { "disable", cmd_disable, "", "Disable secrets encryption" },
+        { "prepare", cmd_prepare, "f", "Prepare for encryption keys rotation" },
+        { "rotate", cmd_rotate, "f", "Rotate secrets encryption keys" },
+        { "reencrypt", cmd_reencrypt, "fs", "Reencrypt all data with the latest encryption key" },
+        { "rotate-keys", cmd_rotate_keys, "", "Dynamically rotate secrets encryption keys and re-encrypt secrets" },
+        { "validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would" },
+        { "hash", cmd_hash, "", "Print the sha256 hash of a configuration file as kube-apiserver reports it" },
+        { "verify", cmd_verify, "", "Decrypt every stored secret read-only and count them per key" },
+};
+
+static void help(void) {
+        printf("Usage: secrets-encrypt [OPTIONS] COMMAND [ARGS]\n\n"
+               "Manage Kubernetes secrets encryption keys, as `k3s secrets-encrypt`.\n\nCommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                printf("  %-12s %s\n", commands[i].name, commands[i].help);
+        printf("\nCommand options:\n"
+               "  -f, --force              Force this stage (prepare, rotate, reencrypt)\n"
+               "      --skip               Skip removing the old key (reencrypt)\n"
+               "  -o, --output FORMAT      Status output: text or json\n"
+               "      --restart            Restart the server unit afterwards and wait for it\n"
+               "\nSettings (each also a key in the settings file):\n"
+               "      --config FILE                      Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
+               "      --state-dir DIR                    Holds encryption-config.json and encryption-state.json\n"
+               "      --node-name NAME                   This server's name (default: hostname)\n"
+               "      --secrets-encryption-provider P    aescbc or secretbox, for new keys\n"
+               "      --datastore-endpoint URL           sqlite://PATH or http(s)://h1:2379,…\n"
+               "      --datastore-cafile/-certfile/-keyfile FILE   TLS for etcd\n"
+               "      --token-file FILE                  Cluster token (default: credential, /etc/secrets-encrypt/token)\n"
+               "      --unit UNIT                        The API server unit (default k3s.service)\n"
+               "      --hooks-dir DIR  --metrics-file FILE  --timeout DURATION\n"
+               "      --reencrypt-rate N                 Secrets per second, 0 = unlimited\n"
+               "      --auto-advance BOOL                Rolling rotation driven by restarts\n"
+               "\n  -h, --help     Show this help\n      --version  Show the version\n"
+               "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
+               "69 datastore unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
+               "77 permission denied, 78 invalid configuration, 79 precondition not met.\n"
+               "See secrets-encrypt(8).\n",
+               SE_SETTINGS_DEFAULT_PATH);
+}
+
+enum {
+        ARG_VERSION = 0x100,
+        ARG_CONFIG,
+        ARG_SKIP,
+        ARG_RESTART,
+        ARG_SETTING, /* + index into se_settings_keys */
+};
+
+#define usage_error(e, ...) (se_error_set((e), -EINVAL, __VA_ARGS__), SE_EXIT_USAGE)
+
+int main(int argc, char *argv[]) {
+        struct option options[64] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "force", no_argument, NULL, 'f' },
+                { "skip", no_argument, NULL, ARG_SKIP },
+                { "output", required_argument, NULL, 'o' },
+                { "restart", no_argument, NULL, ARG_RESTART },
+        };
+        _cleanup_free_ char *seen_opts = calloc(1, 8);
+        const char *settings_args[32] = {};
+        se_error e = SE_ERROR_NULL;
+        cli c = {};
+        size_t n = 7, cmd;
+        int opt, r, status;
+
+        for (size_t i = 0; se_settings_keys[i]; i++)
+                options[n++] = (struct option){ se_settings_keys[i], required_argument, NULL, ARG_SETTING + (int) i };
+        options[n] = (struct option){};
+
+        if (se_settings_init(&c.settings) < 0) {
+                fprintf(stderr, "secrets-encrypt: out of memory\n");
+                return SE_EXIT_SOFTWARE;
+        }
+        c.settings_path = secure_getenv("SECRETS_ENCRYPT_CONFIG");
+
+        while ((opt = getopt_long(argc, argv, "hfo:", options, NULL)) >= 0) {
+                switch (opt) {
+                case 'h':
+                        help();
+                        se_settings_done(&c.settings);
+                        return 0;
+                case ARG_VERSION:
+                        printf("secrets-encrypt %s\n", SE_VERSION);
+                        se_settings_done(&c.settings);
+                        return 0;
+                case ARG_CONFIG:
+                        c.settings_path = optarg;
+                        break;
+                case 'f':
+                        c.force = true;
+                        strcat(seen_opts, "f");
+                        break;
+                case ARG_SKIP:
+                        c.skip = true;
+                        strcat(seen_opts, "s");
+                        break;
+                case 'o':
+                        if (!streq(optarg, "json") && !streq(optarg, "text")) {
+                                status = usage_error(&e, "invalid --output %s: expected text or json", optarg);
+                                goto finish;
+                        }
+                        c.json = streq(optarg, "json");
+                        strcat(seen_opts, "o");
+                        break;
+                case ARG_RESTART:
+                        c.restart = true;
+                        break;
+                case '?':
+                        status = usage_error(&e, "invalid option (see --help)");
+                        goto finish;
+                default:
+                        if (opt >= ARG_SETTING && opt < ARG_SETTING + 32)
+                                settings_args[opt - ARG_SETTING] = optarg;
+                }
+        }
+
+        if (optind >= argc) {
+                help();
+                status = usage_error(&e, "no command given");
+                goto finish;
+        }
+        for (cmd = 0; cmd < ELEMENTSOF(commands); cmd++)
+                if (streq(argv[optind], commands[cmd].name))
+                        break;
+        if (cmd == ELEMENTSOF(commands)) {
+                status = usage_error(&e, "unknown command \"%s\" (see --help)", argv[optind]);
+                goto finish;
+        }
+        for (const char *o = seen_opts; *o; o++)
+                if (!strchr(commands[cmd].options, *o)) {
+                        status = usage_error(&e, "option not valid for %s (see --help)", commands[cmd].name);
+                        goto finish;
+                }
+        if (optind + 1 < argc) {
+                if (!streq(commands[cmd].name, "validate") && !streq(commands[cmd].name, "hash")) {
+                        status = usage_error(&e, "unexpected argument \"%s\"", argv[optind + 1]);
+                        goto finish;
+                }
+                c.file = argv[optind + 1];
+                if (optind + 2 < argc) {
+                        status = usage_error(&e, "unexpected argument \"%s\"", argv[optind + 2]);
+                        goto finish;
+                }
+        }
+
+        /* Settings: defaults < file < flags. The default file may be absent; a named one may not. */
+        r = se_settings_load(&c.settings, c.settings_path ? c.settings_path : SE_SETTINGS_DEFAULT_PATH,
+                             !c.settings_path, &e);
+        if (r < 0) {
+                status = r == -EINVAL ? SE_EXIT_USAGE : se_exit_code_from_errno(r);
+                goto finish;
+        }
+        for (size_t i = 0; se_settings_keys[i]; i++)
+                if (settings_args[i]) {
+                        r = se_settings_set(&c.settings, se_settings_keys[i], settings_args[i], &e);
+                        if (r < 0) {
+                                se_error_prefix(&e, r, "--%s", se_settings_keys[i]);
+                                status = SE_EXIT_USAGE;
+                                goto finish;
+                        }
+                }
+
+        umask(0077);
+        r = commands[cmd].run(&c, &e);
+        status = r < 0 ? se_exit_code_from_errno(r) : 0;
+        if (r < 0 && r == -EINVAL && !e.message)
+                status = SE_EXIT_USAGE;
+
+finish:
+        if (status != 0)
+                fprintf(stderr, "secrets-encrypt: %s\n", se_error_message(&e));
+        se_error_done(&e);
+        se_settings_done(&c.settings);
+        return status;
+}

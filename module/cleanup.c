@@ -7,7 +7,7 @@
 
 #include "macro.h"
 
-void closep(int *fd) {
+_public_ void closep(int *fd) {
         if (*fd >= 0) {
                 int saved = errno;
                 close(*fd);
@@ -16,7 +16,7 @@ void closep(int *fd) {
         *fd = -1;
 }
 
-void fclosep(void *f) {
+_public_ void fclosep(void *f) {
         FILE **fp = f;
 
         if (*fp)
@@ -24,12 +24,12 @@ void fclosep(void *f) {
         *fp = NULL;
 }
 
-void explicit_wipe(void *p, size_t n) {
+_public_ void explicit_wipe(void *p, size_t n) {
         if (p && n > 0)
                 OPENSSL_cleanse(p, n);
 }
 
-void erase_and_freep(void *p) {
+_public_ void erase_and_freep(void *p) {
         char **s = p;
 
         if (*s) {

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include "secrets-encrypt.h"
+#include "se-ops.h"
+#include "se-settings.h"
+
+/* The parsed command line of the helper, shared by the command implementations. */
+typedef struct cli {
+        se_settings settings;
+        const char *settings_path;
+        bool force;
+        bool skip;
+        bool restart;
+        bool json;
+        const char *file; /* validate/hash FILE */
+} cli;
+
+/* Each command returns 0 or a negative errno with e filled; main() prints the message once and
+ * maps it to the exit code. */
+int cmd_status(cli *c, se_error *e);
+int cmd_enable(cli *c, se_error *e);
+int cmd_disable(cli *c, se_error *e);
+int cmd_prepare(cli *c, se_error *e);
+int cmd_rotate(cli *c, se_error *e);
+int cmd_reencrypt(cli *c, se_error *e);
+int cmd_rotate_keys(cli *c, se_error *e);
+int cmd_validate(cli *c, se_error *e);
+int cmd_hash(cli *c, se_error *e);
+int cmd_verify(cli *c, se_error *e);
+
+/* Progress on stderr: a bar on a terminal, a line per 10% otherwise. */
+int cli_progress(const se_reencrypt_progress *p, void *userdata);

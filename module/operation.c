@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "se-ops.h"
+#include "se-rotation.h"
+#include "se-util.h"
+
+_public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e) {
+        pid_t holder = 0;
+        int r;
+
+        *ctx = (se_ctx){ .settings = s, .lock_fd = -1 };
+        if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST)
+                return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
+
+        r = se_lock_dir(s->state_dir, lock_wait_usec, &ctx->lock_fd, &holder);
+        if (r == -EBUSY) {
+                if (holder > 0)
+                        return se_error_set(e, r,
+                                            "%s is locked by another secrets-encrypt process (pid %d); wait for it "
+                                            "to finish and retry",
+                                            s->state_dir, (int) holder);
+                return se_error_set(e, r, "%s is locked by another secrets-encrypt process; retry later",
+                                    s->state_dir);
+        }
+        if (r < 0)
+                return se_error_set(e, r, "cannot lock state-dir %s: %s", s->state_dir, strerror(-r));
+
+        r = se_state_load(s->state_dir, &ctx->state, e);
+        if (r < 0) {
+                se_unlock_dir(TAKE_FD(ctx->lock_fd));
+                return r;
+        }
+        return 0;
+}
+
+_public_ void se_ctx_close(se_ctx *ctx) {
+        se_store_close(TAKE_PTR(ctx->store));
+        se_state_done(&ctx->state);
+        se_unlock_dir(TAKE_FD(ctx->lock_fd));
+}
+
+_public_ int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e) {
+        const se_settings *s = ctx->settings;
+        int r;
+
+        if (!ctx->store) {
+                se_store_options o = {
+                        .endpoint = s->datastore_endpoint,
+                        .cafile = s->datastore_cafile,
+                        .certfile = s->datastore_certfile,
+                        .keyfile = s->datastore_keyfile,
+                };
+                r = se_store_open(&o, &ctx->store, e);
+                if (r < 0)
+                        return se_error_prefix(e, r, "datastore %s", s->datastore_endpoint);
+        }
+        *ret = ctx->store;
+        return 0;
+}
+
+static int require_config(se_ctx *ctx, se_error *e) {
+        if (!ctx->state.has_config)
+                return se_error_set(e, -ESTALE,
+                                    "no encryption configuration in %s: secrets encryption is not set up on this "
+                                    "node (run `secrets-encrypt enable` or start the server once with the hook)",
+                                    ctx->state.dir);
+        return 0;
+}
+
+/* This node's published "<stage>-<hash>"; k3s copies the state file there at startup, so a
+ * node that never published has the state file's content. */
+static int local_annotation(se_ctx *ctx, se_stage *ret_stage, char ret_hash[static 65], se_error *e) {
+        const char *node = ctx->settings->node_name;
+
+        if (ctx->state.annotation) {
+                if (se_annotation_parse(ctx->state.annotation, ret_stage, ret_hash) < 0)
+                        return se_error_set(e, -ESTALE, "invalid annotation %s found on node %s",
+                                            ctx->state.annotation, node);
+                return 0;
+        }
+        if (!ctx->state.has_stage)
+                return se_error_set(e, -ESTALE, "missing annotation on node %s", node);
+        *ret_stage = ctx->state.stage;
+        memcpy(ret_hash, ctx->state.stage_hash, 65);
+        return 0;
+}
+
+/* k3s's verifyEncryptionHashAnnotation() for this node (the single-server registry). */
+static int verify_stage_and_hash(se_ctx *ctx, se_command cmd, se_error *e) {
+        const char *node = ctx->settings->node_name, *required = NULL;
+        se_stage stage;
+        char hash[65];
+        int r;
+
+        r = local_annotation(ctx, &stage, hash, e);
+        if (r < 0)
+                return r;
+        if (se_stage_next(stage, cmd, NULL, &required) < 0)
+                return se_error_set(e, -ESTALE,
+                                    "incorrect stage: %s found on node %s (%s needs stage %s; use --force to "
+                                    "override where k3s allows it)",
+                                    se_stage_to_string(stage), node, se_command_to_string(cmd), required);
+        if (!streq(hash, ctx->state.hash))
+                return se_error_set(e, -ESTALE,
+                                    "invalid hash: %s found on node %s (the configuration changed since the node "
+                                    "published its stage: restart the server so it loads the current file)",
+                                    hash, node);
+        return 0;
+}
+
+static const char *provider(se_ctx *ctx) {
+        return ctx->settings->provider;
+}
+
+/* Writes the new config and moves the persisted stage; the stage is written only after the
+ * config, so a crash between leaves the old stage with a hash mismatch (refused, never a lost key). */
+static int commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) {
+        int r = 0;
+
+        if (c)
+                r = se_state_write_config(&ctx->state, c, e);
+        if (r >= 0)
+                r = se_state_write_stage(&ctx->state, stage, e);
+        if (r >= 0)
+                r = se_state_save_own(&ctx->state, e);
+        return r;
+}
+
+_public_ int se_op_prepare(se_ctx *ctx, bool force, se_error *e) {
+        se_config *n = NULL;
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        r = require_config(ctx, e);
+        if (r >= 0 && !force)
+                r = verify_stage_and_hash(ctx, SE_COMMAND_PREPARE, e);
+        if (r >= 0)
+                r = se_rotation_prepare(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
+        if (r >= 0)
+                r = commit(ctx, n, SE_STAGE_PREPARE, e);
+        se_config_free(n);
+        return r;
+}
+
+_public_ int se_op_rotate(se_ctx *ctx, bool force, se_error *e) {
+        se_config *n = NULL;
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        r = require_config(ctx, e);
+        if (r >= 0 && !force)
+                r = verify_stage_and_hash(ctx, SE_COMMAND_ROTATE, e);
+        if (r >= 0)
+                r = se_rotation_rotate(ctx->state.config, provider(ctx), &n, &name, e);
+        if (r >= 0)
+                r = commit(ctx, n, SE_STAGE_ROTATE, e);
+        se_config_free(n);
+        return r;
+}
+
+/* Re-encrypt everything with the current write key, then (unless skip) prune per k3s's rules
+ * behind the prune gate, and reach reencrypt_finished. The pending flags are persisted first so
+ * that a crash leaves a visible, resumable reencrypt_active. */
+static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
+        se_store *store;
+        se_config *pruned = NULL;
+        _cleanup_free_ char *removed = NULL;
+        se_reencrypt_result res = {};
+        se_reencrypt_options o = {
+                .state_dir = ctx->state.dir,
+                .config_hash = ctx->state.hash,
+                .rate_limit = ctx->settings->reencrypt_rate,
+                .progress = ctx->progress,
+                .userdata = ctx->progress_userdata,
+        };
+        int r;
+
+        r = se_ctx_store(ctx, &store, e);
+        if (r < 0)
+                return r;
+        r = se_reencrypt(store, ctx->state.config, &o, &res, e);
+        se_reencrypt_result_done(&res);
+        if (r < 0)
+                return r;
+
+        if (skip) {
+                /* k3s: the annotation goes back to the persisted stage, keys untouched */
+                ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
+                r = se_state_set_annotation(&ctx->state, ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START);
+                if (r < 0)
+                        return se_error_set(e, r, "out of memory");
+                return se_state_save_own(&ctx->state, e);
+        }
+
+        r = se_rotation_prune(ctx->state.config, provider(ctx), &pruned, &removed, e);
+        if (r < 0)
+                return r;
+        if (pruned) {
+                se_verify_report rep = {};
+
+                r = se_prune_check(store, pruned, NULL, &rep, e);
+                se_verify_report_done(&rep);
+                if (r < 0) {
+                        se_config_free(pruned);
+                        return se_error_prefix(e, r, "refusing to remove key %s", removed);
+                }
+        }
+        ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
+        ctx->state.last_rotation = (int64_t) time(NULL);
+        r = commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
+        se_config_free(pruned);
+        return r;
+}
+
+static int mark_active(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
+        int r;
+
+        ctx->state.pending_reencrypt = true;
+        ctx->state.pending_skip = skip;
+        ctx->state.pending_rotate_keys = rotate_keys;
+        r = se_state_set_annotation(&ctx->state, SE_STAGE_REENCRYPT_ACTIVE);
+        if (r < 0)
+                return se_error_set(e, r, "out of memory");
+        return se_state_save_own(&ctx->state, e);
+}
+
+_public_ int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e) {
+        int r;
+
+        r = require_config(ctx, e);
+        if (r >= 0 && !force)
+                r = verify_stage_and_hash(ctx, SE_COMMAND_REENCRYPT, e);
+        if (r >= 0 && streq(provider(ctx), "secretbox"))
+                r = se_error_set(e, -ESTALE, "reencrypt does not support secretbox key type, use rotate-keys instead");
+        if (r >= 0)
+                r = mark_active(ctx, skip, false, e);
+        if (r >= 0)
+                r = run_reencrypt(ctx, skip, e);
+        return r;
+}
+
+_public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
+        se_config *n = NULL;
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        r = require_config(ctx, e);
+        if (r >= 0)
+                r = verify_stage_and_hash(ctx, SE_COMMAND_ROTATE_KEYS, e);
+        if (r >= 0)
+                r = mark_active(ctx, false, true, e);
+        if (r >= 0)
+                r = se_rotation_add_and_rotate(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
+        if (r >= 0)
+                r = se_state_write_config(&ctx->state, n, e);
+        se_config_free(n);
+        if (r >= 0) {
+                /* the annotation keeps naming the config being re-encrypted to */
+                r = se_state_set_annotation(&ctx->state, SE_STAGE_REENCRYPT_ACTIVE);
+                if (r >= 0)
+                        r = se_state_save_own(&ctx->state, e);
+        }
+        if (r >= 0)
+                r = run_reencrypt(ctx, false, e);
+        return r;
+}
+
+_public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_error *e) {
+        se_config *n = NULL;
+        se_stage stage;
+        int r;
+
+        if (!ctx->state.has_config) {
+                if (!enable) {
+                        *ret_changed = false;
+                        return 0;
+                }
+                /* k3s #13370: an identity-only config, so encryption can be turned on later */
+                r = se_config_generate_identity(&n, e);
+                if (r >= 0)
+                        r = commit(ctx, n, SE_STAGE_START, e);
+                se_config_free(n);
+                if (r >= 0)
+                        *ret_changed = true;
+                return r;
+        }
+
+        r = se_rotation_set_enabled(ctx->state.config, provider(ctx), enable, time(NULL), &n, e);
+        if (r < 0)
+                return r;
+        if (!n) {
+                *ret_changed = false;
+                return 0;
+        }
+        /* Unlike k3s, keep stage and hash consistent: the persisted stage is rewritten with the new
+         * hash, so the next command is not refused with `invalid hash`. */
+        stage = ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START;
+        r = commit(ctx, n, stage, e);
+        se_config_free(n);
+        if (r < 0)
+                return r;
+        *ret_changed = true;
+        return 0;
+}
+
+_public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) {
+        se_config *n = NULL;
+        int r;
+
+        if (ctx->state.has_config) {
+                /* k3s: an existing config is kept; a missing state file becomes start-<hash> */
+                if (!ctx->state.has_stage) {
+                        r = commit(ctx, NULL, SE_STAGE_START, e);
+                        if (r < 0)
+                                return r;
+                }
+                *ret_generated = false;
+                return 0;
+        }
+        r = se_config_generate(provider(ctx), &n, e);
+        if (r >= 0)
+                r = commit(ctx, n, SE_STAGE_START, e);
+        se_config_free(n);
+        if (r >= 0)
+                *ret_generated = true;
+        return r;
+}
+
+_public_ int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e) {
+        int r;
+
+        if (!ctx->state.pending_reencrypt && !(ctx->state.has_stage && ctx->state.stage == SE_STAGE_REENCRYPT_REQUEST)) {
+                *ret_ran = false;
+                return 0;
+        }
+        r = require_config(ctx, e);
+        if (r >= 0)
+                r = mark_active(ctx, ctx->state.pending_skip, ctx->state.pending_rotate_keys, e);
+        if (r >= 0)
+                r = run_reencrypt(ctx, ctx->state.pending_skip, e);
+        if (r >= 0)
+                *ret_ran = true;
+        return r;
+}
+
+_public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
+        se_status s = { .enable = -1, .hash_match = true };
+        se_stage stage;
+        char hash[65];
+        int r;
+
+        if (!ctx->state.has_config) {
+                *ret = s;
+                return 0;
+        }
+        s.has_config = true;
+        switch (se_config_layout(ctx->state.config)) {
+        case SE_LAYOUT_ENABLED:
+                s.enable = 1;
+                break;
+        case SE_LAYOUT_DISABLED:
+        case SE_LAYOUT_IDENTITY_ONLY:
+                s.enable = 0;
+                break;
+        default:
+                s.enable = -1;
+        }
+
+        r = local_annotation(ctx, &stage, hash, e);
+        if (r < 0)
+                return r;
+        s.stage = strdup(se_stage_to_string(stage));
+        s.config_hash = strdup(ctx->state.hash);
+        s.nodes = calloc(1, sizeof(se_node_status));
+        if (!s.stage || !s.config_hash || !s.nodes)
+                goto oom;
+        s.n_nodes = 1;
+        s.nodes[0].name = strdup(ctx->settings->node_name);
+        if (asprintf(&s.nodes[0].annotation, "%s-%s", se_stage_to_string(stage), hash) < 0)
+                s.nodes[0].annotation = NULL;
+        s.nodes[0].generation = (int64_t) ctx->state.generation;
+        s.nodes[0].version = strdup(SE_VERSION);
+        if (!s.nodes[0].name || !s.nodes[0].annotation || !s.nodes[0].version)
+                goto oom;
+        if (se_config_status_keys(ctx->state.config, &s.active_key, &s.inactive_keys, &s.n_inactive_keys) < 0)
+                goto oom;
+
+        s.reencrypt_pending = ctx->state.pending_reencrypt;
+        if (s.reencrypt_pending)
+                r = asprintf(&s.next_action, "restart %s on %s to finish the interrupted re-encryption",
+                             ctx->settings->unit, ctx->settings->node_name);
+        else if (!streq(hash, ctx->state.hash))
+                r = asprintf(&s.next_action, "restart %s on %s", ctx->settings->unit, ctx->settings->node_name);
+        else
+                switch (stage) {
+                case SE_STAGE_START:
+                case SE_STAGE_REENCRYPT_FINISHED:
+                        r = asprintf(&s.next_action, "none (run rotate-keys or prepare to rotate)");
+                        break;
+                case SE_STAGE_PREPARE:
+                        r = asprintf(&s.next_action, "run `secrets-encrypt rotate`");
+                        break;
+                case SE_STAGE_ROTATE:
+                case SE_STAGE_REENCRYPT_REQUEST:
+                        r = asprintf(&s.next_action, "run `secrets-encrypt reencrypt`");
+                        break;
+                default:
+                        r = asprintf(&s.next_action, "wait for the re-encryption to finish");
+                }
+        if (r < 0)
+                goto oom;
+        s.safe_to_proceed = !s.reencrypt_pending && streq(hash, ctx->state.hash);
+        *ret = s;
+        return 0;
+oom:
+        se_status_done(&s);
+        return se_error_set(e, -ENOMEM, "out of memory");
+}

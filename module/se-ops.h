@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include "se-error.h"
+#include "se-reencrypt.h"
+#include "se-settings.h"
+#include "se-state.h"
+#include "se-status.h"
+#include "se-store.h"
+
+/*
+ * The k3s secrets-encrypt operations on one server, shared by the helper CLI and the hook: each
+ * takes the state-directory lock, checks k3s's preconditions, edits the config with
+ * se-rotation.h, writes the state files, and re-encrypts through the datastore.
+ */
+
+typedef struct se_ctx {
+        const se_settings *settings;
+        int lock_fd;
+        se_state state;
+        se_store *store; /* opened on first use */
+        se_reencrypt_progress_fn progress;
+        void *progress_userdata;
+} se_ctx;
+
+#define SE_LOCK_WAIT_USEC (5ULL * 1000000ULL)
+
+/* Locks the state directory (waiting up to lock_wait_usec; -EBUSY with the holder's pid in the
+ * message) and loads the state. The directory is created (0700) when missing. */
+int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e);
+void se_ctx_close(se_ctx *ctx);
+int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e);
+
+int se_op_status(se_ctx *ctx, se_status *ret, se_error *e);
+int se_op_prepare(se_ctx *ctx, bool force, se_error *e);
+int se_op_rotate(se_ctx *ctx, bool force, se_error *e);
+/* Marks reencrypt_active, re-encrypts, prunes (unless skip), reaches reencrypt_finished. */
+int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e);
+int se_op_rotate_keys(se_ctx *ctx, se_error *e);
+/* *ret_changed false when already in that state. */
+int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_error *e);
+/* First start: generate the config when there is none (k3s's genEncryptionConfigAndState).
+ * *ret_generated tells whether it did. */
+int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e);
+/* Completes a pending or interrupted re-encryption (the hook's step 6). */
+int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e);

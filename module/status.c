@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "se-status.h"
+#include "se-util.h"
+
+_public_ void se_status_done(se_status *s) {
+        if (!s)
+                return;
+        free(s->stage);
+        free(s->hash_error);
+        free(s->active_key);
+        for (size_t i = 0; i < s->n_inactive_keys; i++)
+                free(s->inactive_keys[i]);
+        free(s->inactive_keys);
+        free(s->config_hash);
+        for (size_t i = 0; i < s->n_nodes; i++) {
+                free(s->nodes[i].name);
+                free(s->nodes[i].annotation);
+                free(s->nodes[i].version);
+        }
+        free(s->nodes);
+        free(s->next_action);
+        *s = (se_status){};
+}
+
+/* Go's text/tabwriter with minwidth 0, padding 2, pad ' ': every cell but the last of a line is
+ * padded to its column's widest cell + 2. */
+static int tabwrite(se_buf *out, const char *const rows[][3], size_t n) {
+        size_t w[2] = {};
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++)
+                for (size_t c = 0; c < 2; c++)
+                        w[c] = MAX(w[c], strlen(rows[i][c]));
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                for (size_t c = 0; c < 2 && r >= 0; c++) {
+                        size_t len = strlen(rows[i][c]);
+
+                        r = se_buf_append_str(out, rows[i][c]);
+                        for (size_t k = len; k < w[c] + 2 && r >= 0; k++)
+                                r = se_buf_append(out, " ", 1);
+                }
+                if (r >= 0)
+                        r = se_buf_append_str(out, rows[i][2]);
+                if (r >= 0)
+                        r = se_buf_append(out, "\n", 1);
+        }
+        return r;
+}
+
+static int split_key(const char *k, char **ret_type, const char **ret_name) {
+        const char *sp = strrchr(k, ' ');
+
+        if (!sp)
+                return -EINVAL;
+        *ret_type = strndup(k, (size_t) (sp - k));
+        *ret_name = sp + 1;
+        return *ret_type ? 0 : -ENOMEM;
+}
+
+_public_ int se_status_format_text(const se_status *s, char **ret) {
+        se_buf b = { .max = 1024 * 1024 };
+        int r;
+
+        if (!s->has_config) {
+                r = se_buf_append_str(&b, "Encryption Status: Disabled, no configuration file found\n");
+                goto done;
+        }
+
+        r = se_buf_append_str(&b, s->enable == 1 ? "Encryption Status: Enabled\n" : "Encryption Status: Disabled\n");
+        if (r >= 0)
+                r = se_buf_append_str(&b, "Current Rotation Stage: ");
+        if (r >= 0)
+                r = se_buf_append_str(&b, s->stage ? s->stage : "");
+        if (r >= 0)
+                r = se_buf_append_str(&b, "\nServer Encryption Hashes: ");
+        if (r >= 0)
+                r = se_buf_append_str(&b, s->hash_match ? "All hashes match" : s->hash_error ? s->hash_error : "");
+        if (r >= 0)
+                r = se_buf_append_str(&b, "\n");
+
+        if (r >= 0 && (s->active_key || s->n_inactive_keys > 0)) {
+                size_t n = 0, total = 2 + (s->active_key ? 1 : 0) + s->n_inactive_keys;
+                const char *(*rows)[3] = calloc(total, sizeof(*rows));
+                char **types = calloc(total, sizeof(char *));
+
+                if (!rows || !types)
+                        r = -ENOMEM;
+                if (r >= 0) {
+                        rows[n][0] = "Active", rows[n][1] = "Key Type", rows[n][2] = "Name", n++;
+                        rows[n][0] = "------", rows[n][1] = "--------", rows[n][2] = "----", n++;
+                }
+                if (r >= 0 && s->active_key) {
+                        r = split_key(s->active_key, &types[n], &rows[n][2]);
+                        rows[n][0] = " *", rows[n][1] = types[n], n++;
+                }
+                for (size_t i = 0; r >= 0 && i < s->n_inactive_keys; i++) {
+                        r = split_key(s->inactive_keys[i], &types[n], &rows[n][2]);
+                        rows[n][0] = "", rows[n][1] = types[n], n++;
+                }
+                if (r >= 0)
+                        r = se_buf_append(&b, "\n", 1);
+                if (r >= 0)
+                        r = tabwrite(&b, (const char *const(*)[3]) rows, n);
+                for (size_t i = 0; types && i < total; i++)
+                        free(types[i]);
+                free(types);
+                free(rows);
+        }
+        if (r >= 0)
+                r = se_buf_append(&b, "\n", 1); /* fmt.Println of the whole output */
+done:
+        if (r < 0) {
+                se_buf_free(&b);
+                return r;
+        }
+        *ret = (char *) b.data;
+        return 0;
+}
+
+/* Go's encoding/json string escaping (HTML-safe, as json.Marshal). */
+static int json_string(se_buf *b, const char *s) {
+        static const char hex[] = "0123456789abcdef";
+        int r = se_buf_append(b, "\"", 1);
+
+        for (const unsigned char *p = (const unsigned char *) s; r >= 0 && *p; p++) {
+                char esc[7];
+
+                if (*p == '"' || *p == '\\') {
+                        esc[0] = '\\', esc[1] = (char) *p;
+                        r = se_buf_append(b, esc, 2);
+                } else if (*p == '\n')
+                        r = se_buf_append(b, "\\n", 2);
+                else if (*p == '\r')
+                        r = se_buf_append(b, "\\r", 2);
+                else if (*p == '\t')
+                        r = se_buf_append(b, "\\t", 2);
+                else if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
+                        memcpy(esc, "\\u00", 4);
+                        esc[4] = hex[*p >> 4], esc[5] = hex[*p & 15];
+                        r = se_buf_append(b, esc, 6);
+                } else if (*p == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+                        r = se_buf_append_str(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
+                        p += 2;
+                } else
+                        r = se_buf_append(b, p, 1);
+        }
+        return r < 0 ? r : se_buf_append(b, "\"", 1);
+}
+
+static int appendf(se_buf *b, const char *fmt, ...) _printf_(2, 3);
+static int appendf(se_buf *b, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return n < 0 ? -ENOMEM : se_buf_append(b, s, (size_t) n);
+}
+
+static int field(se_buf *b, const char *indent, const char *name) {
+        int r = appendf(b, ",\n%s\"%s\": ", indent, name);
+        return r;
+}
+
+_public_ int se_status_format_json(const se_status *s, char **ret) {
+        se_buf b = { .max = 4 * 1024 * 1024 };
+        int r;
+
+        r = se_buf_append_str(&b, "{\n\t\"stage\": ");
+        if (r >= 0)
+                r = json_string(&b, s->stage ? s->stage : "");
+        if (r >= 0)
+                r = field(&b, "\t", "activekey");
+        if (r >= 0)
+                r = json_string(&b, s->active_key ? s->active_key : "");
+        if (r >= 0 && s->has_config && s->enable >= 0) {
+                r = field(&b, "\t", "enable");
+                if (r >= 0)
+                        r = se_buf_append_str(&b, s->enable ? "true" : "false");
+        }
+        if (r >= 0 && s->has_config && s->hash_match) {
+                r = field(&b, "\t", "hashmatch");
+                if (r >= 0)
+                        r = se_buf_append_str(&b, "true");
+        }
+        if (r >= 0 && s->hash_error) {
+                r = field(&b, "\t", "hasherror");
+                if (r >= 0)
+                        r = json_string(&b, s->hash_error);
+        }
+        if (r >= 0 && s->n_inactive_keys > 0) {
+                r = field(&b, "\t", "inactivekeys");
+                if (r >= 0)
+                        r = se_buf_append_str(&b, "[");
+                for (size_t i = 0; r >= 0 && i < s->n_inactive_keys; i++) {
+                        r = se_buf_append_str(&b, i == 0 ? "\n\t\t" : ",\n\t\t");
+                        if (r >= 0)
+                                r = json_string(&b, s->inactive_keys[i]);
+                }
+                if (r >= 0)
+                        r = se_buf_append_str(&b, "\n\t]");
+        }
+
+        /* Our additions, after k3s's fields so k3s parsers keep working. */
+        if (r >= 0 && s->config_hash) {
+                r = field(&b, "\t", "config_hash");
+                if (r >= 0)
+                        r = json_string(&b, s->config_hash);
+        }
+        if (r >= 0) {
+                r = field(&b, "\t", "nodes");
+                if (r >= 0)
+                        r = se_buf_append_str(&b, s->n_nodes > 0 ? "[" : "[]");
+                for (size_t i = 0; r >= 0 && i < s->n_nodes; i++) {
+                        const se_node_status *n = &s->nodes[i];
+
+                        r = appendf(&b, "%s\n\t\t{\n\t\t\t\"name\": ", i == 0 ? "" : ",");
+                        if (r >= 0)
+                                r = json_string(&b, n->name);
+                        if (r >= 0)
+                                r = field(&b, "\t\t\t", "annotation");
+                        if (r >= 0)
+                                r = n->annotation ? json_string(&b, n->annotation) : se_buf_append_str(&b, "null");
+                        if (r >= 0)
+                                r = appendf(&b, ",\n\t\t\t\"generation\": %" PRIi64 ",\n\t\t\t\"time\": %" PRIi64,
+                                            n->generation, n->time);
+                        if (r >= 0)
+                                r = field(&b, "\t\t\t", "version");
+                        if (r >= 0)
+                                r = json_string(&b, n->version ? n->version : "");
+                        if (r >= 0)
+                                r = se_buf_append_str(&b, "\n\t\t}");
+                }
+                if (r >= 0 && s->n_nodes > 0)
+                        r = se_buf_append_str(&b, "\n\t]");
+        }
+        if (r >= 0)
+                r = appendf(&b,
+                            ",\n\t\"progress\": {\n\t\t\"reencrypt_pending\": %s,\n\t\t\"done\": %" PRIu64
+                            ",\n\t\t\"total\": %" PRIu64 "\n\t}",
+                            s->reencrypt_pending ? "true" : "false", s->progress_done, s->progress_total);
+        if (r >= 0)
+                r = field(&b, "\t", "next_action");
+        if (r >= 0)
+                r = json_string(&b, s->next_action ? s->next_action : "");
+        if (r >= 0)
+                r = appendf(&b, ",\n\t\"safe_to_proceed\": %s\n}\n", s->safe_to_proceed ? "true" : "false");
+
+        if (r < 0) {
+                se_buf_free(&b);
+                return r;
+        }
+        *ret = (char *) b.data;
+        return 0;
+}
