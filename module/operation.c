@@ -8,6 +8,7 @@
 
 #include "macro.h"
 #include "se-ops.h"
+#include "se-event.h"
 #include "se-rotation.h"
 #include "se-util.h"
 
@@ -119,9 +120,51 @@ static const char *provider(se_ctx *ctx) {
         return ctx->settings->provider;
 }
 
+static const char *node(se_ctx *ctx) {
+        return ctx->settings->node_name;
+}
+
+static void event_stage(se_ctx *ctx, se_stage prev, se_stage next) {
+        const char *p = prev == SE_STAGE_INVALID ? "" : se_stage_to_string(prev);
+
+        (void) se_event(SE_EVENT_STAGE_CHANGED,
+                        SE_MESSAGE("Secrets encryption stage on %s changed from %s to %s.", node(ctx),
+                                   isempty(p) ? "(none)" : p, se_stage_to_string(next)),
+                        SE_FIELD("SECRETS_ENCRYPT_STAGE=%s", se_stage_to_string(next)),
+                        SE_FIELD("SECRETS_ENCRYPT_PREVIOUS_STAGE=%s", p),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_GENERATION=%llu", (unsigned long long) ctx->state.generation));
+}
+
+static void event_key(se_ctx *ctx, se_event_type type, const char *verb, const char *key_name) {
+        (void) se_event(type, SE_MESSAGE("Secrets encryption key %s %s on %s.", key_name, verb, node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_KEY_NAME=%s", key_name),
+                        SE_FIELD("SECRETS_ENCRYPT_PROVIDER=%s", provider(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)));
+}
+
+/* Journal progress events ride on the engine's throttled callback (every 50 values or second,
+ * whichever is rarer), then the caller's own callback runs. */
+static int progress_event(const se_reencrypt_progress *p, void *userdata) {
+        se_ctx *ctx = userdata;
+
+        if (!p->final)
+                (void) se_event(SE_EVENT_REENCRYPT_PROGRESS,
+                                SE_MESSAGE("reencrypted %llu of %llu secrets (%.0f/s)", (unsigned long long) p->done,
+                                           (unsigned long long) p->total, p->rate),
+                                SE_FIELD("SECRETS_ENCRYPT_DONE=%llu", (unsigned long long) p->done),
+                                SE_FIELD("SECRETS_ENCRYPT_TOTAL=%llu", (unsigned long long) p->total),
+                                SE_FIELD("SECRETS_ENCRYPT_RATE=%.1f", p->rate),
+                                SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)));
+        return ctx->progress ? ctx->progress(p, ctx->progress_userdata) : 0;
+}
+
 /* Writes the new config and moves the persisted stage; the stage is written only after the
  * config, so a crash between leaves the old stage with a hash mismatch (refused, never a lost key). */
 static int commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) {
+        se_stage prev = se_state_current_stage(&ctx->state);
         int r = 0;
 
         if (c)
@@ -130,6 +173,8 @@ static int commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) 
                 r = se_state_write_stage(&ctx->state, stage, e);
         if (r >= 0)
                 r = se_state_save_own(&ctx->state, e);
+        if (r >= 0 && prev != stage)
+                event_stage(ctx, prev, stage);
         return r;
 }
 
@@ -145,6 +190,8 @@ _public_ int se_op_prepare(se_ctx *ctx, bool force, se_error *e) {
                 r = se_rotation_prepare(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
         if (r >= 0)
                 r = commit(ctx, n, SE_STAGE_PREPARE, e);
+        if (r >= 0)
+                event_key(ctx, SE_EVENT_KEY_ADDED, "added as a read key", name);
         se_config_free(n);
         return r;
 }
@@ -161,7 +208,18 @@ _public_ int se_op_rotate(se_ctx *ctx, bool force, se_error *e) {
                 r = se_rotation_rotate(ctx->state.config, provider(ctx), &n, &name, e);
         if (r >= 0)
                 r = commit(ctx, n, SE_STAGE_ROTATE, e);
+        if (r >= 0 && name)
+                event_key(ctx, SE_EVENT_KEY_PROMOTED, "promoted to write key", name);
         se_config_free(n);
+        return r;
+}
+
+static int reencrypt_failed(se_ctx *ctx, int r, se_error *e) {
+        (void) se_event_full(SE_EVENT_REENCRYPT_FAILED, -1, r,
+                             SE_MESSAGE("Re-encryption on %s failed: %s", node(ctx), se_error_message(e)),
+                             SE_FIELD("SECRETS_ENCRYPT_ERROR=%s", se_error_message(e)),
+                             SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
+                             SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
         return r;
 }
 
@@ -177,31 +235,50 @@ static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
                 .state_dir = ctx->state.dir,
                 .config_hash = ctx->state.hash,
                 .rate_limit = ctx->settings->reencrypt_rate,
-                .progress = ctx->progress,
-                .userdata = ctx->progress_userdata,
+                .progress = progress_event,
+                .userdata = ctx,
         };
         int r;
 
         r = se_ctx_store(ctx, &store, e);
         if (r < 0)
-                return r;
+                return reencrypt_failed(ctx, r, e);
+        (void) se_event(SE_EVENT_REENCRYPT_STARTED,
+                        SE_MESSAGE("Re-encryption of secrets started on %s.", node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
         r = se_reencrypt(store, ctx->state.config, &o, &res, e);
+        if (r < 0) {
+                se_reencrypt_result_done(&res);
+                return reencrypt_failed(ctx, r, e);
+        }
+        (void) se_event(SE_EVENT_REENCRYPT_FINISHED,
+                        SE_MESSAGE("reencrypted %llu secrets (%llu rewritten, %llu already current) on %s",
+                                   (unsigned long long) res.total, (unsigned long long) res.rewritten,
+                                   (unsigned long long) res.skipped, node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_DONE=%llu", (unsigned long long) res.done),
+                        SE_FIELD("SECRETS_ENCRYPT_TOTAL=%llu", (unsigned long long) res.total),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)));
         se_reencrypt_result_done(&res);
-        if (r < 0)
-                return r;
 
         if (skip) {
                 /* k3s: the annotation goes back to the persisted stage, keys untouched */
+                se_stage prev = se_state_current_stage(&ctx->state);
+                se_stage back = ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START;
+
                 ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
-                r = se_state_set_annotation(&ctx->state, ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START);
+                r = se_state_set_annotation(&ctx->state, back);
                 if (r < 0)
                         return se_error_set(e, r, "out of memory");
-                return se_state_save_own(&ctx->state, e);
+                r = se_state_save_own(&ctx->state, e);
+                if (r >= 0 && prev != back)
+                        event_stage(ctx, prev, back);
+                return r;
         }
 
         r = se_rotation_prune(ctx->state.config, provider(ctx), &pruned, &removed, e);
         if (r < 0)
-                return r;
+                return reencrypt_failed(ctx, r, e);
         if (pruned) {
                 se_verify_report rep = {};
 
@@ -209,17 +286,21 @@ static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
                 se_verify_report_done(&rep);
                 if (r < 0) {
                         se_config_free(pruned);
-                        return se_error_prefix(e, r, "refusing to remove key %s", removed);
+                        se_error_prefix(e, r, "refusing to remove key %s", removed);
+                        return reencrypt_failed(ctx, r, e);
                 }
         }
         ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
         ctx->state.last_rotation = (int64_t) time(NULL);
         r = commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
         se_config_free(pruned);
+        if (r >= 0 && removed)
+                event_key(ctx, SE_EVENT_KEY_REMOVED, "removed", removed);
         return r;
 }
 
 static int mark_active(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
+        se_stage prev = se_state_current_stage(&ctx->state);
         int r;
 
         ctx->state.pending_reencrypt = true;
@@ -228,7 +309,10 @@ static int mark_active(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
         r = se_state_set_annotation(&ctx->state, SE_STAGE_REENCRYPT_ACTIVE);
         if (r < 0)
                 return se_error_set(e, r, "out of memory");
-        return se_state_save_own(&ctx->state, e);
+        r = se_state_save_own(&ctx->state, e);
+        if (r >= 0 && prev != SE_STAGE_REENCRYPT_ACTIVE)
+                event_stage(ctx, prev, SE_STAGE_REENCRYPT_ACTIVE);
+        return r;
 }
 
 _public_ int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e) {
@@ -262,7 +346,9 @@ _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
                 r = se_state_write_config(&ctx->state, n, e);
         se_config_free(n);
         if (r >= 0) {
-                /* the annotation keeps naming the config being re-encrypted to */
+                event_key(ctx, SE_EVENT_KEY_ADDED, "added", name);
+                event_key(ctx, SE_EVENT_KEY_PROMOTED, "promoted to write key", name);
+                /* the annotation names the config being re-encrypted to */
                 r = se_state_set_annotation(&ctx->state, SE_STAGE_REENCRYPT_ACTIVE);
                 if (r >= 0)
                         r = se_state_save_own(&ctx->state, e);
@@ -284,28 +370,26 @@ _public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_e
                 }
                 /* k3s #13370: an identity-only config, so encryption can be turned on later */
                 r = se_config_generate_identity(&n, e);
-                if (r >= 0)
-                        r = commit(ctx, n, SE_STAGE_START, e);
-                se_config_free(n);
-                if (r >= 0)
-                        *ret_changed = true;
-                return r;
-        }
-
-        r = se_rotation_set_enabled(ctx->state.config, provider(ctx), enable, time(NULL), &n, e);
-        if (r < 0)
-                return r;
-        if (!n) {
-                *ret_changed = false;
-                return 0;
+        } else {
+                r = se_rotation_set_enabled(ctx->state.config, provider(ctx), enable, time(NULL), &n, e);
+                if (r >= 0 && !n) {
+                        *ret_changed = false;
+                        return 0;
+                }
         }
         /* Unlike k3s, keep stage and hash consistent: the persisted stage is rewritten with the new
          * hash, so the next command is not refused with `invalid hash`. */
         stage = ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START;
-        r = commit(ctx, n, stage, e);
+        if (r >= 0)
+                r = commit(ctx, n, stage, e);
         se_config_free(n);
         if (r < 0)
                 return r;
+        (void) se_event(enable ? SE_EVENT_ENCRYPTION_ENABLED : SE_EVENT_ENCRYPTION_DISABLED,
+                        SE_MESSAGE("Secrets encryption %s on %s.", enable ? "enabled" : "disabled", node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash),
+                        SE_FIELD("SECRETS_ENCRYPT_PROVIDER=%s", provider(ctx)));
         *ret_changed = true;
         return 0;
 }
@@ -328,9 +412,17 @@ _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) 
         if (r >= 0)
                 r = commit(ctx, n, SE_STAGE_START, e);
         se_config_free(n);
-        if (r >= 0)
-                *ret_generated = true;
-        return r;
+        if (r < 0)
+                return r;
+        (void) se_event(SE_EVENT_CONFIG_GENERATED,
+                        SE_MESSAGE("Generated a new encryption configuration with one %s key on %s.", provider(ctx),
+                                   node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_PROVIDER=%s", provider(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
+                        SE_FIELD("SECRETS_ENCRYPT_STAGE=start"));
+        *ret_generated = true;
+        return 0;
 }
 
 _public_ int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e) {
