@@ -14,6 +14,7 @@ typedef struct cli {
         bool force;
         bool skip;
         bool restart;
+        bool user; /* --user: the calling user's service manager (tests) */
         bool json;
         const char *file; /* validate/hash FILE */
 } cli;

@@ -4,9 +4,32 @@
 #include "cli.h"
 #include "macro.h"
 
-/* The mutating k3s commands: same success lines as k3s. */
+/* The mutating k3s commands: same success lines as k3s. With --restart the re-encryption is left
+ * pending, the unit is restarted (its hook does the work while the server is down), and the
+ * success line is printed only once the state shows it is done. */
 
-static int run_locked(cli *c, int (*op)(se_ctx *ctx, cli *c, se_error *e), se_error *e) {
+typedef int (*op_fn)(se_ctx *ctx, cli *c, se_error *e);
+
+static int restart_and_check(cli *c, se_error *e) {
+        se_ctx ctx;
+        int r;
+
+        r = se_unit_restart(c->settings.unit, c->user, c->settings.timeout_usec, e);
+        if (r < 0)
+                return r;
+        r = se_ctx_open(&ctx, &c->settings, SE_LOCK_WAIT_USEC, e);
+        if (r < 0)
+                return r;
+        if (ctx.state.pending_reencrypt)
+                r = se_error_set(e, -EIO,
+                                 "%s restarted but the re-encryption is still pending; see `journalctl -u %s "
+                                 "SYSLOG_IDENTIFIER=secrets-encrypt`",
+                                 c->settings.unit, c->settings.unit);
+        se_ctx_close(&ctx);
+        return r;
+}
+
+static int run(cli *c, op_fn op, const char *success, se_error *e) {
         se_ctx ctx;
         int r;
 
@@ -14,88 +37,73 @@ static int run_locked(cli *c, int (*op)(se_ctx *ctx, cli *c, se_error *e), se_er
         if (r < 0)
                 return r;
         ctx.progress = cli_progress;
+        ctx.defer_reencrypt = c->restart;
         r = op(&ctx, c, e);
-        se_ctx_close(&ctx);
+        se_ctx_close(&ctx); /* the hook needs the lock */
+        if (r >= 0 && c->restart)
+                r = restart_and_check(c, e);
+        if (r >= 0 && success)
+                puts(success);
         return r;
 }
 
 static int do_prepare(se_ctx *ctx, cli *c, se_error *e) {
-        int r = se_op_prepare(ctx, c->force, e);
-        if (r >= 0)
-                puts("prepare completed successfully");
-        return r;
+        return se_op_prepare(ctx, c->force, e);
 }
 
 static int do_rotate(se_ctx *ctx, cli *c, se_error *e) {
-        int r = se_op_rotate(ctx, c->force, e);
-        if (r >= 0)
-                puts("rotate completed successfully");
-        return r;
+        return se_op_rotate(ctx, c->force, e);
 }
 
 static int do_reencrypt(se_ctx *ctx, cli *c, se_error *e) {
-        int r;
-
-        puts("reencryption started");
-        fflush(stdout);
-        r = se_op_reencrypt(ctx, c->force, c->skip, e);
-        if (r >= 0)
-                puts("reencryption finished");
-        return r;
+        return se_op_reencrypt(ctx, c->force, c->skip, e);
 }
 
 static int do_rotate_keys(se_ctx *ctx, cli *c, se_error *e) {
-        int r = se_op_rotate_keys(ctx, e);
-        if (r >= 0)
-                puts("keys rotated, reencryption finished");
-        return r;
+        return se_op_rotate_keys(ctx, e);
 }
 
-static int do_set_enabled(se_ctx *ctx, bool enable, se_error *e) {
+static int set_enabled(se_ctx *ctx, bool enable, se_error *e) {
         bool changed = false;
         int r;
 
         r = se_op_set_enabled(ctx, enable, &changed, e);
-        if (r < 0)
-                return r;
-        if (changed && ctx->state.has_stage && ctx->state.config) {
-                /* k3s re-encrypts with skip after enable/disable so values follow the new write provider */
+        /* k3s re-encrypts with skip so values follow the new write provider */
+        if (r >= 0 && changed && se_config_layout(ctx->state.config) != SE_LAYOUT_IDENTITY_ONLY)
                 r = se_op_reencrypt(ctx, true, true, e);
-                if (r < 0)
-                        return r;
-        }
-        puts(enable ? "secrets-encryption enabled" : "secrets-encryption disabled");
-        return 0;
+        return r;
 }
 
 static int do_enable(se_ctx *ctx, cli *c, se_error *e) {
-        return do_set_enabled(ctx, true, e);
+        return set_enabled(ctx, true, e);
 }
 
 static int do_disable(se_ctx *ctx, cli *c, se_error *e) {
-        return do_set_enabled(ctx, false, e);
+        return set_enabled(ctx, false, e);
 }
 
 int cmd_prepare(cli *c, se_error *e) {
-        return run_locked(c, do_prepare, e);
+        return run(c, do_prepare, "prepare completed successfully", e);
 }
 
 int cmd_rotate(cli *c, se_error *e) {
-        return run_locked(c, do_rotate, e);
+        return run(c, do_rotate, "rotate completed successfully", e);
 }
 
 int cmd_reencrypt(cli *c, se_error *e) {
-        return run_locked(c, do_reencrypt, e);
+        puts("reencryption started");
+        fflush(stdout);
+        return run(c, do_reencrypt, "reencryption finished", e);
 }
 
 int cmd_rotate_keys(cli *c, se_error *e) {
-        return run_locked(c, do_rotate_keys, e);
+        return run(c, do_rotate_keys, "keys rotated, reencryption finished", e);
 }
 
 int cmd_enable(cli *c, se_error *e) {
-        return run_locked(c, do_enable, e);
+        return run(c, do_enable, "secrets-encryption enabled", e);
 }
 
 int cmd_disable(cli *c, se_error *e) {
-        return run_locked(c, do_disable, e);
+        return run(c, do_disable, "secrets-encryption disabled", e);
 }

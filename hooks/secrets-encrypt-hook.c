@@ -1,3 +1,118 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * secrets-encrypt-hook: ExecStartPre= of the API server's unit. Exit 0 lets the server start;
+ * anything else blocks it, with a sysexits code systemctl status names (never >= 200).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "macro.h"
+#include "secrets-encrypt.h"
+#include "se-event.h"
+#include "se-hook.h"
+#include "se-settings.h"
+
+static void on_deadline(int sig) {
+        static const char msg[] = "<3>secrets-encrypt-hook: deadline (timeout setting) reached, giving up; "
+                                  "the work done so far is kept and resumes on the next start\n";
+
+        (void) !write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        _exit(SE_EXIT_BUSY);
+}
+
+static int notify_progress(const se_reencrypt_progress *p, void *userdata) {
+        /* Each progress report buys another minute from a finite TimeoutStartSec=. */
+        (void) sd_notifyf(0,
+                          "STATUS=Re-encrypting secrets: %" PRIu64 "/%" PRIu64 " (%.0f/s)\n"
+                          "EXTEND_TIMEOUT_USEC=%" PRIu64,
+                          p->done, p->total, p->rate, (uint64_t) 60 * 1000000);
+        return 0;
+}
+
+static void help(void) {
+        printf("Usage: secrets-encrypt-hook [--config FILE]\n\n"
+               "Runs before the Kubernetes API server (ExecStartPre=): validates and hashes the encryption\n"
+               "configuration, brings this node to the cluster's stage and finishes pending re-encryption.\n\n"
+               "  --config FILE   Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
+               "  -h, --help      Show this help\n"
+               "      --version   Show the version\n",
+               SE_SETTINGS_DEFAULT_PATH);
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { "config", required_argument, NULL, 'c' },
+                {},
+        };
+        const char *config = secure_getenv("SECRETS_ENCRYPT_CONFIG");
+        se_hook_result res = {};
+        se_error e = SE_ERROR_NULL;
+        se_settings s;
+        int opt, r, status;
+
+        /* The drop-in cannot sandbox us without sandboxing the server too. */
+        (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        umask(0077);
+
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("secrets-encrypt-hook %s\n", SE_VERSION);
+                        return 0;
+                case 'c':
+                        config = optarg;
+                        break;
+                default:
+                        return SE_EXIT_USAGE;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "secrets-encrypt-hook: unexpected argument \"%s\"\n", argv[optind]);
+                return SE_EXIT_USAGE;
+        }
+
+        if (se_settings_init(&s) < 0)
+                return SE_EXIT_SOFTWARE;
+        r = se_settings_load(&s, config ? config : SE_SETTINGS_DEFAULT_PATH, !config, &e);
+        if (r < 0) {
+                (void) se_hook_report_failure(&s, r, se_error_message(&e));
+                status = SE_EXIT_USAGE;
+                goto finish;
+        }
+
+        if (signal(SIGALRM, on_deadline) != SIG_ERR)
+                (void) alarm((unsigned) MAX(s.timeout_usec / 1000000, 1));
+
+        (void) sd_notify(0, "STATUS=Checking the secrets encryption configuration");
+        r = se_hook_run(&s, notify_progress, NULL, &res, &e);
+        (void) alarm(0);
+        if (r < 0) {
+                (void) se_hook_report_failure(&s, r, se_error_message(&e));
+                (void) sd_notifyf(0, "STATUS=secrets-encrypt: %s\nERRNO=%i", se_error_message(&e), -r);
+                status = se_exit_code_from_errno(r);
+                goto finish;
+        }
+        se_hook_clear_failure(&s);
+        (void) sd_notifyf(0, "STATUS=Secrets encryption ready: stage %s, sha256:%s%s", se_stage_to_string(res.stage),
+                          res.hash, res.resumed ? " (re-encryption completed)" : "");
+        status = 0;
+
+finish:
+        (void) sd_notify_barrier(0, 5 * 1000000);
+        se_error_done(&e);
+        se_settings_done(&s);
+        return status;
+}

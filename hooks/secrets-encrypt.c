@@ -35,7 +35,9 @@ static void help(void) {
                "  -f, --force              Force this stage (prepare, rotate, reencrypt)\n"
                "      --skip               Skip removing the old key (reencrypt)\n"
                "  -o, --output FORMAT      Status output: text or json\n"
-               "      --restart            Restart the server unit afterwards and wait for it\n"
+               "      --restart            Restart the server unit afterwards and wait for it; pending\n"
+               "                           re-encryption then runs in the hook while the server is down\n"
+               "      --user               Talk to the calling user's service manager (for tests)\n"
                "\nSettings (each also a key in the settings file):\n"
                "      --config FILE                      Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
                "      --state-dir DIR                    Holds encryption-config.json and encryption-state.json\n"
@@ -61,6 +63,7 @@ enum {
         ARG_CONFIG,
         ARG_SKIP,
         ARG_RESTART,
+        ARG_USER,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -75,12 +78,13 @@ int main(int argc, char *argv[]) {
                 { "skip", no_argument, NULL, ARG_SKIP },
                 { "output", required_argument, NULL, 'o' },
                 { "restart", no_argument, NULL, ARG_RESTART },
+                { "user", no_argument, NULL, ARG_USER },
         };
         _cleanup_free_ char *seen_opts = calloc(1, 8);
         const char *settings_args[32] = {};
         se_error e = SE_ERROR_NULL;
         cli c = {};
-        size_t n = 7, cmd;
+        size_t n = 8, cmd;
         int opt, r, status;
 
         for (size_t i = 0; se_settings_keys[i]; i++)
@@ -124,6 +128,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_RESTART:
                         c.restart = true;
+                        break;
+                case ARG_USER:
+                        c.user = true;
                         break;
                 case '?':
                         status = usage_error(&e, "invalid option (see --help)");

@@ -240,6 +240,9 @@ static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
         };
         int r;
 
+        if (ctx->defer_reencrypt)
+                return 0; /* pending flags are saved: the hook finishes it at the next start */
+
         r = se_ctx_store(ctx, &store, e);
         if (r < 0)
                 return reencrypt_failed(ctx, r, e);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 
 #include "se-error.h"
+#include "se-hook.h"
 #include "se-reencrypt.h"
 #include "se-settings.h"
 #include "se-state.h"
@@ -23,6 +24,9 @@ typedef struct se_ctx {
         se_store *store; /* opened on first use */
         se_reencrypt_progress_fn progress;
         void *progress_userdata;
+        /* Leave re-encryption pending for the hook (the helper's --restart): the server is then
+         * down while values are rewritten. */
+        bool defer_reencrypt;
 } se_ctx;
 
 #define SE_LOCK_WAIT_USEC (5ULL * 1000000ULL)

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "se-event.h"
+#include "se-hook.h"
+#include "se-ops.h"
+#include "se-util.h"
+
+_public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress, void *userdata,
+                         se_hook_result *ret, se_error *e) {
+        se_hook_result res = { .stage = SE_STAGE_INVALID };
+        se_ctx ctx;
+        int r;
+
+        r = se_ctx_open(&ctx, s, s->timeout_usec, e);
+        if (r < 0)
+                return r;
+        ctx.progress = progress;
+        ctx.progress_userdata = userdata;
+
+        /* Step 2: first start. */
+        r = se_op_ensure_config(&ctx, &res.generated, e);
+        if (r < 0)
+                goto finish;
+
+        /* Step 4 happened in se_state_load(): an invalid file never gets here. */
+        (void) se_event(SE_EVENT_CONFIG_VALIDATED,
+                        SE_MESSAGE("Encryption configuration %s/encryption-config.json is valid (sha256:%s).",
+                                   s->state_dir, ctx.state.hash),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx.state.hash),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", s->node_name),
+                        SE_FIELD("SECRETS_ENCRYPT_GENERATION=%llu", (unsigned long long) ctx.state.generation));
+
+        /* Step 6: data work while the server is down. */
+        r = se_op_resume(&ctx, &res.resumed, e);
+        if (r < 0)
+                goto finish;
+
+        /* Step 5: publish, as k3s sets the node annotation from encryption-state.json at start. */
+        r = se_state_set_annotation(&ctx.state, ctx.state.stage);
+        if (r < 0) {
+                r = se_error_set(e, r, "out of memory");
+                goto finish;
+        }
+        r = se_state_save_own(&ctx.state, e);
+        if (r < 0)
+                goto finish;
+
+        res.stage = ctx.state.stage;
+        memcpy(res.hash, ctx.state.hash, sizeof(res.hash));
+        *ret = res;
+finish:
+        se_ctx_close(&ctx);
+        return r;
+}
+
+static char *failure_path(const se_settings *s) {
+        char *p;
+
+        return asprintf(&p, "%s/.hook-last-failure", s->state_dir) < 0 ? NULL : p;
+}
+
+_public_ bool se_hook_report_failure(const se_settings *s, int error, const char *message) {
+        _cleanup_free_ char *path = failure_path(s);
+        _cleanup_free_ uint8_t *old = NULL;
+        char digest[SE_SHA256_HEX_SIZE];
+        bool invalid = error == -EBADMSG;
+        size_t size;
+
+        if (se_sha256_hex(message, strlen(message), digest) >= 0 && path &&
+            se_read_file(path, 128, &old, &size) >= 0 && size == 64 && memcmp(old, digest, 64) == 0) {
+                (void) se_event_full(SE_EVENT_HOOK_FAILED_REPEAT, -1, error,
+                                     SE_MESSAGE("secrets-encrypt-hook still failing (same error as before)."),
+                                     SE_FIELD("SECRETS_ENCRYPT_NODE=%s", s->node_name));
+                return false;
+        }
+
+        (void) se_event_full(invalid ? SE_EVENT_CONFIG_INVALID : SE_EVENT_HOOK_FAILED, -1, error,
+                             SE_MESSAGE("%s", message), SE_FIELD("SECRETS_ENCRYPT_ERROR=%s", message),
+                             SE_FIELD("SECRETS_ENCRYPT_NODE=%s", s->node_name));
+        if (path)
+                (void) se_write_file_atomic(path, digest, 64, 0600);
+        return true;
+}
+
+_public_ void se_hook_clear_failure(const se_settings *s) {
+        _cleanup_free_ char *path = failure_path(s);
+
+        if (path)
+                (void) unlink(path);
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include "se-error.h"
+#include "se-reencrypt.h"
+#include "se-settings.h"
+#include "se-state.h"
+
+/* What secrets-encrypt-hook does before the API server starts (SPEC §5.2). */
+
+typedef struct se_hook_result {
+        bool generated;      /* first start: a config was generated */
+        bool resumed;        /* a pending or interrupted re-encryption was completed */
+        se_stage stage;      /* the stage published for this node */
+        char hash[65];
+} se_hook_result;
+
+/* Steps 1–8 for one server: lock (waiting up to the settings' timeout), generate on first start,
+ * validate, hash, publish this node's "<stage>-<hash>", finish pending data work. Invalid config:
+ * -EBADMSG and nothing changed. progress (may be NULL) sees re-encryption progress. */
+int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress, void *userdata, se_hook_result *ret,
+                se_error *e);
+
+/* Journal reporting of a hook failure under Restart=always: the full event when the failure
+ * differs from the last one recorded in the state directory, a short line when it repeats.
+ * Returns true when the full event was logged. */
+bool se_hook_report_failure(const se_settings *s, int error, const char *message);
+/* Forgets the recorded failure after a successful run. */
+void se_hook_clear_failure(const se_settings *s);
+
+/* Restarts a systemd unit through the manager's D-Bus API and waits for the job (up to
+ * timeout_usec). user: the calling user's manager ($XDG_RUNTIME_DIR/systemd/private) instead of
+ * the system manager. A failed start: -ENOEXEC… with the unit's Result in the message. */
+int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec, se_error *e);
