@@ -43,6 +43,7 @@ static void help(void) {
                "Runs before the Kubernetes API server (ExecStartPre=): validates and hashes the encryption\n"
                "configuration, brings this node to the cluster's stage and finishes pending re-encryption.\n\n"
                "  --config FILE   Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
+               "  --unit UNIT     The unit this hook guards (the drop-ins pass %%n)\n"
                "  -h, --help      Show this help\n"
                "      --version   Show the version\n",
                SE_SETTINGS_DEFAULT_PATH);
@@ -53,9 +54,10 @@ int main(int argc, char *argv[]) {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { "config", required_argument, NULL, 'c' },
+                { "unit", required_argument, NULL, 'u' },
                 {},
         };
-        const char *config = secure_getenv("SECRETS_ENCRYPT_CONFIG");
+        const char *config = secure_getenv("SECRETS_ENCRYPT_CONFIG"), *unit = NULL;
         se_hook_result res = {};
         se_error e = SE_ERROR_NULL;
         se_settings s;
@@ -76,6 +78,9 @@ int main(int argc, char *argv[]) {
                 case 'c':
                         config = optarg;
                         break;
+                case 'u':
+                        unit = optarg;
+                        break;
                 default:
                         return SE_EXIT_USAGE;
                 }
@@ -87,6 +92,8 @@ int main(int argc, char *argv[]) {
         if (se_settings_init(&s) < 0)
                 return SE_EXIT_SOFTWARE;
         r = se_settings_load(&s, config ? config : SE_SETTINGS_DEFAULT_PATH, !config, &e);
+        if (r >= 0 && unit)
+                r = se_settings_set(&s, "unit", unit, &e);
         if (r < 0) {
                 (void) se_hook_report_failure(&s, r, se_error_message(&e));
                 status = SE_EXIT_USAGE;
