@@ -100,6 +100,7 @@ _public_ int se_exit_code_from_errno(int r) {
 
         switch (r) {
         case -EBADMSG:
+        case -E2BIG: /* a config over the size limit */
                 return SE_EXIT_CONFIG;
         case -ESTALE:
                 return SE_EXIT_PRECONDITION;

@@ -1,0 +1,882 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config-parse-internal.h"
+#include "macro.h"
+
+/*
+ * Strict decode of the generic tree into the model, reproducing kube-apiserver's codec:
+ * apiVersion/kind sniffing (case-insensitive, Go encoding/json), then sigs.k8s.io/json's strict
+ * unmarshal (case-sensitive; unknown and duplicate fields collected as strict errors, the first
+ * type mismatch fatal, metav1.Duration errors fatal at once), then the v1 defaults.
+ */
+
+typedef struct strbuf {
+        char *s;
+        size_t len, cap;
+} strbuf;
+
+typedef struct decoder {
+        bool yaml;
+        strbuf path;   /* "resources[0].providers[3].kms" (strict error paths) */
+        strbuf fields; /* "resources.providers.kms" (Go's type error field stack) */
+        const char *struct_name;
+        char *saved; /* Go's savedError: first type mismatch */
+        char *fatal; /* returned at once (Unmarshaler errors, limits) */
+        char **strict;
+        size_t n_strict;
+        size_t n_keys;
+} decoder;
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static int sb_append(strbuf *b, const char *s, size_t n) {
+        if (b->len + n + 1 > b->cap) {
+                size_t cap = MAX(b->cap * 2, b->len + n + 64);
+                char *p = realloc(b->s, cap);
+
+                if (!p)
+                        return -ENOMEM;
+                b->s = p;
+                b->cap = cap;
+        }
+        memcpy(b->s + b->len, s, n);
+        b->len += n;
+        b->s[b->len] = '\0';
+        return 0;
+}
+
+static const char *sb_str(const strbuf *b) {
+        return b->s ? b->s : "";
+}
+
+static void sb_truncate(strbuf *b, size_t len) {
+        b->len = len;
+        if (b->s)
+                b->s[len] = '\0';
+}
+
+static const char *kind_of(json_object *v) {
+        switch (json_object_get_type(v)) {
+        case json_type_null:
+                return "null";
+        case json_type_boolean:
+                return "bool";
+        case json_type_int:
+        case json_type_double:
+                return "number";
+        case json_type_string:
+                return "string";
+        case json_type_array:
+                return "array";
+        case json_type_object:
+        default:
+                return "object";
+        }
+}
+
+static int type_error(decoder *d, const char *value, const char *go_type) {
+        if (d->saved)
+                return 0;
+        if (asprintf(&d->saved, "json: cannot unmarshal %s into Go struct field %s.%s of type %s", value,
+                     d->struct_name, sb_str(&d->fields), go_type) < 0) {
+                d->saved = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int set_fatal(decoder *d, const char *fmt, ...) _printf_(2, 3);
+static int set_fatal(decoder *d, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        free(d->fatal);
+        va_start(ap, fmt);
+        r = vasprintf(&d->fatal, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                d->fatal = NULL;
+                return -ENOMEM;
+        }
+        return -EBADMSG;
+}
+
+/* sigs.k8s.io/json: strict errors are deduplicated and capped at 100. */
+static int strict_error(decoder *d, const char *what, const char *key) {
+        _cleanup_free_ char *msg = NULL;
+        char **n;
+
+        if (d->n_strict >= 100)
+                return 0;
+        if (asprintf(&msg, "%s field \"%s%s%s\"", what, sb_str(&d->path), d->path.len > 0 ? "." : "", key) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_strict; i++)
+                if (streq(d->strict[i], msg))
+                        return 0;
+        n = reallocarray(d->strict, d->n_strict + 1, sizeof(char *));
+        if (!n)
+                return -ENOMEM;
+        d->strict = n;
+        d->strict[d->n_strict++] = TAKE_PTR(msg);
+        return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The keys of an object in the order kube-apiserver's decoder sees them. */
+static int object_keys(decoder *d, json_object *obj, const char ***ret, size_t *ret_n, bool *ret_owned) {
+        const se_key_order *ko = d->yaml ? NULL : se_json_key_order(obj);
+        const char **keys;
+        size_t n = 0;
+
+        if (ko) {
+                *ret = (const char **) ko->keys;
+                *ret_n = ko->n;
+                *ret_owned = false;
+                return 0;
+        }
+        keys = calloc((size_t) json_object_object_length(obj) + 1, sizeof(char *));
+        if (!keys)
+                return -ENOMEM;
+        json_object_object_foreach(obj, k, v) {
+                (void) v;
+                keys[n++] = k;
+        }
+        /* YAML went through a Go map and json.Marshal, which sorts keys */
+        if (d->yaml)
+                qsort(keys, n, sizeof(char *), cmp_str);
+        *ret = keys;
+        *ret_n = n;
+        *ret_owned = true;
+        return 0;
+}
+
+typedef int (*field_fn)(decoder *d, size_t idx, json_object *v, void *userdata);
+
+static int decode_struct(decoder *d, json_object *obj, const char *struct_name, const char *const *fields,
+                         size_t n_fields, field_fn fn, void *userdata) {
+        const char *saved_struct = d->struct_name;
+        const char **keys = NULL;
+        bool owned = false, seen[8] = {};
+        size_t n = 0;
+        int r;
+
+        r = object_keys(d, obj, &keys, &n, &owned);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                size_t plen = d->path.len, flen = d->fields.len, idx = SIZE_MAX;
+                json_object *v = NULL;
+
+                for (size_t j = 0; j < n_fields; j++)
+                        if (streq(keys[i], fields[j]))
+                                idx = j;
+                if (idx == SIZE_MAX) {
+                        r = strict_error(d, "unknown", keys[i]);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (seen[idx]) {
+                        r = strict_error(d, "duplicate", keys[i]);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                seen[idx] = true;
+                (void) json_object_object_get_ex(obj, keys[i], &v);
+
+                if ((d->path.len > 0 && sb_append(&d->path, ".", 1) < 0) ||
+                    sb_append(&d->path, keys[i], strlen(keys[i])) < 0 ||
+                    (d->fields.len > 0 && sb_append(&d->fields, ".", 1) < 0) ||
+                    sb_append(&d->fields, keys[i], strlen(keys[i])) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                d->struct_name = struct_name;
+                r = fn(d, idx, v, userdata);
+                d->struct_name = saved_struct;
+                sb_truncate(&d->path, plen);
+                sb_truncate(&d->fields, flen);
+                if (r < 0)
+                        break;
+        }
+        if (owned)
+                free(keys);
+        return r < 0 ? r : 0;
+}
+
+/* Pushes "[i]" on the strict path for array elements; Go's field stack has no indices. */
+static int push_index(decoder *d, size_t i) {
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "[%zu]", i);
+
+        return sb_append(&d->path, buf, (size_t) n);
+}
+
+static int decode_string(decoder *d, json_object *v, char **out) {
+        char *s;
+
+        if (!v)
+                return 0; /* null leaves a Go string untouched */
+        if (!json_object_is_type(v, json_type_string))
+                return type_error(d, kind_of(v), "string");
+        s = strndup(json_object_get_string(v), (size_t) json_object_get_string_len(v));
+        if (!s)
+                return -ENOMEM;
+        erase_and_freep(out);
+        *out = s;
+        return 0;
+}
+
+/* ---- Key, AESConfiguration/SecretboxConfiguration ---- */
+
+static const char *const key_fields[] = {"name", "secret"};
+
+static int key_field(decoder *d, size_t idx, json_object *v, void *userdata) {
+        se_key *k = userdata;
+
+        return decode_string(d, v, idx == 0 ? &k->name : &k->secret);
+}
+
+static int decode_keys(decoder *d, json_object *v, se_key_list *l) {
+        size_t n;
+        int r;
+
+        for (size_t i = 0; i < l->n_keys; i++) {
+                free(l->keys[i].name);
+                erase_and_freep(&l->keys[i].secret);
+        }
+        l->keys = mfree(l->keys);
+        l->n_keys = 0;
+        if (!v)
+                return 0;
+        if (!json_object_is_type(v, json_type_array))
+                return type_error(d, kind_of(v), "[]v1.Key");
+        n = json_object_array_length(v);
+        if (n == 0)
+                return 0;
+        if (d->n_keys + n > SE_CONFIG_MAX_KEYS)
+                return set_fatal(d, "more than %u keys over all providers are not allowed", SE_CONFIG_MAX_KEYS);
+        d->n_keys += n;
+        l->keys = calloc(n, sizeof(se_key));
+        if (!l->keys)
+                return -ENOMEM;
+        l->n_keys = n;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                size_t plen = d->path.len;
+
+                if (!e)
+                        continue;
+                if (!json_object_is_type(e, json_type_object)) {
+                        r = type_error(d, kind_of(e), "v1.Key");
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                r = push_index(d, i);
+                if (r < 0)
+                        return r;
+                r = decode_struct(d, e, "Key", key_fields, ELEMENTSOF(key_fields), key_field, &l->keys[i]);
+                sb_truncate(&d->path, plen);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static const char *const aes_fields[] = {"keys"};
+
+static int aes_field(decoder *d, size_t idx, json_object *v, void *userdata) {
+        return decode_keys(d, v, userdata);
+}
+
+/* ---- KMSConfiguration ---- */
+
+typedef struct kms_state {
+        se_kms *kms;
+        bool has_timeout;
+} kms_state;
+
+static const char *const kms_fields[] = {"apiVersion", "name", "cachesize", "endpoint", "timeout"};
+
+static int decode_int32(decoder *d, json_object *v, int32_t *out, bool *has) {
+        const char *lit;
+        char *end = NULL;
+        long long n;
+
+        if (!v) {
+                *has = false;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+                return type_error(d, kind_of(v), "int32");
+        lit = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+        if (!lit)
+                return -ENOMEM;
+        /* strconv.ParseInt(literal, 10, 64) and the int32 range */
+        errno = 0;
+        n = strtoll(lit, &end, 10);
+        if (!lit[0] || lit[0] == '+' || lit[0] == ' ' || !end || *end != '\0' || errno == ERANGE || n < INT32_MIN ||
+            n > INT32_MAX) {
+                _cleanup_free_ char *what = NULL;
+
+                if (asprintf(&what, "number %s", lit) < 0)
+                        return -ENOMEM;
+                return type_error(d, what, "int32");
+        }
+        *out = (int32_t) n;
+        *has = true;
+        return 0;
+}
+
+static int kms_field(decoder *d, size_t idx, json_object *v, void *userdata) {
+        kms_state *st = userdata;
+        se_kms *k = st->kms;
+
+        switch (idx) {
+        case 0:
+                return decode_string(d, v, &k->api_version);
+        case 1:
+                return decode_string(d, v, &k->name);
+        case 2:
+                return decode_int32(d, v, &k->cachesize, &k->has_cachesize);
+        case 3:
+                return decode_string(d, v, &k->endpoint);
+        default: {
+                _cleanup_free_ char *err = NULL;
+                int64_t ns;
+                int r;
+
+                if (!v) {
+                        st->has_timeout = false;
+                        return 0;
+                }
+                /* metav1.Duration's UnmarshalJSON: its error ends decoding at once, and Go adds
+                 * the field context to a type mismatch */
+                if (!json_object_is_type(v, json_type_string))
+                        return set_fatal(d, "json: cannot unmarshal %s into Go struct field %s.%s of type string",
+                                         kind_of(v), d->struct_name, sb_str(&d->fields));
+                r = se_go_parse_duration(json_object_get_string(v), &ns, &err);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return set_fatal(d, "%s", err);
+                k->timeout_ns = ns;
+                st->has_timeout = true;
+                return 0;
+        }
+        }
+}
+
+/* ---- ProviderConfiguration ---- */
+
+static const char *const provider_fields[] = {"aesgcm", "aescbc", "secretbox", "identity", "kms"};
+
+static se_key_list *key_list_free_internal(se_key_list *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n_keys; i++) {
+                free(l->keys[i].name);
+                erase_and_freep(&l->keys[i].secret);
+        }
+        free(l->keys);
+        free(l);
+        return NULL;
+}
+
+static int no_field(decoder *d, size_t idx, json_object *v, void *userdata) {
+        return 0;
+}
+
+typedef struct provider_state {
+        se_provider *p;
+        bool has_timeout;
+} provider_state;
+
+static int provider_field(decoder *d, size_t idx, json_object *v, void *userdata) {
+        provider_state *ps = userdata;
+        se_provider *p = ps->p;
+        int r;
+
+        switch (idx) {
+        case 0:
+        case 1:
+        case 2: {
+                se_key_list **l = idx == 0 ? &p->aesgcm : idx == 1 ? &p->aescbc : &p->secretbox;
+                bool aes = idx < 2;
+
+                if (!v) {
+                        *l = key_list_free_internal(*l);
+                        return 0;
+                }
+                if (!json_object_is_type(v, json_type_object))
+                        return type_error(d, kind_of(v), aes ? "v1.AESConfiguration" : "v1.SecretboxConfiguration");
+                if (!*l) {
+                        *l = calloc(1, sizeof(se_key_list));
+                        if (!*l)
+                                return -ENOMEM;
+                }
+                return decode_struct(d, v, aes ? "AESConfiguration" : "SecretboxConfiguration", aes_fields,
+                                     ELEMENTSOF(aes_fields), aes_field, *l);
+        }
+        case 3:
+                if (!v) {
+                        p->identity = false;
+                        return 0;
+                }
+                if (!json_object_is_type(v, json_type_object))
+                        return type_error(d, kind_of(v), "v1.IdentityConfiguration");
+                p->identity = true;
+                return decode_struct(d, v, "IdentityConfiguration", NULL, 0, no_field, NULL);
+        default: {
+                kms_state st;
+
+                if (!v) {
+                        if (p->kms) {
+                                free(p->kms->api_version);
+                                free(p->kms->name);
+                                free(p->kms->endpoint);
+                                p->kms = mfree(p->kms);
+                        }
+                        return 0;
+                }
+                if (!json_object_is_type(v, json_type_object))
+                        return type_error(d, kind_of(v), "v1.KMSConfiguration");
+                if (!p->kms) {
+                        p->kms = calloc(1, sizeof(se_kms));
+                        if (!p->kms)
+                                return -ENOMEM;
+                }
+                st = (kms_state){.kms = p->kms, .has_timeout = ps->has_timeout};
+                r = decode_struct(d, v, "KMSConfiguration", kms_fields, ELEMENTSOF(kms_fields), kms_field, &st);
+                ps->has_timeout = st.has_timeout;
+                return r;
+        }
+        }
+}
+
+/* ---- ResourceConfiguration ---- */
+
+static const char *const resource_fields[] = {"resources", "providers"};
+
+static int defaults_kms(se_kms *k, bool has_timeout) {
+        /* kube v1/defaults.go */
+        if (!has_timeout)
+                k->timeout_ns = INT64_C(3000000000);
+        if (isempty(k->api_version)) {
+                free(k->api_version);
+                k->api_version = strdup("v1");
+                if (!k->api_version)
+                        return -ENOMEM;
+        }
+        if (!k->has_cachesize && streq(k->api_version, "v1")) {
+                k->has_cachesize = true;
+                k->cachesize = 1000;
+        }
+        return 0;
+}
+
+static int resource_field(decoder *d, size_t idx, json_object *v, void *userdata) {
+        se_resource_config *rc = userdata;
+        size_t n;
+        int r;
+
+        if (idx == 0) {
+                for (size_t i = 0; i < rc->n_resources; i++)
+                        free(rc->resources[i]);
+                rc->resources = mfree(rc->resources);
+                rc->n_resources = 0;
+                if (!v)
+                        return 0;
+                if (!json_object_is_type(v, json_type_array))
+                        return type_error(d, kind_of(v), "[]string");
+                n = json_object_array_length(v);
+                if (n == 0)
+                        return 0;
+                rc->resources = calloc(n, sizeof(char *));
+                if (!rc->resources)
+                        return -ENOMEM;
+                rc->n_resources = n;
+                for (size_t i = 0; i < n; i++) {
+                        r = decode_string(d, json_object_array_get_idx(v, i), &rc->resources[i]);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+
+        for (size_t i = 0; i < rc->n_providers; i++) {
+                se_provider *p = &rc->providers[i];
+
+                key_list_free_internal(p->aesgcm);
+                key_list_free_internal(p->aescbc);
+                key_list_free_internal(p->secretbox);
+                if (p->kms) {
+                        free(p->kms->api_version);
+                        free(p->kms->name);
+                        free(p->kms->endpoint);
+                        free(p->kms);
+                }
+        }
+        rc->providers = mfree(rc->providers);
+        rc->n_providers = 0;
+        if (!v)
+                return 0;
+        if (!json_object_is_type(v, json_type_array))
+                return type_error(d, kind_of(v), "[]v1.ProviderConfiguration");
+        n = json_object_array_length(v);
+        if (n == 0)
+                return 0;
+        rc->providers = calloc(n, sizeof(se_provider));
+        if (!rc->providers)
+                return -ENOMEM;
+        rc->n_providers = n;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                provider_state ps = {.p = &rc->providers[i]};
+                size_t plen = d->path.len;
+
+                if (!e)
+                        continue;
+                if (!json_object_is_type(e, json_type_object)) {
+                        r = type_error(d, kind_of(e), "v1.ProviderConfiguration");
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                r = push_index(d, i);
+                if (r < 0)
+                        return r;
+                r = decode_struct(d, e, "ProviderConfiguration", provider_fields, ELEMENTSOF(provider_fields),
+                                  provider_field, &ps);
+                sb_truncate(&d->path, plen);
+                if (r < 0)
+                        return r;
+                if (rc->providers[i].kms) {
+                        r = defaults_kms(rc->providers[i].kms, ps.has_timeout);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* ---- EncryptionConfiguration ---- */
+
+static const char *const root_fields[] = {"kind", "apiVersion", "resources"};
+
+static int root_field(decoder *d, size_t idx, json_object *v, void *userdata) {
+        se_config *c = userdata;
+        _cleanup_free_ char *ignored = NULL;
+        size_t n;
+        int r;
+
+        if (idx < 2) /* TypeMeta: already taken from the sniffing step */
+                return decode_string(d, v, &ignored);
+
+        for (size_t i = 0; i < c->n_resources; i++) {
+                se_resource_config *rc = &c->resources[i];
+
+                r = resource_field(d, 0, NULL, rc);
+                if (r >= 0)
+                        r = resource_field(d, 1, NULL, rc);
+                if (r < 0)
+                        return r;
+        }
+        c->resources = mfree(c->resources);
+        c->n_resources = 0;
+        if (!v)
+                return 0;
+        if (!json_object_is_type(v, json_type_array))
+                return type_error(d, kind_of(v), "[]v1.ResourceConfiguration");
+        n = json_object_array_length(v);
+        if (n == 0)
+                return 0;
+        c->resources = calloc(n, sizeof(se_resource_config));
+        if (!c->resources)
+                return -ENOMEM;
+        c->n_resources = n;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                size_t plen = d->path.len;
+
+                if (!e)
+                        continue;
+                if (!json_object_is_type(e, json_type_object)) {
+                        r = type_error(d, kind_of(e), "v1.ResourceConfiguration");
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                r = push_index(d, i);
+                if (r < 0)
+                        return r;
+                r = decode_struct(d, e, "ResourceConfiguration", resource_fields, ELEMENTSOF(resource_fields),
+                                  resource_field, &c->resources[i]);
+                sb_truncate(&d->path, plen);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Go's zero values: absent strings are "", so the model never holds NULL names. */
+static int fill_empty(char **s) {
+        if (*s)
+                return 0;
+        *s = strdup("");
+        return *s ? 0 : -ENOMEM;
+}
+
+static int finalize(se_config *c) {
+        for (size_t i = 0; i < c->n_resources; i++) {
+                se_resource_config *rc = &c->resources[i];
+
+                for (size_t j = 0; j < rc->n_resources; j++)
+                        if (fill_empty(&rc->resources[j]) < 0)
+                                return -ENOMEM;
+                for (size_t j = 0; j < rc->n_providers; j++) {
+                        se_provider *p = &rc->providers[j];
+                        se_key_list *lists[] = {p->aesgcm, p->aescbc, p->secretbox};
+
+                        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
+                                for (size_t k = 0; lists[l] && k < lists[l]->n_keys; k++)
+                                        if (fill_empty(&lists[l]->keys[k].name) < 0 ||
+                                            fill_empty(&lists[l]->keys[k].secret) < 0)
+                                                return -ENOMEM;
+                        if (p->kms && (fill_empty(&p->kms->name) < 0 || fill_empty(&p->kms->endpoint) < 0))
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+/* ---- apiVersion/kind sniffing (apimachinery SimpleMetaFactory.Interpret) ---- */
+
+static char *go_quote(const char *s) {
+        size_t n = strlen(s);
+        char *o = malloc(n * 4 + 3), *q = o;
+
+        if (!o)
+                return NULL;
+        *q++ = '"';
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '"' || *p == '\\') {
+                        *q++ = '\\';
+                        *q++ = (char) *p;
+                } else if (*p == '\n') {
+                        *q++ = '\\';
+                        *q++ = 'n';
+                } else if (*p == '\t') {
+                        *q++ = '\\';
+                        *q++ = 't';
+                } else if (*p == '\r') {
+                        *q++ = '\\';
+                        *q++ = 'r';
+                } else if (*p < 0x20 || *p == 0x7f)
+                        q += sprintf(q, "\\x%02x", *p);
+                else
+                        *q++ = (char) *p;
+        }
+        *q++ = '"';
+        *q = '\0';
+        return o;
+}
+
+static int interpret(decoder *d, json_object *root, char **ret_kind, char **ret_version, char **ret_err) {
+        _cleanup_free_ char *kind = NULL, *version = NULL, *saved = NULL;
+        const char **keys = NULL;
+        bool owned = false;
+        size_t n = 0;
+        int r;
+
+        if (root && !json_object_is_type(root, json_type_object)) {
+                if (asprintf(ret_err,
+                             "couldn't get version/kind; json parse error: json: cannot unmarshal %s into Go value of "
+                             "type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string "
+                             "\"json:\\\"kind,omitempty\\\"\" }",
+                             kind_of(root)) < 0)
+                        return -ENOMEM;
+                return -EBADMSG;
+        }
+        if (root) {
+                r = object_keys(d, root, &keys, &n, &owned);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const char *field = strcasecmp(keys[i], "kind") == 0         ? "kind"
+                                    : strcasecmp(keys[i], "apiVersion") == 0 ? "apiVersion"
+                                                                             : NULL;
+                char **target = field && field[0] == 'k' ? &kind : &version;
+                json_object *v = NULL;
+
+                if (!field)
+                        continue;
+                (void) json_object_object_get_ex(root, keys[i], &v);
+                if (!v)
+                        continue;
+                if (!json_object_is_type(v, json_type_string)) {
+                        if (!saved &&
+                            asprintf(&saved, "json: cannot unmarshal %s into Go struct field .%s of type string",
+                                     kind_of(v), field) < 0) {
+                                saved = NULL;
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        continue;
+                }
+                free(*target);
+                *target = strdup(json_object_get_string(v));
+                if (!*target) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+        }
+        if (saved) {
+                if (asprintf(ret_err, "couldn't get version/kind; json parse error: %s", saved) < 0)
+                        r = -ENOMEM;
+                else
+                        r = -EBADMSG;
+                goto finish;
+        }
+        *ret_kind = kind ? TAKE_PTR(kind) : strdup("");
+        *ret_version = version ? TAKE_PTR(version) : strdup("");
+        r = 0;
+finish:
+        if (owned)
+                free(keys);
+        return r;
+}
+
+int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, const char *data, size_t size,
+                          se_config **ret, char **ret_err) {
+        decoder d = {.yaml = from_yaml, .struct_name = "EncryptionConfiguration"};
+        _cleanup_free_ char *kind = NULL, *version = NULL, *group = NULL, *ver = NULL;
+        se_config *c = NULL;
+        const char *slash;
+        int r;
+
+        *ret_err = NULL;
+        r = interpret(&d, root, &kind, &version, ret_err);
+        if (r < 0)
+                return r;
+        if (!kind || !version)
+                return -ENOMEM;
+
+        /* schema.ParseGroupVersion */
+        if (isempty(version) || streq(version, "/")) {
+                group = strdup("");
+                ver = strdup("");
+        } else if (!(slash = strchr(version, '/'))) {
+                group = strdup("");
+                ver = strdup(version);
+        } else if (strchr(slash + 1, '/')) {
+                if (asprintf(ret_err, "unexpected GroupVersion string: %s", version) < 0)
+                        return -ENOMEM;
+                return -EBADMSG;
+        } else {
+                group = strndup(version, (size_t) (slash - version));
+                ver = strdup(slash + 1);
+        }
+        if (!group || !ver)
+                return -ENOMEM;
+
+        if (isempty(kind) || isempty(ver)) {
+                _cleanup_free_ char *echo = se_config_redact(data, size, root);
+
+                if (!echo)
+                        return -ENOMEM;
+                if (asprintf(ret_err, "Object '%s' is missing in '%s'", isempty(kind) ? "Kind" : "apiVersion", echo) <
+                    0)
+                        return -ENOMEM;
+                return -EBADMSG;
+        }
+        if (!((streq(group, "apiserver.config.k8s.io") && streq(ver, "v1") &&
+               streq(kind, "EncryptionConfiguration")) ||
+              (streq(group, "") && streq(ver, "v1") && streq(kind, "EncryptionConfig")))) {
+                _cleanup_free_ char *qk = go_quote(kind), *qg = go_quote(group), *qv = go_quote(version);
+
+                if (!qk || !qg || !qv)
+                        return -ENOMEM;
+                if (streq(ver, "__internal"))
+                        r = asprintf(ret_err,
+                                     "no kind %s is registered for the internal version of group %s in scheme \"%s\"",
+                                     qk, qg, SE_CONFIG_SCHEME_NAME);
+                else
+                        r = asprintf(ret_err, "no kind %s is registered for version %s in scheme \"%s\"", qk, qv,
+                                     SE_CONFIG_SCHEME_NAME);
+                return r < 0 ? -ENOMEM : -EBADMSG;
+        }
+
+        c = se_config_new();
+        if (!c)
+                return -ENOMEM;
+        c->kind = TAKE_PTR(kind);
+        c->api_version = TAKE_PTR(version);
+
+        r = decode_struct(&d, root, "EncryptionConfiguration", root_fields, ELEMENTSOF(root_fields), root_field, c);
+        if (r == -ENOMEM)
+                goto finish;
+        if (d.fatal) {
+                *ret_err = TAKE_PTR(d.fatal);
+                r = -EBADMSG;
+                goto finish;
+        }
+        if (r < 0)
+                goto finish;
+        if (d.saved) {
+                *ret_err = TAKE_PTR(d.saved);
+                r = -EBADMSG;
+                goto finish;
+        }
+        if (yaml_strict || d.n_strict > 0) {
+                strbuf b = {};
+
+                r = sb_append(&b, "strict decoding error: ", STRLEN("strict decoding error: "));
+                if (r >= 0 && yaml_strict)
+                        r = sb_append(&b, yaml_strict, strlen(yaml_strict));
+                for (size_t i = 0; r >= 0 && i < d.n_strict; i++) {
+                        if ((i > 0 || yaml_strict) && sb_append(&b, ", ", 2) < 0)
+                                r = -ENOMEM;
+                        else
+                                r = sb_append(&b, d.strict[i], strlen(d.strict[i]));
+                }
+                if (r < 0) {
+                        free(b.s);
+                        goto finish;
+                }
+                *ret_err = b.s;
+                r = -EBADMSG;
+                goto finish;
+        }
+        r = finalize(c);
+        if (r < 0)
+                goto finish;
+        *ret = TAKE_PTR(c);
+        r = 0;
+
+finish:
+        se_config_free(c);
+        free(d.path.s);
+        free(d.fields.s);
+        free(d.saved);
+        free(d.fatal);
+        for (size_t i = 0; i < d.n_strict; i++)
+                free(d.strict[i]);
+        free(d.strict);
+        return r;
+}
