@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "go-json.h"
 #include "macro.h"
 #include "se-status.h"
 #include "se-util.h"
@@ -123,36 +124,6 @@ done:
         return 0;
 }
 
-/* Go's encoding/json string escaping (HTML-safe, as json.Marshal). */
-static int json_string(se_buf *b, const char *s) {
-        static const char hex[] = "0123456789abcdef";
-        int r = se_buf_append(b, "\"", 1);
-
-        for (const unsigned char *p = (const unsigned char *) s; r >= 0 && *p; p++) {
-                char esc[7];
-
-                if (*p == '"' || *p == '\\') {
-                        esc[0] = '\\', esc[1] = (char) *p;
-                        r = se_buf_append(b, esc, 2);
-                } else if (*p == '\n')
-                        r = se_buf_append(b, "\\n", 2);
-                else if (*p == '\r')
-                        r = se_buf_append(b, "\\r", 2);
-                else if (*p == '\t')
-                        r = se_buf_append(b, "\\t", 2);
-                else if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
-                        memcpy(esc, "\\u00", 4);
-                        esc[4] = hex[*p >> 4], esc[5] = hex[*p & 15];
-                        r = se_buf_append(b, esc, 6);
-                } else if (*p == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
-                        r = se_buf_append_str(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
-                        p += 2;
-                } else
-                        r = se_buf_append(b, p, 1);
-        }
-        return r < 0 ? r : se_buf_append(b, "\"", 1);
-}
-
 static int appendf(se_buf *b, const char *fmt, ...) _printf_(2, 3);
 static int appendf(se_buf *b, const char *fmt, ...) {
         _cleanup_free_ char *s = NULL;
@@ -176,11 +147,11 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
 
         r = se_buf_append_str(&b, "{\n\t\"stage\": ");
         if (r >= 0)
-                r = json_string(&b, s->stage ? s->stage : "");
+                r = se_go_json_append_string(&b, s->stage ? s->stage : "");
         if (r >= 0)
                 r = field(&b, "\t", "activekey");
         if (r >= 0)
-                r = json_string(&b, s->active_key ? s->active_key : "");
+                r = se_go_json_append_string(&b, s->active_key ? s->active_key : "");
         if (r >= 0 && s->has_config && s->enable >= 0) {
                 r = field(&b, "\t", "enable");
                 if (r >= 0)
@@ -194,7 +165,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
         if (r >= 0 && s->hash_error) {
                 r = field(&b, "\t", "hasherror");
                 if (r >= 0)
-                        r = json_string(&b, s->hash_error);
+                        r = se_go_json_append_string(&b, s->hash_error);
         }
         if (r >= 0 && s->n_inactive_keys > 0) {
                 r = field(&b, "\t", "inactivekeys");
@@ -203,7 +174,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
                 for (size_t i = 0; r >= 0 && i < s->n_inactive_keys; i++) {
                         r = se_buf_append_str(&b, i == 0 ? "\n\t\t" : ",\n\t\t");
                         if (r >= 0)
-                                r = json_string(&b, s->inactive_keys[i]);
+                                r = se_go_json_append_string(&b, s->inactive_keys[i]);
                 }
                 if (r >= 0)
                         r = se_buf_append_str(&b, "\n\t]");
@@ -213,7 +184,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
         if (r >= 0 && s->config_hash) {
                 r = field(&b, "\t", "config_hash");
                 if (r >= 0)
-                        r = json_string(&b, s->config_hash);
+                        r = se_go_json_append_string(&b, s->config_hash);
         }
         if (r >= 0) {
                 r = field(&b, "\t", "nodes");
@@ -224,18 +195,18 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
 
                         r = appendf(&b, "%s\n\t\t{\n\t\t\t\"name\": ", i == 0 ? "" : ",");
                         if (r >= 0)
-                                r = json_string(&b, n->name);
+                                r = se_go_json_append_string(&b, n->name);
                         if (r >= 0)
                                 r = field(&b, "\t\t\t", "annotation");
                         if (r >= 0)
-                                r = n->annotation ? json_string(&b, n->annotation) : se_buf_append_str(&b, "null");
+                                r = n->annotation ? se_go_json_append_string(&b, n->annotation) : se_buf_append_str(&b, "null");
                         if (r >= 0)
                                 r = appendf(&b, ",\n\t\t\t\"generation\": %" PRIi64 ",\n\t\t\t\"time\": %" PRIi64,
                                             n->generation, n->time);
                         if (r >= 0)
                                 r = field(&b, "\t\t\t", "version");
                         if (r >= 0)
-                                r = json_string(&b, n->version ? n->version : "");
+                                r = se_go_json_append_string(&b, n->version ? n->version : "");
                         if (r >= 0)
                                 r = se_buf_append_str(&b, "\n\t\t}");
                 }
@@ -250,7 +221,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
         if (r >= 0)
                 r = field(&b, "\t", "next_action");
         if (r >= 0)
-                r = json_string(&b, s->next_action ? s->next_action : "");
+                r = se_go_json_append_string(&b, s->next_action ? s->next_action : "");
         if (r >= 0)
                 r = appendf(&b, ",\n\t\"safe_to_proceed\": %s\n}\n", s->safe_to_proceed ? "true" : "false");
 
