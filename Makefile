@@ -3,6 +3,7 @@
 #   make                 library, secrets-encrypt, secrets-encrypt-hook
 #   make check           installs missing Debian packages (as root), builds, runs every test
 #   make check SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check UNIT_ONLY=1  only the Check suites (no integration scripts)
 #   make check-valgrind  unit tests under valgrind
 #   make demo            a full key rotation under a private systemd (see README)
 #   make bench | fuzz | install | format-check | clean
@@ -160,7 +161,7 @@ deps:
 .PHONY: check check-valgrind check-build
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-build
-	$(Q)SE_BUILD=$(B) SE_SANITIZE=$(SANITIZE) tests/run-tests.sh
+	$(Q)SE_BUILD=$(B) SE_SANITIZE=$(SANITIZE) tests/run-tests.sh $(if $(filter 1,$(UNIT_ONLY)),--unit-only)
 
 check-build: tests
 
