@@ -39,7 +39,7 @@ endif
 DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev libjson-c-dev check \
 	libsqlite3-dev sqlite3 libcurl4-openssl-dev libsodium-dev etcd-server etcd-client openssl curl \
 	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
-	uuid-runtime
+	uuid-runtime python3 python3-cryptography jq
 
 PKGS := libsystemd openssl yaml-0.1 json-c sqlite3 libcurl libsodium
 

@@ -20,7 +20,7 @@ typedef struct se_transformer se_transformer;
 
 typedef struct se_read_info {
         se_provider_type provider; /* which provider decrypted the value */
-        const char *key_name;      /* key (or KMS provider) name; points into the transformer */
+        const char *key_name;      /* key name, NULL for identity; points into the transformer */
         bool stale;                /* not under the write provider's write key */
 } se_read_info;
 
