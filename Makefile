@@ -7,6 +7,7 @@
 #   make check-valgrind  unit tests under valgrind
 #   make demo            a full key rotation under a private systemd (see README)
 #   make bench | fuzz | install | format-check | clean
+#   make stress          the reliability suite with long settings; make fuzz-run FUZZ_SECONDS=N
 
 VERSION := 0.1.0
 SOVERSION := 0
@@ -179,6 +180,35 @@ build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard module/*.h)
 	$(call say,FUZZ,$@)
 	@mkdir -p build-fuzz
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+
+# ---- reliability suite: fault injection, allocation failures, fuzz runs, stress -----------------
+# tests/preload/fault-inject.c: an LD_PRELOAD library that SIGKILLs the process at, or fails, its
+# N-th write/fsync/rename/unlink (tests/integration/test-crash-points.sh, test-io-faults.sh).
+FAULT_SO := $(B)/tests/fault-inject.so
+$(FAULT_SO): tests/preload/fault-inject.c
+	$(call say,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -g -fPIC -shared -D_GNU_SOURCE -Wall -Wextra -Werror -o $@ $< -ldl
+tests: $(FAULT_SO)
+
+# test-alloc-failure wraps the allocation calls of the library objects to fail the N-th one.
+ALLOC_WRAP := $(foreach f,malloc calloc realloc reallocarray free strdup strndup asprintf vasprintf,-Wl,--wrap=$(f))
+$(B)/tests/test-alloc-failure: $(B)/tests/test-alloc-failure.o $(TEST_LIB_OBJ) $(LIB_A)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $(ALLOC_WRAP) -o $@ $< $(TEST_LIB_OBJ) $(LIB_A) $(CHECK_LIBS) $(LIBS)
+
+# Each libFuzzer target over its committed corpus (tests/fuzz/corpus/<target>/) for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz-run stress
+fuzz-run: fuzz
+	$(Q)SE_FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/integration/test-fuzz-smoke.sh
+
+# The whole suite with the long settings: more kill points, longer fuzzing, bigger datasets.
+stress: deps
+	$(Q)$(MAKE) --no-print-directory check-build
+	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)SE_BUILD=$(B) SE_SANITIZE=$(SANITIZE) SE_STRESS=1 SE_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		SE_TEST_CRASH_TIMED=100 SE_TEST_CRASH_SECRETS=2000 tests/run-tests.sh
 
 # ---- benchmarks --------------------------------------------------------------------------------
 .PHONY: bench

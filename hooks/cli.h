@@ -14,9 +14,18 @@ typedef struct cli {
         bool force;
         bool skip;
         bool restart;
+        bool rolling;      /* rotate-keys --rolling */
+        bool from_cluster; /* sync */
+        bool from_local;
         bool user; /* --user: the calling user's service manager (tests) */
         bool json;
         const char *file; /* validate/hash FILE */
+        /* ensure */
+        const char *rotated_within;
+        bool want_enabled, want_disabled;
+        const char *want_provider;
+        bool check;
+        bool salt;
 } cli;
 
 /* Each command returns 0 or a negative errno with e filled; main() prints the message once and
@@ -28,9 +37,12 @@ int cmd_prepare(cli *c, se_error *e);
 int cmd_rotate(cli *c, se_error *e);
 int cmd_reencrypt(cli *c, se_error *e);
 int cmd_rotate_keys(cli *c, se_error *e);
+int cmd_sync(cli *c, se_error *e);
 int cmd_validate(cli *c, se_error *e);
 int cmd_hash(cli *c, se_error *e);
 int cmd_verify(cli *c, se_error *e);
+int cmd_facts(cli *c, se_error *e);
+int cmd_ensure(cli *c, se_error *e);
 
 /* Progress on stderr: a bar on a terminal, a line per 10% otherwise. */
 int cli_progress(const se_reencrypt_progress *p, void *userdata);

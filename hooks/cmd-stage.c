@@ -60,7 +60,7 @@ static int do_reencrypt(se_ctx *ctx, cli *c, se_error *e) {
 }
 
 static int do_rotate_keys(se_ctx *ctx, cli *c, se_error *e) {
-        return se_op_rotate_keys(ctx, e);
+        return c->rolling ? se_op_start_rolling(ctx, e) : se_op_rotate_keys(ctx, e);
 }
 
 static int set_enabled(se_ctx *ctx, bool enable, se_error *e) {
@@ -97,6 +97,11 @@ int cmd_reencrypt(cli *c, se_error *e) {
 }
 
 int cmd_rotate_keys(cli *c, se_error *e) {
+        if (c->rolling)
+                return run(c, do_rotate_keys,
+                           "rolling rotation started: restart the server unit on every server, one at a time; each "
+                           "restart advances one stage once all servers have caught up",
+                           e);
         return run(c, do_rotate_keys, "keys rotated, reencryption finished", e);
 }
 

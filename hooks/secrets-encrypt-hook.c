@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "secrets-encrypt.h"
 #include "se-event.h"
+#include "se-fleet-hooks.h"
 #include "se-hook.h"
 #include "se-settings.h"
 
@@ -100,6 +101,9 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
+        /* hooks-dir and metrics-file follow every event; a failing hook never blocks the start */
+        se_fleet_observer_install(&s);
+
         if (signal(SIGALRM, on_deadline) != SIG_ERR)
                 (void) alarm((unsigned) MAX(s.timeout_usec / 1000000, 1));
 
@@ -118,6 +122,14 @@ int main(int argc, char *argv[]) {
         status = 0;
 
 finish:
+        if (r >= 0 || status != SE_EXIT_USAGE) {
+                se_error me = SE_ERROR_NULL;
+
+                if (se_fleet_metrics_refresh(&s, &me) < 0)
+                        fprintf(stderr, "<4>secrets-encrypt-hook: %s\n", se_error_message(&me));
+                se_error_done(&me);
+        }
+        se_fleet_observer_remove();
         (void) sd_notify_barrier(0, 5 * 1000000);
         se_error_done(&e);
         se_settings_done(&s);

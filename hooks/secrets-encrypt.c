@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "macro.h"
+#include "se-fleet-hooks.h"
 
 static const struct {
         const char *name;
@@ -20,10 +21,13 @@ static const struct {
         { "prepare", cmd_prepare, "f", "Prepare for encryption keys rotation" },
         { "rotate", cmd_rotate, "f", "Rotate secrets encryption keys" },
         { "reencrypt", cmd_reencrypt, "fs", "Reencrypt all data with the latest encryption key" },
-        { "rotate-keys", cmd_rotate_keys, "", "Dynamically rotate secrets encryption keys and re-encrypt secrets" },
+        { "rotate-keys", cmd_rotate_keys, "R", "Dynamically rotate secrets encryption keys and re-encrypt secrets" },
+        { "sync", cmd_sync, "FL", "Resolve a config that differs from the cluster's (HA): --from-cluster or --from-local" },
         { "validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would" },
         { "hash", cmd_hash, "", "Print the sha256 hash of a configuration file as kube-apiserver reports it" },
         { "verify", cmd_verify, "", "Decrypt every stored secret read-only and count them per key" },
+        { "facts", cmd_facts, "", "Print the state as JSON facts (Ansible local fact, Facter external fact)" },
+        { "ensure", cmd_ensure, "WEDPCT", "Reach a wanted state idempotently, as fleet tools expect" },
 };
 
 static void help(void) {
@@ -35,9 +39,17 @@ static void help(void) {
                "  -f, --force              Force this stage (prepare, rotate, reencrypt)\n"
                "      --skip               Skip removing the old key (reencrypt)\n"
                "  -o, --output FORMAT      Status output: text or json\n"
+               "      --rolling            rotate-keys: start a rolling rotation driven by restarts (HA)\n"
+               "      --from-cluster       sync: replace this server's config with the cluster's\n"
+               "      --from-local         sync: publish this server's config as the cluster's\n"
                "      --restart            Restart the server unit afterwards and wait for it; pending\n"
                "                           re-encryption then runs in the hook while the server is down\n"
                "      --user               Talk to the calling user's service manager (for tests)\n"
+               "      --rotated-within DURATION  ensure: rotate when the active key is older (e.g. 90d)\n"
+               "      --enabled, --disabled      ensure: encryption on or off\n"
+               "      --provider P               ensure: aescbc or secretbox; a change rotates (migration)\n"
+               "      --check                    ensure: report what would be done, change nothing\n"
+               "      --salt                     ensure: add Salt's stateful last line changed=… comment=…\n"
                "\nSettings (each also a key in the settings file):\n"
                "      --config FILE                      Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
                "      --state-dir DIR                    Holds encryption-config.json and encryption-state.json\n"
@@ -64,10 +76,30 @@ enum {
         ARG_SKIP,
         ARG_RESTART,
         ARG_USER,
+        ARG_ROTATED_WITHIN,
+        ARG_ENABLED,
+        ARG_DISABLED,
+        ARG_PROVIDER,
+        ARG_CHECK,
+        ARG_SALT,
+        ARG_ROLLING,
+        ARG_FROM_CLUSTER,
+        ARG_FROM_LOCAL,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
 #define usage_error(e, ...) (se_error_set((e), -EINVAL, __VA_ARGS__), SE_EXIT_USAGE)
+
+/* Each option letter once, so repeated options cannot overrun the buffer. */
+static void seen(char *opts, char c) {
+        if (!strchr(opts, c))
+                strncat(opts, &c, 1);
+}
+
+/* Commands that only read a named file or the datastore leave the metrics alone. */
+static bool refreshes_metrics(const char *name) {
+        return !streq(name, "validate") && !streq(name, "hash") && !streq(name, "verify");
+}
 
 int main(int argc, char *argv[]) {
         struct option options[64] = {
@@ -79,14 +111,25 @@ int main(int argc, char *argv[]) {
                 { "output", required_argument, NULL, 'o' },
                 { "restart", no_argument, NULL, ARG_RESTART },
                 { "user", no_argument, NULL, ARG_USER },
+                { "rotated-within", required_argument, NULL, ARG_ROTATED_WITHIN },
+                { "enabled", no_argument, NULL, ARG_ENABLED },
+                { "disabled", no_argument, NULL, ARG_DISABLED },
+                { "provider", required_argument, NULL, ARG_PROVIDER },
+                { "check", no_argument, NULL, ARG_CHECK },
+                { "salt", no_argument, NULL, ARG_SALT },
+                { "rolling", no_argument, NULL, ARG_ROLLING },
+                { "from-cluster", no_argument, NULL, ARG_FROM_CLUSTER },
+                { "from-local", no_argument, NULL, ARG_FROM_LOCAL },
         };
-        _cleanup_free_ char *seen_opts = calloc(1, 8);
+        _cleanup_free_ char *seen_opts = calloc(1, 32);
         const char *settings_args[32] = {};
         se_error e = SE_ERROR_NULL;
         cli c = {};
-        size_t n = 8, cmd;
+        size_t n = 0, cmd;
         int opt, r, status;
 
+        while (options[n].name)
+                n++;
         for (size_t i = 0; se_settings_keys[i]; i++)
                 options[n++] = (struct option){ se_settings_keys[i], required_argument, NULL, ARG_SETTING + (int) i };
         options[n] = (struct option){};
@@ -112,11 +155,11 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'f':
                         c.force = true;
-                        strcat(seen_opts, "f");
+                        seen(seen_opts, 'f');
                         break;
                 case ARG_SKIP:
                         c.skip = true;
-                        strcat(seen_opts, "s");
+                        seen(seen_opts, 's');
                         break;
                 case 'o':
                         if (!streq(optarg, "json") && !streq(optarg, "text")) {
@@ -124,13 +167,49 @@ int main(int argc, char *argv[]) {
                                 goto finish;
                         }
                         c.json = streq(optarg, "json");
-                        strcat(seen_opts, "o");
+                        seen(seen_opts, 'o');
+                        break;
+                case ARG_ROLLING:
+                        c.rolling = true;
+                        seen(seen_opts, 'R');
+                        break;
+                case ARG_FROM_CLUSTER:
+                        c.from_cluster = true;
+                        seen(seen_opts, 'F');
+                        break;
+                case ARG_FROM_LOCAL:
+                        c.from_local = true;
+                        seen(seen_opts, 'L');
                         break;
                 case ARG_RESTART:
                         c.restart = true;
                         break;
                 case ARG_USER:
                         c.user = true;
+                        break;
+                case ARG_ROTATED_WITHIN:
+                        c.rotated_within = optarg;
+                        seen(seen_opts, 'W');
+                        break;
+                case ARG_ENABLED:
+                        c.want_enabled = true;
+                        seen(seen_opts, 'E');
+                        break;
+                case ARG_DISABLED:
+                        c.want_disabled = true;
+                        seen(seen_opts, 'D');
+                        break;
+                case ARG_PROVIDER:
+                        c.want_provider = optarg;
+                        seen(seen_opts, 'P');
+                        break;
+                case ARG_CHECK:
+                        c.check = true;
+                        seen(seen_opts, 'C');
+                        break;
+                case ARG_SALT:
+                        c.salt = true;
+                        seen(seen_opts, 'T');
                         break;
                 case '?':
                         status = usage_error(&e, "invalid option (see --help)");
@@ -188,10 +267,20 @@ int main(int argc, char *argv[]) {
                 }
 
         umask(0077);
+        /* hooks-dir and metrics-file follow every event of the command */
+        se_fleet_observer_install(&c.settings);
         r = commands[cmd].run(&c, &e);
         status = r < 0 ? se_exit_code_from_errno(r) : 0;
         if (r < 0 && r == -EINVAL && !e.message)
                 status = SE_EXIT_USAGE;
+        if (refreshes_metrics(commands[cmd].name)) {
+                se_error me = SE_ERROR_NULL;
+
+                if (se_fleet_metrics_refresh(&c.settings, &me) < 0)
+                        fprintf(stderr, "secrets-encrypt: warning: %s\n", se_error_message(&me));
+                se_error_done(&me);
+        }
+        se_fleet_observer_remove();
 
 finish:
         if (status != 0)

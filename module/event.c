@@ -59,6 +59,9 @@ static se_log_target log_target = SE_LOG_TARGET_AUTO;
 static int log_max_level = LOG_INFO;
 static se_log_sink_t log_sink;
 static void *log_sink_userdata;
+static se_event_observer_t event_observer;
+static void *event_observer_userdata;
+static bool event_observing;
 
 #define MAX_ITEMS      64
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
@@ -257,6 +260,11 @@ _public_ int se_log_get_max_level(void) {
                         return l;
         }
         return log_max_level;
+}
+
+_public_ void se_event_set_observer(se_event_observer_t fn, void *userdata) {
+        event_observer = fn;
+        event_observer_userdata = userdata;
 }
 
 _public_ void se_log_set_sink(se_log_sink_t sink, void *userdata) {
@@ -527,6 +535,14 @@ _public_ int se_event_internal(se_event_type type, int priority, int error, cons
                 r = r < 0 ? r : k;
         }
         entry_emit(&e, type, priority);
+        /* events the observer itself causes are logged, not observed again */
+        if (event_observer && !event_observing) {
+                se_log_record rec = {.type = type, .priority = priority, .iov = e.iov, .n_iov = e.n};
+
+                event_observing = true;
+                event_observer(&rec, event_observer_userdata);
+                event_observing = false;
+        }
         entry_done(&e);
         errno = saved_errno;
         return r;

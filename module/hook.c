@@ -8,27 +8,59 @@
 #include "macro.h"
 #include "se-event.h"
 #include "se-hook.h"
+#include "ops-internal.h"
 #include "se-ops.h"
 #include "se-util.h"
+
+static void event_convergence(se_ctx *ctx) {
+        _cleanup_free_ char *mismatch = NULL;
+        se_node_record *nodes = NULL;
+        size_t n = 0;
+
+        if (se_ha_nodes(ctx, &nodes, &n, NULL) < 0)
+                return;
+        if (se_cluster_check_hashes(nodes, n, &mismatch) >= 0) {
+                if (mismatch)
+                        (void) se_event(SE_EVENT_HASHES_MISMATCH, SE_MESSAGE("Server Encryption Hashes: %s", mismatch),
+                                        SE_FIELD("SECRETS_ENCRYPT_ERROR=%s", mismatch),
+                                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", ctx->settings->node_name),
+                                        SE_FIELD("SECRETS_ENCRYPT_STAGE=%s", se_stage_to_string(ctx->state.stage)));
+                else
+                        (void) se_event(SE_EVENT_HASHES_CONVERGED,
+                                        SE_MESSAGE("Server Encryption Hashes: All hashes match (%zu server%s).", n,
+                                                   n == 1 ? "" : "s"),
+                                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", ctx->settings->node_name),
+                                        SE_FIELD("SECRETS_ENCRYPT_STAGE=%s", se_stage_to_string(ctx->state.stage)),
+                                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
+        }
+        se_node_records_free(nodes, n);
+}
 
 _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress, void *userdata,
                          se_hook_result *ret, se_error *e) {
         se_hook_result res = { .stage = SE_STAGE_INVALID };
+        bool installed = false, advanced = false;
         se_ctx ctx;
         int r;
 
+        /* Step 1: the lock, waiting up to our own deadline. */
         r = se_ctx_open(&ctx, s, s->timeout_usec, e);
         if (r < 0)
                 return r;
         ctx.progress = progress;
         ctx.progress_userdata = userdata;
 
-        /* Step 2: first start. */
+        /* Step 3 (HA): a newer cluster config is installed, a newer local one refused. */
+        r = se_ha_sync(&ctx, &installed, e);
+        if (r < 0)
+                goto finish;
+
+        /* Step 2: first start (no local config and none in the cluster). */
         r = se_op_ensure_config(&ctx, &res.generated, e);
         if (r < 0)
                 goto finish;
 
-        /* Step 4 happened in se_state_load(): an invalid file never gets here. */
+        /* Step 4 happened in se_state_load() / the install: an invalid file never gets here. */
         (void) se_event(SE_EVENT_CONFIG_VALIDATED,
                         SE_MESSAGE("Encryption configuration %s/encryption-config.json is valid (sha256:%s).",
                                    s->state_dir, ctx.state.hash),
@@ -47,7 +79,13 @@ _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress
                 r = se_error_set(e, r, "out of memory");
                 goto finish;
         }
-        r = se_state_save_own(&ctx.state, e);
+        r = se_ops_save_own(&ctx, e);
+        if (r < 0)
+                goto finish;
+        event_convergence(&ctx);
+
+        /* Step 7: one stage further when a rolling rotation is under way and everyone caught up. */
+        r = se_op_auto_advance(&ctx, &advanced, e);
         if (r < 0)
                 goto finish;
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "ops-internal.h"
 #include "se-ops.h"
 #include "se-event.h"
 #include "se-rotation.h"
@@ -42,6 +43,7 @@ _public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_u
 }
 
 _public_ void se_ctx_close(se_ctx *ctx) {
+        se_cluster_close(TAKE_PTR(ctx->cluster));
         se_store_close(TAKE_PTR(ctx->store));
         se_state_done(&ctx->state);
         se_unlock_dir(TAKE_FD(ctx->lock_fd));
@@ -72,7 +74,8 @@ static int require_config(se_ctx *ctx, se_error *e) {
                                     "no encryption configuration in %s: secrets encryption is not set up on this "
                                     "node (run `secrets-encrypt enable` or start the server once with the hook)",
                                     ctx->state.dir);
-        return 0;
+        /* never edit a config older than the cluster's: keys added elsewhere would be dropped */
+        return se_ha_require_in_sync(ctx, e);
 }
 
 /* This node's published "<stage>-<hash>"; k3s copies the state file there at startup, so a
@@ -93,12 +96,29 @@ static int local_annotation(se_ctx *ctx, se_stage *ret_stage, char ret_hash[stat
         return 0;
 }
 
-/* k3s's verifyEncryptionHashAnnotation() for this node (the single-server registry). */
+/* k3s's verifyEncryptionHashAnnotation(): every server's annotation equal, then this node's stage
+ * and hash. */
 static int verify_stage_and_hash(se_ctx *ctx, se_command cmd, se_error *e) {
         const char *node = ctx->settings->node_name, *required = NULL;
+        _cleanup_free_ char *mismatch = NULL;
+        se_node_record *nodes = NULL;
+        size_t n_nodes = 0;
         se_stage stage;
         char hash[65];
         int r;
+
+        r = se_ha_nodes(ctx, &nodes, &n_nodes, e);
+        if (r < 0)
+                return r;
+        r = se_cluster_check_hashes(nodes, n_nodes, &mismatch);
+        se_node_records_free(nodes, n_nodes);
+        if (r < 0)
+                return se_error_set(e, r, "out of memory");
+        if (mismatch)
+                return se_error_set(e, -ESTALE,
+                                    "%s (restart the servers still on the previous stage so their hooks install "
+                                    "the current configuration; see `secrets-encrypt status -o json` next_action)",
+                                    mismatch);
 
         r = local_annotation(ctx, &stage, hash, e);
         if (r < 0)
@@ -149,6 +169,11 @@ static void event_key(se_ctx *ctx, se_event_type type, const char *verb, const c
  * whichever is rarer), then the caller's own callback runs. */
 static int progress_event(const se_reencrypt_progress *p, void *userdata) {
         se_ctx *ctx = userdata;
+        int r;
+
+        r = se_ha_lease_keepalive(ctx, ctx->lease, NULL);
+        if (r < 0)
+                return r; /* lost the lease: stop, the checkpoint lets the next holder resume */
 
         if (!p->final)
                 (void) se_event(SE_EVENT_REENCRYPT_PROGRESS,
@@ -161,18 +186,44 @@ static int progress_event(const se_reencrypt_progress *p, void *userdata) {
         return ctx->progress ? ctx->progress(p, ctx->progress_userdata) : 0;
 }
 
-/* Writes the new config and moves the persisted stage; the stage is written only after the
- * config, so a crash between leaves the old stage with a hash mismatch (refused, never a lost key). */
-static int commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) {
+int se_ops_save_own(se_ctx *ctx, se_error *e) {
+        int r = se_state_save_own(&ctx->state, e);
+
+        return r < 0 ? r : se_ha_publish(ctx, e);
+}
+
+/* Writes the new config and moves the persisted stage. Order: the cluster first (so a crash
+ * leaves it newer and the next start installs it), then the config, then the stage (a crash
+ * between those leaves a hash mismatch that is refused, never a lost key), then this node's record. */
+int se_ops_commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) {
         se_stage prev = se_state_current_stage(&ctx->state);
+        uint64_t generation = ctx->state.generation + 1;
+        char *json = NULL;
+        size_t size = 0;
         int r = 0;
 
-        if (c)
-                r = se_state_write_config(&ctx->state, c, e);
+        if (c) {
+                r = se_config_validate(c, false, e);
+                if (r < 0)
+                        return se_error_prefix(e, r, "refusing to write an invalid configuration");
+                r = se_config_to_json(c, &json, &size);
+                if (r < 0)
+                        return se_error_set(e, r, "cannot serialize the encryption configuration");
+        }
+        r = se_ha_push_config(ctx, json ? (const uint8_t *) json : ctx->state.config_bytes,
+                              json ? size : ctx->state.config_size, generation, stage, e);
+        if (r >= 0 && json)
+                r = se_state_write_config_bytes(&ctx->state, (const uint8_t *) json, size, e);
+        if (json) {
+                explicit_wipe(json, size);
+                free(json);
+        }
+        if (r < 0)
+                return r;
+        ctx->state.generation = generation;
+        r = se_state_write_stage(&ctx->state, stage, e);
         if (r >= 0)
-                r = se_state_write_stage(&ctx->state, stage, e);
-        if (r >= 0)
-                r = se_state_save_own(&ctx->state, e);
+                r = se_ops_save_own(ctx, e);
         if (r >= 0 && prev != stage)
                 event_stage(ctx, prev, stage);
         return r;
@@ -189,7 +240,7 @@ _public_ int se_op_prepare(se_ctx *ctx, bool force, se_error *e) {
         if (r >= 0)
                 r = se_rotation_prepare(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
         if (r >= 0)
-                r = commit(ctx, n, SE_STAGE_PREPARE, e);
+                r = se_ops_commit(ctx, n, SE_STAGE_PREPARE, e);
         if (r >= 0)
                 event_key(ctx, SE_EVENT_KEY_ADDED, "added as a read key", name);
         se_config_free(n);
@@ -207,7 +258,7 @@ _public_ int se_op_rotate(se_ctx *ctx, bool force, se_error *e) {
         if (r >= 0)
                 r = se_rotation_rotate(ctx->state.config, provider(ctx), &n, &name, e);
         if (r >= 0)
-                r = commit(ctx, n, SE_STAGE_ROTATE, e);
+                r = se_ops_commit(ctx, n, SE_STAGE_ROTATE, e);
         if (r >= 0 && name)
                 event_key(ctx, SE_EVENT_KEY_PROMOTED, "promoted to write key", name);
         se_config_free(n);
@@ -226,7 +277,7 @@ static int reencrypt_failed(se_ctx *ctx, int r, se_error *e) {
 /* Re-encrypt everything with the current write key, then (unless skip) prune per k3s's rules
  * behind the prune gate, and reach reencrypt_finished. The pending flags are persisted first so
  * that a crash leaves a visible, resumable reencrypt_active. */
-static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
+static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         se_store *store;
         se_config *pruned = NULL;
         _cleanup_free_ char *removed = NULL;
@@ -239,9 +290,6 @@ static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
                 .userdata = ctx,
         };
         int r;
-
-        if (ctx->defer_reencrypt)
-                return 0; /* pending flags are saved: the hook finishes it at the next start */
 
         r = se_ctx_store(ctx, &store, e);
         if (r < 0)
@@ -273,7 +321,7 @@ static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
                 r = se_state_set_annotation(&ctx->state, back);
                 if (r < 0)
                         return se_error_set(e, r, "out of memory");
-                r = se_state_save_own(&ctx->state, e);
+                r = se_ops_save_own(ctx, e);
                 if (r >= 0 && prev != back)
                         event_stage(ctx, prev, back);
                 return r;
@@ -295,10 +343,24 @@ static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
         }
         ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
         ctx->state.last_rotation = (int64_t) time(NULL);
-        r = commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
+        r = se_ops_commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
         se_config_free(pruned);
         if (r >= 0 && removed)
                 event_key(ctx, SE_EVENT_KEY_REMOVED, "removed", removed);
+        return r;
+}
+
+/* In HA only the holder of the cluster's lease re-encrypts; a dead holder's lease expires. */
+static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
+        int r;
+
+        if (ctx->defer_reencrypt)
+                return 0; /* pending flags are saved: the hook finishes it at the next start */
+        r = se_ha_lease_acquire(ctx, &ctx->lease, e);
+        if (r < 0)
+                return reencrypt_failed(ctx, r, e);
+        r = run_reencrypt_leased(ctx, skip, e);
+        se_ha_lease_release(TAKE_PTR(ctx->lease));
         return r;
 }
 
@@ -312,7 +374,7 @@ static int mark_active(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
         r = se_state_set_annotation(&ctx->state, SE_STAGE_REENCRYPT_ACTIVE);
         if (r < 0)
                 return se_error_set(e, r, "out of memory");
-        r = se_state_save_own(&ctx->state, e);
+        r = se_ops_save_own(ctx, e);
         if (r >= 0 && prev != SE_STAGE_REENCRYPT_ACTIVE)
                 event_stage(ctx, prev, SE_STAGE_REENCRYPT_ACTIVE);
         return r;
@@ -342,19 +404,16 @@ _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
         if (r >= 0)
                 r = verify_stage_and_hash(ctx, SE_COMMAND_ROTATE_KEYS, e);
         if (r >= 0)
-                r = mark_active(ctx, false, true, e);
-        if (r >= 0)
                 r = se_rotation_add_and_rotate(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
+        /* The new config reaches the cluster and disk before any value is rewritten (k3s #13763):
+         * a crash from here on leaves a readable state that the hook resumes. */
         if (r >= 0)
-                r = se_state_write_config(&ctx->state, n, e);
+                r = se_ops_commit(ctx, n, ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, e);
         se_config_free(n);
         if (r >= 0) {
                 event_key(ctx, SE_EVENT_KEY_ADDED, "added", name);
                 event_key(ctx, SE_EVENT_KEY_PROMOTED, "promoted to write key", name);
-                /* the annotation names the config being re-encrypted to */
-                r = se_state_set_annotation(&ctx->state, SE_STAGE_REENCRYPT_ACTIVE);
-                if (r >= 0)
-                        r = se_state_save_own(&ctx->state, e);
+                r = mark_active(ctx, false, true, e);
         }
         if (r >= 0)
                 r = run_reencrypt(ctx, false, e);
@@ -384,7 +443,7 @@ _public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_e
          * hash, so the next command is not refused with `invalid hash`. */
         stage = ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START;
         if (r >= 0)
-                r = commit(ctx, n, stage, e);
+                r = se_ops_commit(ctx, n, stage, e);
         se_config_free(n);
         if (r < 0)
                 return r;
@@ -404,7 +463,7 @@ _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) 
         if (ctx->state.has_config) {
                 /* k3s: an existing config is kept; a missing state file becomes start-<hash> */
                 if (!ctx->state.has_stage) {
-                        r = commit(ctx, NULL, SE_STAGE_START, e);
+                        r = se_ops_commit(ctx, NULL, SE_STAGE_START, e);
                         if (r < 0)
                                 return r;
                 }
@@ -413,7 +472,7 @@ _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) 
         }
         r = se_config_generate(provider(ctx), &n, e);
         if (r >= 0)
-                r = commit(ctx, n, SE_STAGE_START, e);
+                r = se_ops_commit(ctx, n, SE_STAGE_START, e);
         se_config_free(n);
         if (r < 0)
                 return r;
@@ -447,6 +506,9 @@ _public_ int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e) {
 
 _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
         se_status s = { .enable = -1, .hash_match = true };
+        _cleanup_free_ char *restart = NULL;
+        se_node_record *nodes = NULL;
+        size_t n_nodes = 0;
         se_stage stage;
         char hash[65];
         int r;
@@ -471,18 +533,31 @@ _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
         r = local_annotation(ctx, &stage, hash, e);
         if (r < 0)
                 return r;
+        r = se_ha_nodes(ctx, &nodes, &n_nodes, e);
+        if (r < 0)
+                return r;
+
         s.stage = strdup(se_stage_to_string(stage));
         s.config_hash = strdup(ctx->state.hash);
-        s.nodes = calloc(1, sizeof(se_node_status));
+        s.nodes = calloc(MAX(n_nodes, 1u), sizeof(se_node_status));
         if (!s.stage || !s.config_hash || !s.nodes)
                 goto oom;
-        s.n_nodes = 1;
-        s.nodes[0].name = strdup(ctx->settings->node_name);
-        if (asprintf(&s.nodes[0].annotation, "%s-%s", se_stage_to_string(stage), hash) < 0)
-                s.nodes[0].annotation = NULL;
-        s.nodes[0].generation = (int64_t) ctx->state.generation;
-        s.nodes[0].version = strdup(SE_VERSION);
-        if (!s.nodes[0].name || !s.nodes[0].annotation || !s.nodes[0].version)
+        for (size_t i = 0; i < n_nodes; i++) {
+                se_node_status *ns = &s.nodes[s.n_nodes++];
+
+                ns->name = strdup(nodes[i].name);
+                ns->annotation = strdup_null(nodes[i].annotation);
+                ns->generation = (int64_t) nodes[i].generation;
+                ns->time = nodes[i].time;
+                ns->version = strdup_null(nodes[i].version);
+                if (!ns->name)
+                        goto oom;
+        }
+        if (se_cluster_check_hashes(nodes, n_nodes, &s.hash_error) < 0)
+                goto oom;
+        s.hash_match = !s.hash_error;
+        r = se_ha_lagging(ctx, nodes, n_nodes, &restart);
+        if (r < 0)
                 goto oom;
         if (se_config_status_keys(ctx->state.config, &s.active_key, &s.inactive_keys, &s.n_inactive_keys) < 0)
                 goto oom;
@@ -491,8 +566,8 @@ _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
         if (s.reencrypt_pending)
                 r = asprintf(&s.next_action, "restart %s on %s to finish the interrupted re-encryption",
                              ctx->settings->unit, ctx->settings->node_name);
-        else if (!streq(hash, ctx->state.hash))
-                r = asprintf(&s.next_action, "restart %s on %s", ctx->settings->unit, ctx->settings->node_name);
+        else if (restart)
+                r = asprintf(&s.next_action, "restart %s on %s", ctx->settings->unit, restart);
         else
                 switch (stage) {
                 case SE_STAGE_START:
@@ -511,10 +586,12 @@ _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
                 }
         if (r < 0)
                 goto oom;
-        s.safe_to_proceed = !s.reencrypt_pending && streq(hash, ctx->state.hash);
+        s.safe_to_proceed = !s.reencrypt_pending && !restart && s.hash_match;
+        se_node_records_free(nodes, n_nodes);
         *ret = s;
         return 0;
 oom:
+        se_node_records_free(nodes, n_nodes);
         se_status_done(&s);
         return se_error_set(e, -ENOMEM, "out of memory");
 }

@@ -144,6 +144,11 @@ typedef void (*se_log_sink_t)(const se_log_record *record, void *userdata);
 
 /* Every line and event goes to sink instead of journald/stderr; NULL restores normal output. */
 void se_log_set_sink(se_log_sink_t sink, void *userdata);
+/* Called for every event (not plain log lines) after it was written or given to the sink; output
+ * is unchanged. Events logged while the observer runs are not observed (no recursion). NULL
+ * removes it. */
+typedef void (*se_event_observer_t)(const se_log_record *record, void *userdata);
+void se_event_set_observer(se_event_observer_t fn, void *userdata);
 /* Value of a field in a record (points into the record), or NULL. */
 const char *se_log_record_get(const se_log_record *record, const char *field);
 

@@ -17,11 +17,16 @@
  * se-rotation.h, writes the state files, and re-encrypts through the datastore.
  */
 
+typedef struct se_cluster se_cluster;
+
 typedef struct se_ctx {
         const se_settings *settings;
         int lock_fd;
         se_state state;
-        se_store *store; /* opened on first use */
+        se_store *store;     /* opened on first use */
+        se_cluster *cluster; /* HA (etcd) only, opened on first use */
+        struct se_cluster_lease *lease; /* held while re-encrypting in HA */
+        uint64_t lease_refreshed_usec;
         se_reencrypt_progress_fn progress;
         void *progress_userdata;
         /* Leave re-encryption pending for the hook (the helper's --restart): the server is then
@@ -48,5 +53,12 @@ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_error *e);
 /* First start: generate the config when there is none (k3s's genEncryptionConfigAndState).
  * *ret_generated tells whether it did. */
 int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e);
+/* The hook's step 7: advance one stage when a rolling rotation is under way and every server has
+ * caught up (advance.c). */
+int se_op_auto_advance(se_ctx *ctx, bool *ret_advanced, se_error *e);
+/* `rotate-keys --rolling`: prepare now, and let each restart advance one stage. */
+int se_op_start_rolling(se_ctx *ctx, se_error *e);
+/* `sync --from-cluster` / `--from-local` (HA). */
+int se_op_sync(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e);
 /* Completes a pending or interrupted re-encryption (the hook's step 6). */
 int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e);

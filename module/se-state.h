@@ -71,6 +71,7 @@ typedef struct se_state {
         bool pending_skip;       /* ... with --skip: keep keys, revert to the persisted stage */
         bool pending_rotate_keys;
         int64_t last_rotation;   /* unix seconds of the last finished rotation, 0 = never */
+        bool rolling;            /* a rolling rotation was requested (single server; HA keeps it in etcd) */
 } se_state;
 
 /* Reads the state directory (which must exist). A missing config or state file is not an
@@ -78,9 +79,11 @@ typedef struct se_state {
 int se_state_load(const char *dir, se_state *ret, se_error *e);
 void se_state_done(se_state *st);
 
-/* Atomically writes encryption-config.json (0600) from the model, re-reads the hash, bumps the
- * generation (persisted with se_state_save_own()). */
+/* Atomically writes encryption-config.json (0600) from the model (k3s's JSON) or as exact bytes,
+ * after parsing and validating them; updates config, config_bytes and hash. The generation is the
+ * caller's to manage (persisted with se_state_save_own()). */
 int se_state_write_config(se_state *st, const se_config *c, se_error *e);
+int se_state_write_config_bytes(se_state *st, const uint8_t *bytes, size_t size, se_error *e);
 /* encryption-state.json := "<stage>-<current config hash>", and the annotation to match. */
 int se_state_write_stage(se_state *st, se_stage stage, se_error *e);
 /* Writes secrets-encrypt.json from the fields above. */

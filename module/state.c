@@ -107,6 +107,8 @@ static int load_own(se_state *st, se_error *e) {
                 st->pending_rotate_keys = json_object_get_boolean(v);
         if (json_object_object_get_ex(root, "last_rotation", &v))
                 st->last_rotation = json_object_get_int64(v);
+        if (json_object_object_get_ex(root, "rolling", &v))
+                st->rolling = json_object_get_boolean(v);
         json_object_put(root);
         return 0;
 }
@@ -144,33 +146,35 @@ _public_ void se_state_done(se_state *st) {
         *st = (se_state){ .stage = SE_STAGE_INVALID };
 }
 
-_public_ int se_state_write_config(se_state *st, const se_config *c, se_error *e) {
+_public_ int se_state_write_config_bytes(se_state *st, const uint8_t *bytes, size_t size, se_error *e) {
         _cleanup_free_ char *path = dir_path(st->dir, "encryption-config.json");
-        char *json = NULL;
-        se_config *copy = NULL;
-        size_t size;
+        se_config *parsed = NULL;
+        uint8_t *copy;
         int r;
 
         if (!path)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        r = se_config_validate(c, false, e);
-        if (r < 0)
+        /* Never put a file on disk that kube-apiserver (or we) would refuse. */
+        r = se_config_parse(path, bytes, size, &parsed, e);
+        if (r >= 0)
+                r = se_config_validate(parsed, false, e);
+        if (r < 0) {
+                se_config_free(parsed);
                 return se_error_prefix(e, r, "refusing to write an invalid configuration to %s", path);
-        r = se_config_to_json(c, &json, &size);
-        if (r < 0)
-                return se_error_set(e, r, "cannot serialize the encryption configuration: %s", strerror(-r));
-        r = se_config_copy(c, &copy);
-        if (r < 0) {
-                explicit_wipe(json, size);
-                free(json);
-                return se_error_set(e, r, "out of memory");
         }
+        copy = malloc(size + 1);
+        if (!copy) {
+                se_config_free(parsed);
+                return se_error_set(e, -ENOMEM, "out of memory");
+        }
+        memcpy(copy, bytes, size);
+        copy[size] = 0;
 
-        r = se_write_file_atomic(path, json, size, 0600);
+        r = se_write_file_atomic(path, bytes, size, 0600);
         if (r < 0) {
-                explicit_wipe(json, size);
-                free(json);
-                se_config_free(copy);
+                explicit_wipe(copy, size);
+                free(copy);
+                se_config_free(parsed);
                 return se_error_set(e, r, "cannot write %s: %s", path, strerror(-r));
         }
 
@@ -179,12 +183,25 @@ _public_ int se_state_write_config(se_state *st, const se_config *c, se_error *e
                 free(st->config_bytes);
         }
         se_config_free(st->config);
-        st->config_bytes = (uint8_t *) json;
+        st->config_bytes = copy;
         st->config_size = size;
-        st->config = copy;
+        st->config = parsed;
         st->has_config = true;
-        st->generation++;
-        return se_sha256_hex(json, size, st->hash);
+        return se_sha256_hex(copy, size, st->hash);
+}
+
+_public_ int se_state_write_config(se_state *st, const se_config *c, se_error *e) {
+        char *json = NULL;
+        size_t size;
+        int r;
+
+        r = se_config_to_json(c, &json, &size);
+        if (r < 0)
+                return se_error_set(e, r, "cannot serialize the encryption configuration: %s", strerror(-r));
+        r = se_state_write_config_bytes(st, (const uint8_t *) json, size, e);
+        explicit_wipe(json, size);
+        free(json);
+        return r;
 }
 
 _public_ int se_state_set_annotation(se_state *st, se_stage stage) {
@@ -231,6 +248,7 @@ _public_ int se_state_save_own(se_state *st, se_error *e) {
         json_object_object_add(root, "pending_skip", json_object_new_boolean(st->pending_skip));
         json_object_object_add(root, "pending_rotate_keys", json_object_new_boolean(st->pending_rotate_keys));
         json_object_object_add(root, "last_rotation", json_object_new_int64(st->last_rotation));
+        json_object_object_add(root, "rolling", json_object_new_boolean(st->rolling));
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
         r = se_write_file_atomic(path, text, strlen(text), 0600);
         json_object_put(root);

@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+#include "ops-internal.h"
+#include "se-event.h"
+#include "se-etcd.h"
+#include "se-util.h"
+
+#define ROLLING_KEY SE_CLUSTER_PREFIX "rolling"
+#define LEASE_TTL_SEC 60
+
+_public_ bool se_ha_enabled(const se_ctx *ctx) {
+        const char *ep = ctx->settings->datastore_endpoint;
+
+        return ep && (startswith(ep, "http://") || startswith(ep, "https://"));
+}
+
+_public_ int se_ha_cluster(se_ctx *ctx, se_cluster **ret, se_error *e) {
+        _cleanup_erase_free_ char *token = NULL;
+        se_store *store;
+        int r;
+
+        *ret = NULL;
+        if (!se_ha_enabled(ctx))
+                return 0;
+        if (!ctx->cluster) {
+                r = se_ctx_store(ctx, &store, e);
+                if (r < 0)
+                        return r;
+                r = se_settings_read_token(ctx->settings, &token, e);
+                if (r < 0)
+                        return r;
+                r = se_cluster_open(store, token, &ctx->cluster, e);
+                if (r < 0)
+                        return r;
+        }
+        *ret = ctx->cluster;
+        return 0;
+}
+
+_public_ int se_ha_push_config(se_ctx *ctx, const uint8_t *bytes, size_t size, uint64_t generation, se_stage stage,
+                               se_error *e) {
+        se_cluster_config cur = {};
+        se_cluster *cl;
+        int r;
+
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r < 0 || !cl)
+                return r;
+        r = se_cluster_peek_config(cl, &cur, e);
+        if (r == -ENOENT) {
+                se_error_done(e);
+                cur = (se_cluster_config){};
+        } else if (r < 0)
+                return r;
+        else if (cur.generation + 1 != generation) {
+                r = se_error_set(e, -ESTALE,
+                                 "the cluster's configuration is at generation %" PRIu64 " but this server's is at "
+                                 "%" PRIu64 ": another server changed it; restart %s on %s so it installs the "
+                                 "cluster's configuration, then re-run the command",
+                                 cur.generation, generation - 1, ctx->settings->unit, ctx->settings->node_name);
+                se_cluster_config_done(&cur);
+                return r;
+        }
+        r = se_cluster_put_config(cl, bytes, size, generation, stage, cur.mod_revision, NULL, e);
+        se_cluster_config_done(&cur);
+        return r;
+}
+
+_public_ int se_ha_publish(se_ctx *ctx, se_error *e) {
+        se_cluster *cl;
+        int r;
+
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r < 0 || !cl || !ctx->state.annotation)
+                return r;
+        return se_cluster_publish_node(cl, ctx->settings->node_name, ctx->state.annotation, ctx->state.generation,
+                                       NULL, e);
+}
+
+_public_ int se_ha_nodes(se_ctx *ctx, se_node_record **ret, size_t *ret_n, se_error *e) {
+        se_node_record *n;
+        se_cluster *cl;
+        int r;
+
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r < 0)
+                return r;
+        if (cl)
+                return se_cluster_list_nodes(cl, ret, ret_n, e);
+
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        n->name = strdup(ctx->settings->node_name);
+        n->annotation = strdup_null(ctx->state.annotation);
+        /* never published: k3s's annotation is the state file's content */
+        if (!ctx->state.annotation && ctx->state.has_stage &&
+            asprintf(&n->annotation, "%s-%s", se_stage_to_string(ctx->state.stage), ctx->state.stage_hash) < 0)
+                n->annotation = NULL;
+        n->version = strdup(SE_VERSION);
+        n->generation = ctx->state.generation;
+        if (!n->name || !n->version || ((ctx->state.annotation || ctx->state.has_stage) && !n->annotation)) {
+                se_node_records_free(n, 1);
+                return se_error_set(e, -ENOMEM, "out of memory");
+        }
+        *ret = n;
+        *ret_n = 1;
+        return 0;
+}
+
+_public_ int se_ha_require_in_sync(se_ctx *ctx, se_error *e) {
+        _cleanup_free_ char *msg = NULL;
+        se_cluster_config cur = {};
+        se_cluster_sync sync;
+        se_cluster *cl;
+        int r;
+
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r < 0 || !cl)
+                return r;
+        r = se_cluster_peek_config(cl, &cur, e);
+        if (r == -ENOENT) {
+                se_error_done(e);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        r = se_cluster_classify(ctx->state.generation, ctx->state.has_config ? ctx->state.hash : NULL,
+                                cur.generation, cur.hash, &sync, &msg);
+        se_cluster_config_done(&cur);
+        if (r < 0)
+                return se_error_set(e, r, "out of memory");
+        switch (sync) {
+        case SE_CLUSTER_SYNC_SAME:
+        case SE_CLUSTER_SYNC_CLUSTER_EMPTY:
+                return 0;
+        case SE_CLUSTER_SYNC_CLUSTER_NEWER:
+                return se_error_set(e, -ESTALE, "%s; restart %s on %s first so its hook installs it", msg,
+                                    ctx->settings->unit, ctx->settings->node_name);
+        default:
+                return se_error_set(e, -ESTALE, "%s", msg);
+        }
+}
+
+static int install(se_ctx *ctx, const se_cluster_config *cfg, se_error *e) {
+        int r;
+
+        r = se_state_write_config_bytes(&ctx->state, cfg->bytes, cfg->size, e);
+        if (r < 0)
+                return se_error_prefix(e, r, "the cluster's configuration (generation %" PRIu64 ") is not usable",
+                                       cfg->generation);
+        ctx->state.generation = cfg->generation;
+        r = se_state_write_stage(&ctx->state, cfg->stage, e);
+        if (r < 0)
+                return r;
+        (void) se_event(SE_EVENT_CONFIG_INSTALLED,
+                        SE_MESSAGE("Installed the cluster's encryption configuration (generation %" PRIu64
+                                   ", stage %s) on %s.",
+                                   cfg->generation, se_stage_to_string(cfg->stage), ctx->settings->node_name),
+                        SE_FIELD("SECRETS_ENCRYPT_GENERATION=%" PRIu64, cfg->generation),
+                        SE_FIELD("SECRETS_ENCRYPT_STAGE=%s", se_stage_to_string(cfg->stage)),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", ctx->settings->node_name));
+        return se_state_save_own(&ctx->state, e);
+}
+
+_public_ int se_ha_sync(se_ctx *ctx, bool *ret_installed, se_error *e) {
+        _cleanup_free_ char *msg = NULL;
+        se_cluster_config cur = {};
+        se_cluster_sync sync;
+        se_cluster *cl;
+        int r;
+
+        *ret_installed = false;
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r < 0 || !cl)
+                return r;
+        r = se_cluster_get_config(cl, &cur, e);
+        if (r == -ENOENT) {
+                se_error_done(e);
+                cur = (se_cluster_config){};
+        } else if (r < 0)
+                return r;
+
+        r = se_cluster_classify(ctx->state.generation, ctx->state.has_config ? ctx->state.hash : NULL,
+                                cur.generation, cur.bytes ? cur.hash : NULL, &sync, &msg);
+        if (r < 0) {
+                se_cluster_config_done(&cur);
+                return se_error_set(e, r, "out of memory");
+        }
+        switch (sync) {
+        case SE_CLUSTER_SYNC_SAME:
+                break;
+        case SE_CLUSTER_SYNC_CLUSTER_EMPTY:
+                /* The first server to start seeds the cluster (generated below if absent). */
+                if (ctx->state.has_config) {
+                        if (ctx->state.generation == 0)
+                                ctx->state.generation = 1;
+                        r = se_cluster_put_config(cl, ctx->state.config_bytes, ctx->state.config_size,
+                                                  ctx->state.generation,
+                                                  ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, 0, NULL,
+                                                  e);
+                        if (r >= 0)
+                                r = se_state_save_own(&ctx->state, e);
+                }
+                break;
+        case SE_CLUSTER_SYNC_CLUSTER_NEWER:
+                r = install(ctx, &cur, e);
+                if (r >= 0)
+                        *ret_installed = true;
+                break;
+        default:
+                (void) se_event(SE_EVENT_CONFIG_SYNC_REFUSED, SE_MESSAGE("%s", msg),
+                                SE_FIELD("SECRETS_ENCRYPT_ERROR=%s", msg),
+                                SE_FIELD("SECRETS_ENCRYPT_NODE=%s", ctx->settings->node_name),
+                                SE_FIELD("SECRETS_ENCRYPT_GENERATION=%" PRIu64, ctx->state.generation));
+                r = se_error_set(e, -ESTALE, "%s", msg);
+        }
+        se_cluster_config_done(&cur);
+        return r;
+}
+
+_public_ int se_ha_sync_force(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e) {
+        se_cluster_config cur = {};
+        se_cluster *cl;
+        char *m = NULL;
+        int r;
+
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r < 0)
+                return r;
+        if (!cl)
+                return se_error_set(e, -EOPNOTSUPP,
+                                    "sync needs an etcd datastore: with SQLite this server is the whole cluster");
+        r = se_cluster_get_config(cl, &cur, e);
+        if (r < 0 && !(r == -ENOENT && !from_cluster))
+                return r;
+        se_error_done(e);
+
+        if (from_cluster) {
+                uint64_t old_gen = ctx->state.generation;
+                char old_hash[65];
+
+                snprintf(old_hash, sizeof(old_hash), "%s", ctx->state.has_config ? ctx->state.hash : "(none)");
+                r = install(ctx, &cur, e);
+                if (r >= 0)
+                        r = asprintf(&m,
+                                     "installed the cluster's configuration on %s: generation %" PRIu64
+                                     " sha256:%s (stage %s) replaced generation %" PRIu64 " sha256:%s",
+                                     ctx->settings->node_name, cur.generation, cur.hash,
+                                     se_stage_to_string(cur.stage), old_gen, old_hash) < 0
+                                    ? -ENOMEM
+                                    : 0;
+        } else {
+                uint64_t gen;
+
+                if (!ctx->state.has_config) {
+                        se_cluster_config_done(&cur);
+                        return se_error_set(e, -ENOENT, "this server has no configuration to publish");
+                }
+                gen = MAX(ctx->state.generation, cur.generation) + 1;
+                r = se_cluster_put_config(cl, ctx->state.config_bytes, ctx->state.config_size, gen,
+                                          ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, cur.mod_revision,
+                                          NULL, e);
+                if (r >= 0) {
+                        ctx->state.generation = gen;
+                        r = se_state_save_own(&ctx->state, e);
+                }
+                if (r >= 0)
+                        r = asprintf(&m,
+                                     "published %s's configuration to the cluster as generation %" PRIu64
+                                     " sha256:%s (replacing generation %" PRIu64 " sha256:%s); restart every "
+                                     "other server so it installs it",
+                                     ctx->settings->node_name, gen, ctx->state.hash, cur.generation,
+                                     cur.bytes ? cur.hash : "(none)") < 0
+                                    ? -ENOMEM
+                                    : 0;
+        }
+        se_cluster_config_done(&cur);
+        if (r < 0)
+                return r;
+        r = se_ha_publish(ctx, e);
+        if (r < 0) {
+                free(m);
+                return r;
+        }
+        *ret_message = m;
+        return 0;
+}
+
+_public_ int se_ha_lease_acquire(se_ctx *ctx, se_cluster_lease **ret, se_error *e) {
+        se_cluster *cl;
+        int r;
+
+        *ret = NULL;
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r < 0 || !cl)
+                return r;
+        r = se_cluster_lease_acquire(cl, ctx->settings->node_name, LEASE_TTL_SEC, ret, e);
+        return r < 0 ? r : 0;
+}
+
+_public_ int se_ha_lease_keepalive(se_ctx *ctx, se_cluster_lease *l, se_error *e) {
+        uint64_t now = se_now_usec(CLOCK_MONOTONIC);
+
+        if (!l || now - ctx->lease_refreshed_usec < LEASE_TTL_SEC * 1000000ULL / 3)
+                return 0;
+        ctx->lease_refreshed_usec = now;
+        return se_cluster_lease_keepalive(l, e);
+}
+
+_public_ void se_ha_lease_release(se_cluster_lease *l) {
+        if (l)
+                (void) se_cluster_lease_release(l, NULL);
+}
+
+_public_ int se_ha_get_rolling(se_ctx *ctx, bool *ret, se_error *e) {
+        se_store *store;
+        se_kv kv = {};
+        int r;
+
+        if (!se_ha_enabled(ctx)) {
+                *ret = ctx->state.rolling;
+                return 0;
+        }
+        r = se_ctx_store(ctx, &store, e);
+        if (r < 0)
+                return r;
+        r = se_store_get(store, ROLLING_KEY, &kv, e);
+        if (r == -ENOENT) {
+                se_error_done(e);
+                *ret = false;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        *ret = kv.value_size == 1 && kv.value[0] == '1';
+        se_kv_done(&kv);
+        return 0;
+}
+
+_public_ int se_ha_set_rolling(se_ctx *ctx, bool on, se_error *e) {
+        se_store *store;
+        se_kv kv = {};
+        se_kv_update u = { .key = ROLLING_KEY, .value = (const uint8_t *) (on ? "1" : "0"), .value_size = 1 };
+        int r;
+
+        ctx->state.rolling = on;
+        if (!se_ha_enabled(ctx))
+                return se_state_save_own(&ctx->state, e);
+        r = se_ctx_store(ctx, &store, e);
+        if (r < 0)
+                return r;
+        r = se_store_get(store, ROLLING_KEY, &kv, e);
+        if (r == -ENOENT)
+                se_error_done(e);
+        else if (r < 0)
+                return r;
+        u.expected_mod_revision = kv.key ? kv.mod_revision : 0;
+        se_kv_done(&kv);
+        r = se_store_update(store, &u, 1, e);
+        if (r < 0)
+                return r;
+        /* a conflict means another server set it at the same time: same intent, fine */
+        return 0;
+}
+
+_public_ int se_op_sync(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e) {
+        return se_ha_sync_force(ctx, from_cluster, ret_message, e);
+}
+
+_public_ int se_ha_lagging(se_ctx *ctx, const se_node_record *nodes, size_t n, char **ret) {
+        _cleanup_free_ char *want = NULL;
+        se_buf b = {};
+        int r = 0;
+
+        if (asprintf(&want, "%s-%s", se_stage_to_string(ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START),
+                     ctx->state.hash) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (nodes[i].annotation && streq(nodes[i].annotation, want))
+                        continue;
+                /* this node mid re-encryption is not behind */
+                if (nodes[i].annotation && streq(nodes[i].name, ctx->settings->node_name) &&
+                    startswith(nodes[i].annotation, "reencrypt_active-"))
+                        continue;
+                if (b.len > 0)
+                        r = se_buf_append_str(&b, ", ");
+                if (r >= 0)
+                        r = se_buf_append_str(&b, nodes[i].name);
+        }
+        if (r < 0 || b.len == 0) {
+                se_buf_free(&b);
+                *ret = NULL;
+                return r;
+        }
+        *ret = (char *) b.data;
+        return 0;
+}

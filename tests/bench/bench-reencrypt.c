@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Re-encryption throughput against the datastore's own rewrite speed (not a test; `make bench`).
+ *
+ * kine SQLite: N secrets of 1 KiB (k8s\0 Secret + random bytes) under aescbc key A, config rotated
+ * to [B, A], then timed:
+ *   baseline  one INSERT … SELECT superseding every current row with its own value, in one
+ *             transaction, on a fresh copy of the same database (the fastest rewrite SQLite does);
+ *   engine    se_reencrypt() with its checkpoint, on the original.
+ * etcd (3 members on loopback): baseline = the same paged reads and batched compare-and-swap
+ * transactions carrying the unchanged values; then the engine.
+ * Each timed phase runs in a fresh process (this binary re-executed), so peak RSS is its own.
+ *
+ *   SE_BENCH_SECRETS=N   secrets for the main runs (default 100000)
+ *   SE_BENCH_QUICK=1     skip the 1,000,000-secret memory run
+ *   SE_BENCH_ETCD=0      skip etcd; SE_BENCH_ETCD_SECRETS=N (default: SE_BENCH_SECRETS)
+ *   SE_BENCH_DIR=DIR     where the databases go (default $TMPDIR or /tmp; needs ~3 GiB free at 1M)
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib-etcd.h"
+#include "../reencrypt-helpers.h"
+
+#define VALUE_SIZE 1024
+#define SQLITE_CACHE_PRAGMA "PRAGMA cache_size = -16384" /* as the kine store's connection */
+
+static _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);
+static void die(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        fputs("bench-reencrypt: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        exit(1);
+}
+
+static uint64_t now_usec(void) {
+        return se_now_usec(CLOCK_MONOTONIC);
+}
+
+static long peak_rss_kib(void) {
+        struct rusage ru;
+
+        return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+}
+
+static size_t env_size(const char *name, size_t def) {
+        const char *v = getenv(name);
+        return v && *v ? (size_t) strtoull(v, NULL, 10) : def;
+}
+
+static bool env_bool(const char *name, bool def) {
+        const char *v = getenv(name);
+        return v && *v ? !streq(v, "0") : def;
+}
+
+/* ---- phases run in a child process; each prints one result line ------------------------------ */
+
+static void seed_sqlite(const char *path, size_t n) {
+        sqlite3 *db = tk_create(path, true);
+        se_transformer *t = rt_transformer("aescbc:a");
+        sqlite3_stmt *st = NULL;
+        uint8_t plain[VALUE_SIZE];
+        se_buf out = {};
+
+        /* kine's create row for a key that never existed */
+        if (sqlite3_prepare_v2(db,
+                               "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, "
+                               "old_value) VALUES(?1, 1, 0, 0, 0, 0, ?2, NULL)",
+                               -1, &st, NULL) != SQLITE_OK)
+                die("prepare: %s", sqlite3_errmsg(db));
+        tk_exec(db, "BEGIN IMMEDIATE");
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *key = rt_key(i);
+
+                rt_plaintext(i, 0, VALUE_SIZE, plain, sizeof(plain));
+                if (se_transformer_write(t, key, plain, sizeof(plain), &out, NULL) < 0)
+                        die("encrypt failed");
+                sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+                sqlite3_bind_blob(st, 2, out.data, (int) out.len, SQLITE_STATIC);
+                if (sqlite3_step(st) != SQLITE_DONE)
+                        die("insert: %s", sqlite3_errmsg(db));
+                sqlite3_reset(st);
+                if (i % 50000 == 49999) {
+                        tk_exec(db, "COMMIT");
+                        tk_exec(db, "BEGIN IMMEDIATE");
+                }
+        }
+        tk_exec(db, "COMMIT");
+        sqlite3_finalize(st);
+        tk_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+        tk_close(db);
+        se_buf_free(&out);
+        se_transformer_free(t);
+}
+
+static void run_sqlite_baseline(const char *path) {
+        sqlite3 *db = tk_open(path);
+        int64_t before, after;
+        uint64_t t0, t1;
+
+        tk_exec(db, SQLITE_CACHE_PRAGMA);
+        before = tk_row_count(db);
+        t0 = now_usec();
+        tk_exec(db, "BEGIN IMMEDIATE");
+        tk_exec(db, "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value) "
+                    "SELECT kv.name, 0, 0, CASE WHEN kv.created != 0 THEN kv.id ELSE kv.create_revision END, kv.id, "
+                    "kv.lease, kv.value, kv.value FROM kine AS kv "
+                    "WHERE kv.name >= '" RT_PREFIX "' AND kv.name < '/registry/secrets0' "
+                    "AND kv.id = (SELECT MAX(mkv.id) FROM kine AS mkv WHERE mkv.name = kv.name) AND kv.deleted = 0");
+        tk_exec(db, "COMMIT");
+        t1 = now_usec();
+        after = tk_row_count(db);
+        tk_close(db);
+        printf("%" PRIu64 " %ld %" PRId64 "\n", t1 - t0, peak_rss_kib(), after - before);
+}
+
+static void run_engine(const char *endpoint, const char *state) {
+        se_store *s = NULL;
+        se_config *c = rt_config("aescbc:b,a");
+        se_reencrypt_result res = {};
+        se_error e = SE_ERROR_NULL;
+        uint64_t t0, t1;
+
+        if (se_store_open(&(se_store_options){ .endpoint = endpoint }, &s, &e) < 0)
+                die("open %s: %s", endpoint, se_error_message(&e));
+        t0 = now_usec();
+        if (se_reencrypt(s, c,
+                         &(se_reencrypt_options){ .state_dir = env_bool("SE_BENCH_NO_CHECKPOINT", false) ? NULL : state,
+                                                  .page_size = env_size("SE_BENCH_PAGE", 0),
+                                                  .batch_size = env_size("SE_BENCH_BATCH", 0),
+                                                  .checkpoint_interval_usec = env_size("SE_BENCH_CP_USEC", 0) },
+                         &res, &e) < 0)
+                die("reencrypt: %s", se_error_message(&e));
+        t1 = now_usec();
+        printf("%" PRIu64 " %ld %" PRIu64 "\n", t1 - t0, peak_rss_kib(), res.rewritten);
+        se_reencrypt_result_done(&res);
+        se_config_free(c);
+        se_store_close(s);
+}
+
+/* etcd baseline: what the engine does to the store, minus the crypto. */
+static void run_store_baseline(const char *endpoint) {
+        se_store *s = NULL;
+        se_error e = SE_ERROR_NULL;
+        se_kv_list l = {};
+        se_kv_update *u = rt_calloc(SE_REENCRYPT_DEFAULT_PAGE, sizeof(se_kv_update));
+        _cleanup_free_ char *after = NULL;
+        uint64_t t0, t1, n = 0, total = 0;
+
+        if (se_store_open(&(se_store_options){ .endpoint = endpoint }, &s, &e) < 0)
+                die("open %s: %s", endpoint, se_error_message(&e));
+        t0 = now_usec();
+        if (se_store_count(s, RT_PREFIX, &total, &e) < 0)
+                die("count: %s", se_error_message(&e));
+        for (;;) {
+                size_t first, k = 0;
+
+                if (se_store_range(s, RT_PREFIX, after, SE_REENCRYPT_DEFAULT_PAGE + (after ? 1 : 0), &l, &e) < 0)
+                        die("range: %s", se_error_message(&e));
+                first = after && l.n_items > 0 && streq(l.items[0].key, after) ? 1 : 0;
+                for (size_t i = first; i < l.n_items; i++)
+                        u[k++] = (se_kv_update){ .key = l.items[i].key, .value = l.items[i].value,
+                                                 .value_size = l.items[i].value_size,
+                                                 .expected_mod_revision = l.items[i].mod_revision };
+                if (k > 0) {
+                        int r = se_store_update(s, u, k, &e);
+                        if (r < 0)
+                                die("update: %s", se_error_message(&e));
+                        n += (uint64_t) r;
+                }
+                if (!l.more || l.n_items <= first)
+                        break;
+                free(after);
+                after = rt_strdup(l.items[l.n_items - 1].key);
+        }
+        t1 = now_usec();
+        printf("%" PRIu64 " %ld %" PRIu64 "\n", t1 - t0, peak_rss_kib(), n);
+        se_kv_list_done(&l);
+        free(u);
+        se_store_close(s);
+}
+
+static void seed_store(const char *endpoint, size_t n) {
+        se_store *s = NULL;
+        se_error e = SE_ERROR_NULL;
+        se_transformer *t = rt_transformer("aescbc:a");
+        const size_t batch = 500;
+        se_kv_update *u = rt_calloc(batch, sizeof(se_kv_update));
+        char **keys = rt_calloc(batch, sizeof(char *));
+        se_buf *vals = rt_calloc(batch, sizeof(se_buf));
+        uint8_t plain[VALUE_SIZE];
+
+        if (se_store_open(&(se_store_options){ .endpoint = endpoint }, &s, &e) < 0)
+                die("open %s: %s", endpoint, se_error_message(&e));
+        for (size_t i = 0; i < n; i += batch) {
+                size_t k = MIN(batch, n - i);
+
+                for (size_t j = 0; j < k; j++) {
+                        free(keys[j]);
+                        keys[j] = rt_key(i + j);
+                        rt_plaintext(i + j, 0, VALUE_SIZE, plain, sizeof(plain));
+                        if (se_transformer_write(t, keys[j], plain, sizeof(plain), &vals[j], NULL) < 0)
+                                die("encrypt failed");
+                        u[j] = (se_kv_update){ .key = keys[j], .value = vals[j].data, .value_size = vals[j].len };
+                }
+                if (se_store_update(s, u, k, &e) != (int) k)
+                        die("seed: %s", se_error_message(&e));
+        }
+        for (size_t j = 0; j < batch; j++) {
+                free(keys[j]);
+                se_buf_free(&vals[j]);
+        }
+        free(keys);
+        free(vals);
+        free(u);
+        se_transformer_free(t);
+        se_store_close(s);
+}
+
+/* ---- the driver ---------------------------------------------------------------------------- */
+
+typedef struct phase_result {
+        uint64_t usec;
+        long rss_kib;
+        uint64_t rows;
+} phase_result;
+
+static phase_result run_phase(const char *args) {
+        _cleanup_free_ char *cmd = NULL;
+        phase_result p = {};
+        FILE *f;
+        int status;
+
+        if (asprintf(&cmd, "/proc/%d/exe %s", (int) getpid(), args) < 0)
+                die("oom");
+        f = popen(cmd, "re");
+        if (!f)
+                die("cannot run %s", cmd);
+        if (fscanf(f, "%" SCNu64 " %ld %" SCNu64, &p.usec, &p.rss_kib, &p.rows) != 3)
+                die("no result from: %s", args);
+        status = pclose(f);
+        if (status != 0)
+                die("phase failed: %s", args);
+        return p;
+}
+
+static void copy_file(const char *from, const char *to) {
+        _cleanup_free_ char *cmd = NULL;
+
+        if (asprintf(&cmd, "cp --sparse=never '%s' '%s'", from, to) < 0 || system(cmd) != 0)
+                die("cannot copy %s", from);
+}
+
+static void rm_rf(const char *dir) {
+        _cleanup_free_ char *cmd = NULL;
+
+        if (asprintf(&cmd, "rm -rf '%s'", dir) >= 0)
+                (void) system(cmd);
+}
+
+static double rate(uint64_t n, uint64_t usec) {
+        return usec ? (double) n * 1e6 / (double) usec : 0;
+}
+
+static void print_row(const char *store, const char *what, size_t n, const phase_result *p) {
+        printf("  %-7s %-9s %8zu secrets  %7.2f s  %8.0f secrets/s  peak RSS %6.1f MiB\n", store, what, n,
+               (double) p->usec / 1e6, rate(n, p->usec), (double) p->rss_kib / 1024.0);
+}
+
+static char *make_dir(const char *base, const char *name) {
+        char *d;
+
+        if (asprintf(&d, "%s/%s", base, name) < 0 || mkdir(d, 0700) < 0)
+                die("cannot create %s/%s", base, name);
+        return d;
+}
+
+static void bench_sqlite(const char *base, size_t n, bool baseline) {
+        _cleanup_free_ char *dir = NULL, *db = NULL, *copy = NULL, *state = NULL, *args = NULL;
+        phase_result seed, base_r = {}, eng;
+        uint64_t t0;
+
+        if (asprintf(&dir, "%s/sqlite-%zu", base, n) < 0 || mkdir(dir, 0700) < 0)
+                die("mkdir");
+        if (asprintf(&db, "%s/state.db", dir) < 0 || asprintf(&copy, "%s/baseline.db", dir) < 0)
+                die("oom");
+        state = make_dir(dir, "state");
+
+        t0 = now_usec();
+        free(args);
+        if (asprintf(&args, "--seed-sqlite '%s' %zu", db, n) < 0)
+                die("oom");
+        seed = run_phase(args);
+        printf("  sqlite  seeded    %8zu secrets of %d B under key A in %.1f s\n", n, VALUE_SIZE,
+               (double) (now_usec() - t0) / 1e6);
+        (void) seed;
+
+        if (baseline) {
+                copy_file(db, copy);
+                free(args);
+                if (asprintf(&args, "--sqlite-baseline '%s'", copy) < 0)
+                        die("oom");
+                base_r = run_phase(args);
+                if (base_r.rows != n)
+                        die("baseline rewrote %" PRIu64 " rows, expected %zu", base_r.rows, n);
+                print_row("sqlite", "baseline", n, &base_r);
+                (void) unlink(copy);
+        }
+
+        free(args);
+        if (asprintf(&args, "--engine 'sqlite://%s' '%s'", db, state) < 0)
+                die("oom");
+        eng = run_phase(args);
+        if (eng.rows != n)
+                die("engine rewrote %" PRIu64 " values, expected %zu", eng.rows, n);
+        print_row("sqlite", "engine", n, &eng);
+        if (baseline)
+                printf("  sqlite  ratio     %.2f (engine/baseline secrets/s; target >= 0.80)\n",
+                       rate(n, eng.usec) / rate(n, base_r.usec));
+        rm_rf(dir);
+}
+
+static void bench_etcd(size_t n) {
+        _cleanup_free_ char *args = NULL, *state_base = NULL, *state = NULL;
+        phase_result base_r, eng;
+        tl_etcd *c;
+        uint64_t t0;
+
+        if (!tl_etcd_available()) {
+                printf("  etcd    skipped: no etcd binary\n");
+                return;
+        }
+        c = tl_etcd_start(3);
+        if (!c) {
+                printf("  etcd    skipped: cluster did not start\n");
+                return;
+        }
+        state = make_dir(c->dir, "state");
+
+        t0 = now_usec();
+        if (asprintf(&args, "--seed-store '%s' %zu", c->endpoints, n) < 0)
+                die("oom");
+        (void) run_phase(args);
+        printf("  etcd    seeded    %8zu secrets of %d B under key A in %.1f s (3 members)\n", n, VALUE_SIZE,
+               (double) (now_usec() - t0) / 1e6);
+
+        free(args);
+        if (asprintf(&args, "--store-baseline '%s'", c->endpoints) < 0)
+                die("oom");
+        base_r = run_phase(args);
+        if (base_r.rows != n)
+                die("etcd baseline rewrote %" PRIu64 " values, expected %zu", base_r.rows, n);
+        print_row("etcd", "baseline", n, &base_r);
+
+        free(args);
+        if (asprintf(&args, "--engine '%s' '%s'", c->endpoints, state) < 0)
+                die("oom");
+        eng = run_phase(args);
+        if (eng.rows != n)
+                die("etcd engine rewrote %" PRIu64 " values, expected %zu", eng.rows, n);
+        print_row("etcd", "engine", n, &eng);
+        printf("  etcd    ratio     %.2f (engine/baseline secrets/s; target >= 0.80)\n",
+               rate(n, eng.usec) / rate(n, base_r.usec));
+        tl_etcd_free(c);
+}
+
+static size_t etcd_secrets;
+
+START_TEST(bench_etcd_test) {
+        bench_etcd(etcd_secrets);
+}
+END_TEST
+
+int main(int argc, char *argv[]) {
+        _cleanup_free_ char *base = NULL;
+        const char *tmp;
+        size_t n;
+
+        tk_exit_on_error = true;
+        if (argc == 4 && streq(argv[1], "--seed-sqlite")) {
+                seed_sqlite(argv[2], (size_t) strtoull(argv[3], NULL, 10));
+                printf("0 %ld 0\n", peak_rss_kib());
+                return 0;
+        }
+        if (argc == 4 && streq(argv[1], "--seed-store")) {
+                seed_store(argv[2], (size_t) strtoull(argv[3], NULL, 10));
+                printf("0 %ld 0\n", peak_rss_kib());
+                return 0;
+        }
+        if (argc == 3 && streq(argv[1], "--sqlite-baseline")) {
+                run_sqlite_baseline(argv[2]);
+                return 0;
+        }
+        if (argc == 3 && streq(argv[1], "--store-baseline")) {
+                run_store_baseline(argv[2]);
+                return 0;
+        }
+        if (argc == 4 && streq(argv[1], "--engine")) {
+                run_engine(argv[2], argv[3]);
+                return 0;
+        }
+        if (argc != 1)
+                die("usage: bench-reencrypt (settings come from SE_BENCH_* variables)");
+
+        tmp = getenv("SE_BENCH_DIR") ?: getenv("TMPDIR") ?: "/tmp";
+        if (asprintf(&base, "%s/se-bench.XXXXXX", tmp) < 0 || !mkdtemp(base))
+                die("cannot create a directory under %s", tmp);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+
+        n = env_size("SE_BENCH_SECRETS", 100000);
+        printf("re-encryption (aescbc A -> B, %d B values, page %u, batch %u, checkpoint per batch)\n", VALUE_SIZE,
+               SE_REENCRYPT_DEFAULT_PAGE, SE_REENCRYPT_DEFAULT_BATCH);
+        bench_sqlite(base, n, true);
+        if (env_bool("SE_BENCH_ETCD", true)) {
+                /* the etcd helpers report through Check: run that part as a Check test */
+                Suite *su = suite_create("bench");
+                TCase *tc = tcase_create("etcd");
+                SRunner *sr;
+
+                etcd_secrets = env_size("SE_BENCH_ETCD_SECRETS", n);
+                tcase_set_timeout(tc, 3600);
+                tcase_add_test(tc, bench_etcd_test);
+                suite_add_tcase(su, tc);
+                sr = srunner_create(su);
+                srunner_set_fork_status(sr, CK_NOFORK);
+                srunner_run_all(sr, CK_SILENT);
+                if (srunner_ntests_failed(sr) > 0)
+                        printf("  etcd    failed\n");
+                srunner_free(sr);
+        }
+        if (!env_bool("SE_BENCH_QUICK", false)) {
+                printf("memory at scale (target: peak RSS <= 64 MiB)\n");
+                bench_sqlite(base, 1000000, false);
+        }
+        rm_rf(base);
+        return 0;
+}
