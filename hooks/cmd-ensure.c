@@ -106,25 +106,33 @@ static int decide(const want *w, const se_facts *f, bool rotated, action *ret, c
         return 0;
 }
 
-/* As the enable/disable commands: k3s re-encrypts with skip so values follow the write provider. */
-static int set_enabled(se_ctx *ctx, bool enable, se_error *e) {
-        bool changed = false;
+/* As the enable/disable commands: k3s re-encrypts with skip so values follow the new write
+ * provider. Its reencrypt refuses secretbox; those values stay readable (identity and the old
+ * keys remain listed) and move with the next rotation. */
+static int set_enabled(se_ctx *ctx, bool enable, bool *changed, se_error *e) {
         int r;
 
-        r = se_op_set_enabled(ctx, enable, &changed, e);
-        if (r >= 0 && changed && se_config_layout(ctx->state.config) != SE_LAYOUT_IDENTITY_ONLY)
+        r = se_op_set_enabled(ctx, enable, changed, e);
+        if (r >= 0 && *changed && se_config_layout(ctx->state.config) != SE_LAYOUT_IDENTITY_ONLY &&
+            !streq(ctx->settings->provider, "secretbox"))
                 r = se_op_reencrypt(ctx, true, true, e);
         return r;
 }
 
-static int apply(se_ctx *ctx, action a, se_error *e) {
+/* *changed: the step changed the state, even if a later part of it failed. */
+static int apply(se_ctx *ctx, action a, bool *changed, se_error *e) {
+        uint64_t gen = ctx->state.generation;
+        int r;
+
+        *changed = false;
         switch (a) {
         case ACTION_ENABLE:
-                return set_enabled(ctx, true, e);
         case ACTION_DISABLE:
-                return set_enabled(ctx, false, e);
+                return set_enabled(ctx, a == ACTION_ENABLE, changed, e);
         case ACTION_ROTATE:
-                return se_op_rotate_keys(ctx, e);
+                r = se_op_rotate_keys(ctx, e);
+                *changed = ctx->state.generation != gen;
+                return r;
         default:
                 return 0;
         }
@@ -159,6 +167,7 @@ static int converge(const want *w, se_ctx *ctx, se_settings *settings, bool chec
         for (;;) {
                 action a;
                 char *reason = NULL;
+                bool step_changed;
 
                 r = decide(w, &cur, count(o, ACTION_ROTATE) > 0, &a, &reason, e);
                 if (r < 0 || a == ACTION_NONE)
@@ -188,10 +197,11 @@ static int converge(const want *w, se_ctx *ctx, se_settings *settings, bool chec
                         if (r < 0)
                                 break;
                 }
-                r = apply(ctx, a, e);
+                r = apply(ctx, a, &step_changed, e);
+                if (step_changed)
+                        o->applied++;
                 if (r < 0)
                         break;
-                o->applied++;
                 if (owned)
                         se_facts_done(&cur);
                 r = se_facts_collect(ctx, (int64_t) time(NULL), &cur, e);

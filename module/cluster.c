@@ -14,9 +14,9 @@
 #include "se-util.h"
 #include "seal-internal.h"
 
-#define NODE_NAME_MAX 253
+#define NODE_NAME_MAX   253
 #define NODE_RECORD_MAX (64u * 1024u)
-#define LIST_PAGE 500
+#define LIST_PAGE       500
 
 struct se_cluster {
         se_store *store;
@@ -72,7 +72,7 @@ _public_ void se_cluster_config_done(se_cluster_config *cfg) {
                 explicit_wipe(cfg->bytes, cfg->size);
                 free(cfg->bytes);
         }
-        *cfg = (se_cluster_config){ .stage = SE_STAGE_INVALID };
+        *cfg = (se_cluster_config){.stage = SE_STAGE_INVALID};
 }
 
 static void sealed_donep(se_sealed *s) {
@@ -104,7 +104,7 @@ _public_ int se_cluster_peek_config(se_cluster *c, se_cluster_config *ret, se_er
         r = read_sealed(c, &s, &rev, e);
         if (r < 0)
                 return r;
-        *ret = (se_cluster_config){ .generation = s.generation, .stage = s.stage, .mod_revision = rev };
+        *ret = (se_cluster_config){.generation = s.generation, .stage = s.stage, .mod_revision = rev};
         memcpy(ret->hash, s.hash, sizeof(ret->hash));
         return 0;
 }
@@ -117,7 +117,8 @@ _public_ int se_cluster_get_config(se_cluster *c, se_cluster_config *ret, se_err
         int r;
 
         if (!c->token)
-                return se_error_set(e, -EINVAL, "no cluster token: set token-file or the secrets-encrypt-token credential");
+                return se_error_set(e, -EINVAL,
+                                    "no cluster token: set token-file or the secrets-encrypt-token credential");
         r = read_sealed(c, &s, &rev, e);
         if (r < 0)
                 return r;
@@ -125,21 +126,22 @@ _public_ int se_cluster_get_config(se_cluster *c, se_cluster_config *ret, se_err
         if (r < 0)
                 return r;
         *ret = (se_cluster_config){
-                .generation = s.generation, .stage = s.stage, .bytes = bytes, .size = size, .mod_revision = rev
-        };
+                .generation = s.generation, .stage = s.stage, .bytes = bytes, .size = size, .mod_revision = rev};
         memcpy(ret->hash, s.hash, sizeof(ret->hash));
         return 0;
 }
 
-_public_ int se_cluster_put_config(se_cluster *c, const uint8_t *bytes, size_t size, uint64_t generation, se_stage stage,
-                                   int64_t expected_mod_revision, int64_t *ret_new_revision, se_error *e) {
+_public_ int se_cluster_put_config(se_cluster *c, const uint8_t *bytes, size_t size, uint64_t generation,
+                                   se_stage stage, int64_t expected_mod_revision, int64_t *ret_new_revision,
+                                   se_error *e) {
         _cleanup_free_ char *json = NULL;
         int64_t rev = 0, cur = 0;
         size_t len = 0;
         int r;
 
         if (!c->token)
-                return se_error_set(e, -EINVAL, "no cluster token: set token-file or the secrets-encrypt-token credential");
+                return se_error_set(e, -EINVAL,
+                                    "no cluster token: set token-file or the secrets-encrypt-token credential");
         if (expected_mod_revision < 0)
                 return se_error_set(e, -EINVAL, "invalid expected revision %" PRIi64, expected_mod_revision);
         r = se_seal(c->token, bytes, size, generation, stage, &json, &len, e);
@@ -309,7 +311,7 @@ static int64_t obj_int(json_object *o, const char *name) {
 static int node_from_kv(const se_kv *kv, se_node_record *ret) {
         const char *name = kv->key + strlen(SE_CLUSTER_NODES_PREFIX), *ann;
         json_object *o = parse_object(kv->value, kv->value_size);
-        se_node_record n = { .mod_revision = kv->mod_revision };
+        se_node_record n = {.mod_revision = kv->mod_revision};
         char hash[65];
         int64_t gen;
         se_stage st;
@@ -581,7 +583,8 @@ _public_ int se_cluster_lease_acquire(se_cluster *c, const char *holder, int64_t
                                 r = se_etcd_delete_cas(c->store, SE_CLUSTER_LEASE_KEY, cur.mod_revision, e);
                         lease_value_done(&cur);
                         if (r < 0) {
-                                r = se_error_prefix(e, r, "cannot take over the re-encryption lease left by %s", holder);
+                                r = se_error_prefix(e, r, "cannot take over the re-encryption lease left by %s",
+                                                    holder);
                                 goto fail;
                         }
                         took_over = true;
@@ -597,8 +600,9 @@ _public_ int se_cluster_lease_acquire(se_cluster *c, const char *holder, int64_t
                                          " s after it stops",
                                          cur.holder ? cur.holder : "(unknown)", t, cur.ttl);
                 } else
-                        r = se_error_set(e, -EBUSY, "the re-encryption lease is held by %s: only one server re-encrypts "
-                                                    "at a time",
+                        r = se_error_set(e, -EBUSY,
+                                         "the re-encryption lease is held by %s: only one server re-encrypts "
+                                         "at a time",
                                          cur.holder ? cur.holder : "(unknown)");
                 lease_value_done(&cur);
                 goto fail;
@@ -609,7 +613,7 @@ _public_ int se_cluster_lease_acquire(se_cluster *c, const char *holder, int64_t
                 r = se_error_set(e, -ENOMEM, "out of memory");
                 goto fail;
         }
-        *l = (se_cluster_lease){ .cluster = c, .holder = TAKE_PTR(holder_copy), .id = id, .ttl = ttl };
+        *l = (se_cluster_lease){.cluster = c, .holder = TAKE_PTR(holder_copy), .id = id, .ttl = ttl};
         *ret = l;
         return took_over ? 1 : 0;
 
@@ -683,22 +687,24 @@ _public_ int se_cluster_classify(uint64_t local_generation, const char *local_ha
                 return -EINVAL;
         if (!cluster_hash) {
                 s = SE_CLUSTER_SYNC_CLUSTER_EMPTY;
-                r = local_hash ? asprintf(&m,
-                                          "the cluster has no sealed encryption configuration in etcd yet: this "
-                                          "server's (generation %" PRIu64 ", hash %s) is published",
-                                          local_generation, local_hash)
-                               : asprintf(&m, "neither this server nor the cluster has an encryption configuration yet");
+                r = local_hash
+                            ? asprintf(&m,
+                                       "the cluster has no sealed encryption configuration in etcd yet: this "
+                                       "server's (generation %" PRIu64 ", hash %s) is published",
+                                       local_generation, local_hash)
+                            : asprintf(&m, "neither this server nor the cluster has an encryption configuration yet");
         } else if (!local_hash || cluster_generation > local_generation) {
                 s = SE_CLUSTER_SYNC_CLUSTER_NEWER;
-                r = local_hash ? asprintf(&m,
-                                          "the cluster's encryption configuration (generation %" PRIu64 ", hash %s) is "
-                                          "newer than this server's (generation %" PRIu64 ", hash %s): installing "
-                                          "the cluster's (as `secrets-encrypt sync --from-cluster` does)",
-                                          cluster_generation, cluster_hash, local_generation, local_hash)
-                               : asprintf(&m,
-                                          "this server has no encryption configuration: installing the cluster's "
-                                          "(generation %" PRIu64 ", hash %s)",
-                                          cluster_generation, cluster_hash);
+                r = local_hash
+                            ? asprintf(&m,
+                                       "the cluster's encryption configuration (generation %" PRIu64 ", hash %s) is "
+                                       "newer than this server's (generation %" PRIu64 ", hash %s): installing "
+                                       "the cluster's (as `secrets-encrypt sync --from-cluster` does)",
+                                       cluster_generation, cluster_hash, local_generation, local_hash)
+                            : asprintf(&m,
+                                       "this server has no encryption configuration: installing the cluster's "
+                                       "(generation %" PRIu64 ", hash %s)",
+                                       cluster_generation, cluster_hash);
         } else if (local_generation > cluster_generation) {
                 s = SE_CLUSTER_SYNC_LOCAL_NEWER;
                 r = asprintf(&m,
@@ -719,7 +725,8 @@ _public_ int se_cluster_classify(uint64_t local_generation, const char *local_ha
         } else {
                 s = SE_CLUSTER_SYNC_SAME;
                 r = asprintf(&m,
-                             "this server's encryption configuration is the cluster's (generation %" PRIu64 ", hash %s)",
+                             "this server's encryption configuration is the cluster's (generation %" PRIu64
+                             ", hash %s)",
                              local_generation, local_hash);
         }
         if (r < 0)

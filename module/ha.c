@@ -52,7 +52,9 @@ _public_ int se_ha_push_config(se_ctx *ctx, const uint8_t *bytes, size_t size, u
         r = se_ha_cluster(ctx, &cl, e);
         if (r < 0 || !cl)
                 return r;
-        r = se_cluster_peek_config(cl, &cur, e);
+        /* Opening (not just peeking) proves this node's token is the cluster's before it re-seals:
+         * a wrong token must never replace the config with one the other servers cannot open. */
+        r = se_cluster_get_config(cl, &cur, e);
         if (r == -ENOENT) {
                 se_error_done(e);
                 cur = (se_cluster_config){};

@@ -39,10 +39,10 @@
  *   -E2BIG         config over 1 MiB (etcd's request limit)
  */
 
-#define SE_CLUSTER_PREFIX "/secrets-encrypt/"
-#define SE_CLUSTER_CONFIG_KEY "/secrets-encrypt/config"
+#define SE_CLUSTER_PREFIX       "/secrets-encrypt/"
+#define SE_CLUSTER_CONFIG_KEY   "/secrets-encrypt/config"
 #define SE_CLUSTER_NODES_PREFIX "/secrets-encrypt/nodes/"
-#define SE_CLUSTER_LEASE_KEY "/secrets-encrypt/reencrypt-lease"
+#define SE_CLUSTER_LEASE_KEY    "/secrets-encrypt/reencrypt-lease"
 
 typedef struct se_cluster se_cluster;
 
@@ -55,8 +55,8 @@ se_cluster *se_cluster_close(se_cluster *c);
 typedef struct se_cluster_config {
         uint64_t generation;
         se_stage stage;
-        char hash[65];        /* sha256 hex of bytes */
-        uint8_t *bytes;       /* exact encryption-config.json, NUL-terminated; NULL from peek */
+        char hash[65];  /* sha256 hex of bytes */
+        uint8_t *bytes; /* exact encryption-config.json, NUL-terminated; NULL from peek */
         size_t size;
         int64_t mod_revision; /* pass to se_cluster_put_config() */
 } se_cluster_config;
@@ -79,9 +79,9 @@ typedef struct se_node_record {
         char *name;
         char *annotation; /* "<stage>-<hash>"; NULL if the record is unreadable (invalid = true) */
         uint64_t generation;
-        int64_t time;     /* unix seconds of the last publish, 0 if unknown */
-        char *version;    /* software version of the publisher */
-        bool invalid;     /* malformed record in etcd (listed so it is not silently ignored) */
+        int64_t time;  /* unix seconds of the last publish, 0 if unknown */
+        char *version; /* software version of the publisher */
+        bool invalid;  /* malformed record in etcd (listed so it is not silently ignored) */
         int64_t mod_revision;
 } se_node_record;
 
@@ -107,8 +107,7 @@ typedef struct se_cluster_lease se_cluster_lease;
  * the current holder when another server has it. A lease left by this same holder (a previous
  * run that was killed) is taken over: returns 1 then, 0 for a fresh lease. The caller must hold
  * its state-directory lock, so one node name is one process. */
-int se_cluster_lease_acquire(se_cluster *c, const char *holder, int64_t ttl_sec, se_cluster_lease **ret,
-                             se_error *e);
+int se_cluster_lease_acquire(se_cluster *c, const char *holder, int64_t ttl_sec, se_cluster_lease **ret, se_error *e);
 /* Refreshes the TTL; call at least every ttl/3. -ENOLCK when the lease was lost. */
 int se_cluster_lease_keepalive(se_cluster_lease *l, se_error *e);
 /* Revokes the lease (the key goes with it) and frees l, also on failure. */

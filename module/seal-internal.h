@@ -22,14 +22,14 @@
  * The AAD binds version, generation, stage, hash and the KDF parameters.
  */
 
-#define SE_SEAL_SALT_SIZE 16
+#define SE_SEAL_SALT_SIZE  16
 #define SE_SEAL_CHECK_SIZE 32
 #define SE_SEAL_NONCE_SIZE 12
-#define SE_SEAL_TAG_SIZE 16
-#define SE_SEAL_KEY_SIZE 32
+#define SE_SEAL_TAG_SIZE   16
+#define SE_SEAL_KEY_SIZE   32
 /* etcd refuses requests over 1.5 MiB; base64 of 1 MiB plus the JSON stays below. */
 #define SE_SEAL_PLAINTEXT_MAX (1024u * 1024u)
-#define SE_SEAL_RECORD_MAX (2u * 1024u * 1024u)
+#define SE_SEAL_RECORD_MAX    (2u * 1024u * 1024u)
 
 /* scrypt cost: N=2^15, r=8 → 32 MiB and ~50-100 ms per derivation (RFC 7914's interactive level). */
 #define SE_SEAL_SCRYPT_N 32768u
@@ -51,8 +51,8 @@ typedef struct se_sealed {
 
 /* Seals bytes (the exact encryption-config.json) with a fresh salt and nonce; *ret_json is the
  * record, NUL-terminated. */
-int se_seal(const char *token, const uint8_t *bytes, size_t size, uint64_t generation, se_stage stage,
-            char **ret_json, size_t *ret_size, se_error *e);
+int se_seal(const char *token, const uint8_t *bytes, size_t size, uint64_t generation, se_stage stage, char **ret_json,
+            size_t *ret_size, se_error *e);
 
 /* Parses a record without opening it (no token needed). Malformed: -EBADMSG. */
 int se_sealed_parse(const void *json, size_t size, se_sealed *ret, se_error *e);

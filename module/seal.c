@@ -15,32 +15,33 @@
 
 /* Bounds on the KDF parameters read back from etcd: anyone able to write there must not be able
  * to make every server allocate gigabytes or spin for minutes. */
-#define SCRYPT_N_MIN 16384u
-#define SCRYPT_N_MAX 1048576u
-#define SCRYPT_R_MAX 16u
-#define SCRYPT_P_MAX 4u
+#define SCRYPT_N_MIN   16384u
+#define SCRYPT_N_MAX   1048576u
+#define SCRYPT_R_MAX   16u
+#define SCRYPT_P_MAX   4u
 #define SCRYPT_MEM_MAX (256u * 1024u * 1024u)
 
-#define TOKEN_MESSAGE                                                                                     \
-        "the cluster token does not open the sealed configuration in etcd: check token-file / the "       \
+#define TOKEN_MESSAGE                                                                                                 \
+        "the cluster token does not open the sealed configuration in etcd: check token-file / the "                   \
         "secrets-encrypt-token credential on this node"
 
-static int derive(const char *token, const uint8_t salt[static SE_SEAL_SALT_SIZE], uint64_t n, uint64_t r,
-                  uint64_t p, uint8_t out[static SE_SEAL_KEY_SIZE + SE_SEAL_CHECK_SIZE], se_error *e) {
+static int derive(const char *token, const uint8_t salt[static SE_SEAL_SALT_SIZE], uint64_t n, uint64_t r, uint64_t p,
+                  uint8_t out[static SE_SEAL_KEY_SIZE + SE_SEAL_CHECK_SIZE], se_error *e) {
         uint64_t mem = 128u * r * n;
 
         /* OpenSSL also counts p*r*128 bytes of B and some slack beyond V */
         if (EVP_PBE_scrypt(token, strlen(token), salt, SE_SEAL_SALT_SIZE, n, r, p, mem + 128u * r * p + 1024u * 1024u,
                            out, SE_SEAL_KEY_SIZE + SE_SEAL_CHECK_SIZE) != 1) {
                 explicit_wipe(out, SE_SEAL_KEY_SIZE + SE_SEAL_CHECK_SIZE);
-                return se_error_set(e, -ENOMEM, "scrypt key derivation failed (N=%" PRIu64 ", r=%" PRIu64 ", p=%" PRIu64 ")",
-                                    n, r, p);
+                return se_error_set(e, -ENOMEM,
+                                    "scrypt key derivation failed (N=%" PRIu64 ", r=%" PRIu64 ", p=%" PRIu64 ")", n, r,
+                                    p);
         }
         return 0;
 }
 
-static char *make_aad(uint64_t version, uint64_t generation, se_stage stage, const char *hash, uint64_t n,
-                      uint64_t r, uint64_t p, const uint8_t salt[static SE_SEAL_SALT_SIZE]) {
+static char *make_aad(uint64_t version, uint64_t generation, se_stage stage, const char *hash, uint64_t n, uint64_t r,
+                      uint64_t p, const uint8_t salt[static SE_SEAL_SALT_SIZE]) {
         _cleanup_free_ char *salt64 = NULL;
         char *aad = NULL;
 
@@ -58,8 +59,9 @@ static void cipher_ctx_freep(EVP_CIPHER_CTX **p) {
         EVP_CIPHER_CTX_free(*p);
 }
 
-static int gcm(bool encrypt, const uint8_t key[static SE_SEAL_KEY_SIZE], const uint8_t nonce[static SE_SEAL_NONCE_SIZE],
-               const char *aad, const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[static SE_SEAL_TAG_SIZE]) {
+static int gcm(bool encrypt, const uint8_t key[static SE_SEAL_KEY_SIZE],
+               const uint8_t nonce[static SE_SEAL_NONCE_SIZE], const char *aad, const uint8_t *in, size_t n,
+               uint8_t *out, uint8_t tag[static SE_SEAL_TAG_SIZE]) {
         _cleanup_(cipher_ctx_freep) EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
         int l = 0;
 
@@ -97,8 +99,8 @@ static int add_b64(json_object *o, const char *name, const void *data, size_t si
         return json_object_object_add(o, name, json_object_new_string(s)) < 0 ? -ENOMEM : 0;
 }
 
-int se_seal(const char *token, const uint8_t *bytes, size_t size, uint64_t generation, se_stage stage,
-            char **ret_json, size_t *ret_size, se_error *e) {
+int se_seal(const char *token, const uint8_t *bytes, size_t size, uint64_t generation, se_stage stage, char **ret_json,
+            size_t *ret_size, se_error *e) {
         uint8_t derived[SE_SEAL_KEY_SIZE + SE_SEAL_CHECK_SIZE], salt[SE_SEAL_SALT_SIZE], nonce[SE_SEAL_NONCE_SIZE];
         _cleanup_free_ uint8_t *ct = NULL;
         _cleanup_free_ char *aad = NULL;
@@ -109,10 +111,12 @@ int se_seal(const char *token, const uint8_t *bytes, size_t size, uint64_t gener
         int r;
 
         if (isempty(token))
-                return se_error_set(e, -EINVAL, "no cluster token: set token-file or the secrets-encrypt-token credential");
+                return se_error_set(e, -EINVAL,
+                                    "no cluster token: set token-file or the secrets-encrypt-token credential");
         if (size > SE_SEAL_PLAINTEXT_MAX)
-                return se_error_set(e, -E2BIG, "the encryption configuration is %zu bytes, over the %u-byte limit for etcd",
-                                    size, SE_SEAL_PLAINTEXT_MAX);
+                return se_error_set(e, -E2BIG,
+                                    "the encryption configuration is %zu bytes, over the %u-byte limit for etcd", size,
+                                    SE_SEAL_PLAINTEXT_MAX);
         if (generation < 1 || generation > INT64_MAX)
                 return se_error_set(e, -EINVAL, "invalid generation %" PRIu64, generation);
         if (!se_stage_to_string(stage))
@@ -230,12 +234,12 @@ static int parse_tree(json_object *root, se_sealed *s, const char **ret_field) {
         const char *v;
         int r;
 
-#define FIELD(name, expr)                        \
-        do {                                     \
-                *ret_field = (name);             \
-                r = (expr);                      \
-                if (r < 0)                       \
-                        return r;                \
+#define FIELD(name, expr)                                                                                             \
+        do {                                                                                                          \
+                *ret_field = (name);                                                                                  \
+                r = (expr);                                                                                           \
+                if (r < 0)                                                                                            \
+                        return r;                                                                                     \
         } while (0)
 
         FIELD("version", get_u64(root, "version", &s->version));
@@ -286,13 +290,14 @@ static int parse_tree(json_object *root, se_sealed *s, const char **ret_field) {
 int se_sealed_parse(const void *json, size_t size, se_sealed *ret, se_error *e) {
         json_tokener *tok;
         json_object *root;
-        se_sealed s = { .stage = SE_STAGE_INVALID };
+        se_sealed s = {.stage = SE_STAGE_INVALID};
         const char *field = NULL;
         int r;
 
         if (size > SE_SEAL_RECORD_MAX)
-                return se_error_set(e, -EBADMSG, "the sealed configuration in etcd is %zu bytes, over the %u-byte limit",
-                                    size, SE_SEAL_RECORD_MAX);
+                return se_error_set(e, -EBADMSG,
+                                    "the sealed configuration in etcd is %zu bytes, over the %u-byte limit", size,
+                                    SE_SEAL_RECORD_MAX);
         tok = json_tokener_new();
         if (!tok)
                 return se_error_set(e, -ENOMEM, "out of memory");
@@ -320,8 +325,8 @@ int se_sealed_parse(const void *json, size_t size, se_sealed *ret, se_error *e) 
         }
         if (r < 0) {
                 se_sealed_done(&s);
-                return se_error_set(e, -EBADMSG, "the sealed configuration in etcd has a missing or invalid \"%s\" field",
-                                    field);
+                return se_error_set(e, -EBADMSG,
+                                    "the sealed configuration in etcd has a missing or invalid \"%s\" field", field);
         }
         *ret = s;
         return 0;
@@ -336,7 +341,8 @@ int se_sealed_open(const se_sealed *s, const char *token, uint8_t **ret, size_t 
         int r;
 
         if (isempty(token))
-                return se_error_set(e, -EINVAL, "no cluster token: set token-file or the secrets-encrypt-token credential");
+                return se_error_set(e, -EINVAL,
+                                    "no cluster token: set token-file or the secrets-encrypt-token credential");
         if (s->ciphertext_size < SE_SEAL_TAG_SIZE)
                 return se_error_set(e, -EBADMSG, "the sealed configuration in etcd is truncated");
         n = s->ciphertext_size - SE_SEAL_TAG_SIZE;

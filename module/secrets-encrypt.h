@@ -9,6 +9,8 @@
 #include "se-envelope.h"
 #include "se-store.h"
 #include "se-reencrypt.h"
+#include "se-cluster.h"
+#include "se-etcd.h"
 #include "se-settings.h"
 #include "se-state.h"
 #include "se-rotation.h"

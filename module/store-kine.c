@@ -188,6 +188,10 @@ static int kine_connect(kine *k, se_error *e) {
         rc = sqlite3_exec(k->db, "PRAGMA cache_size = -" STRINGIFY(KINE_CACHE_KIB), NULL, NULL, NULL);
         if (rc != SQLITE_OK)
                 goto fail_rc;
+        /* Statement journals in memory: on disk they cost several writes per superseding row. */
+        rc = sqlite3_exec(k->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                goto fail_rc;
 
         /* The first read of the schema is where a damaged or foreign file shows. */
         rc = sqlite3_prepare_v2(k->db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &q, NULL);

@@ -184,8 +184,9 @@ journalctl --no-pager -o verbose MESSAGE_ID="$finished" -n 1 2>&1 | sed 's/^/   
 echo
 printf '%s$ journalctl -o json SYSLOG_IDENTIFIER=secrets-encrypt   (as a table)%s\n' "$D" "$N"
 journalctl --no-pager -o json SYSLOG_IDENTIFIER=secrets-encrypt 2>/dev/null >"$W/events.json"
-python3 - "$SE_ROOT/module/se-event.h" "$W/events.json" <<'EOF' || fail "cannot print the event table"
+python3 - "$SE_ROOT/module/se-event.h" "$W/events.json" "$W" <<'EOF' || fail "cannot print the event table"
 import json, re, sys, time
+workdir = sys.argv[3].rstrip("/") + "/"
 names = {}
 for m in re.finditer(r'#define SE_MESSAGE_(\w+)_STR\s+"([0-9a-f]{32})"', open(sys.argv[1]).read()):
     names[m.group(2)] = m.group(1).lower().replace("_", "-")
@@ -200,6 +201,8 @@ for line in open(sys.argv[2]):
     msg = d.get("MESSAGE", "")
     if isinstance(msg, list):
         msg = "(binary)"
+    # shorter lines: paths relative to the work directory, hashes abbreviated
+    msg = re.sub(r"(sha256:[0-9a-f]{12})[0-9a-f]{52}", r"\1...", msg.replace(workdir, ""))
     rows.append((t, who, names.get(mid, mid[:8]), d.get("SECRETS_ENCRYPT_STAGE", ""), msg))
 if not rows:
     sys.exit(1)

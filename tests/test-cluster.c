@@ -20,11 +20,11 @@
 #include "se-util.h"
 #include "testlib.h"
 
-#define TOKEN "K10c0ffee::server:the-cluster-token"
-#define WRONG_TOKEN "K10c0ffee::server:another-clusters-token"
+#define TOKEN         "K10c0ffee::server:the-cluster-token"
+#define WRONG_TOKEN   "K10c0ffee::server:another-clusters-token"
 #define NEIGHBOUR_KEY "/registry/secrets/default/neighbour"
-#define SIBLING_KEY "/secrets-encrypt-other/keep"
-#define BARE_KEY "/secrets-encrypt"
+#define SIBLING_KEY   "/secrets-encrypt-other/keep"
+#define BARE_KEY      "/secrets-encrypt"
 
 static tl_etcd *single;
 
@@ -56,7 +56,7 @@ static void single_teardown(void) {
 }
 
 static se_store *open_store(const char *endpoints) {
-        se_store_options o = { .endpoint = endpoints, .timeout_usec = 10 * 1000000ULL };
+        se_store_options o = {.endpoint = endpoints, .timeout_usec = 10 * 1000000ULL};
         se_error e = SE_ERROR_NULL;
         se_store *s = NULL;
 
@@ -80,12 +80,13 @@ static char *make_config(char **ret_secret, uint8_t ret_raw[static 32]) {
 
         ck_assert_int_eq(RAND_bytes(ret_raw, 32), 1);
         ck_assert_int_eq(se_base64_encode(ret_raw, 32, &secret), 0);
-        ck_assert_int_ge(asprintf(&cfg,
-                                  "{\"kind\":\"EncryptionConfiguration\",\"apiVersion\":\"apiserver.config.k8s.io/v1\","
-                                  "\"resources\":[{\"resources\":[\"secrets\"],\"providers\":[{\"aescbc\":{\"keys\":"
-                                  "[{\"name\":\"aescbckey-cluster\",\"secret\":\"%s\"}]}},{\"identity\":{}}]}]}",
-                                  secret),
-                         0);
+        ck_assert_int_ge(
+                asprintf(&cfg,
+                         "{\"kind\":\"EncryptionConfiguration\",\"apiVersion\":\"apiserver.config.k8s.io/v1\","
+                         "\"resources\":[{\"resources\":[\"secrets\"],\"providers\":[{\"aescbc\":{\"keys\":"
+                         "[{\"name\":\"aescbckey-cluster\",\"secret\":\"%s\"}]}},{\"identity\":{}}]}]}",
+                         secret),
+                0);
         *ret_secret = secret;
         return cfg;
 }
@@ -96,8 +97,8 @@ static void wipe_ours(void) {
 }
 
 static void check_neighbours(tl_etcd *c) {
-        const char *keys[] = { NEIGHBOUR_KEY, SIBLING_KEY, BARE_KEY };
-        const char *want[] = { "k8s:enc:aescbc:v1:key1:neighbour", "sibling", "bare" };
+        const char *keys[] = {NEIGHBOUR_KEY, SIBLING_KEY, BARE_KEY};
+        const char *want[] = {"k8s:enc:aescbc:v1:key1:neighbour", "sibling", "bare"};
 
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 char *args, *out = NULL;
@@ -153,10 +154,10 @@ START_TEST(test_check_hashes) {
         snprintf(a1, sizeof(a1), "start-%s", h1);
         snprintf(a2, sizeof(a2), "prepare-%s", h1);
         se_node_record n[] = {
-                { .name = (char *) "etcd-only" }, /* no annotation: skipped, as k3s skips */
-                { .name = (char *) "server-1", .annotation = a1 },
-                { .name = (char *) "server-2", .annotation = a1 },
-                { .name = (char *) "server-3", .annotation = a1 },
+                {.name = (char *) "etcd-only"}, /* no annotation: skipped, as k3s skips */
+                {.name = (char *) "server-1", .annotation = a1},
+                {.name = (char *) "server-2", .annotation = a1},
+                {.name = (char *) "server-3", .annotation = a1},
         };
 
         ck_assert_int_eq(se_cluster_check_hashes(n, 0, &err), 0);
@@ -200,11 +201,12 @@ START_TEST(test_classify) {
 
         ck_assert_int_eq(se_cluster_classify(5, ha, 4, hb, &s, &m), 0);
         ck_assert_int_eq(s, SE_CLUSTER_SYNC_LOCAL_NEWER);
-        ck_assert_str_eq(m, "this server's encryption configuration (generation 5, hash aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa) is newer than the cluster's in etcd (generation 4, hash "
-                            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb), so the other servers do "
-                            "not have it: run `secrets-encrypt sync --from-local` on this server to publish it to the "
-                            "cluster, or `secrets-encrypt sync --from-cluster` to discard it and install the cluster's");
+        ck_assert_str_eq(
+                m, "this server's encryption configuration (generation 5, hash aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa) is newer than the cluster's in etcd (generation 4, hash "
+                   "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb), so the other servers do "
+                   "not have it: run `secrets-encrypt sync --from-local` on this server to publish it to the "
+                   "cluster, or `secrets-encrypt sync --from-cluster` to discard it and install the cluster's");
         free(m);
 
         ck_assert_int_eq(se_cluster_classify(4, ha, 4, hb, &s, &m), 0);
@@ -283,7 +285,7 @@ START_TEST(test_config_round_trip_and_cas) {
                 ck_assert_int_eq(put_config(nt, cfg, 3, SE_STAGE_ROTATE, rev2, NULL, NULL), -EINVAL);
                 se_cluster_close(nt);
         }
-        ck_assert_int_eq(se_cluster_open(s, "", &(se_cluster *){ NULL }, &e), -EINVAL);
+        ck_assert_int_eq(se_cluster_open(s, "", &(se_cluster *){NULL}, &e), -EINVAL);
 
         se_cluster_config_done(&got);
         ck_assert_ptr_null(got.bytes);
@@ -353,7 +355,7 @@ typedef struct racer {
 
 static void *race(void *arg) {
         racer *r = arg;
-        se_store_options o = { .endpoint = r->endpoints, .timeout_usec = 10 * 1000000ULL };
+        se_store_options o = {.endpoint = r->endpoints, .timeout_usec = 10 * 1000000ULL};
         se_error e = SE_ERROR_NULL;
         se_store *s = NULL;
         se_cluster *c = NULL;
@@ -364,8 +366,8 @@ static void *race(void *arg) {
                 goto out;
         }
         pthread_barrier_wait(r->barrier);
-        r->result = se_cluster_put_config(c, (const uint8_t *) r->cfg, strlen(r->cfg), r->generation,
-                                          SE_STAGE_PREPARE, r->expected, NULL, &e);
+        r->result = se_cluster_put_config(c, (const uint8_t *) r->cfg, strlen(r->cfg), r->generation, SE_STAGE_PREPARE,
+                                          r->expected, NULL, &e);
 out:
         r->message = strdup(se_error_message(&e));
         se_cluster_close(c);
@@ -385,7 +387,7 @@ START_TEST(test_cas_race_one_winner) {
 
         for (unsigned round = 0; round < 4; round++) {
                 /* round 0 races on creation (expected 0) after deleting, the others on a revision */
-                const char *cfgs[2] = { "{\"writer\":\"a\"}", "{\"writer\":\"b\"}" };
+                const char *cfgs[2] = {"{\"writer\":\"a\"}", "{\"writer\":\"b\"}"};
                 pthread_barrier_t barrier;
                 pthread_t t[2];
                 racer rc[2];
@@ -404,8 +406,11 @@ START_TEST(test_cas_race_one_winner) {
                 }
                 ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, 2), 0);
                 for (int i = 0; i < 2; i++) {
-                        rc[i] = (racer){ .endpoints = single->endpoints, .cfg = cfgs[i], .generation = gen,
-                                         .expected = rev, .barrier = &barrier };
+                        rc[i] = (racer){.endpoints = single->endpoints,
+                                        .cfg = cfgs[i],
+                                        .generation = gen,
+                                        .expected = rev,
+                                        .barrier = &barrier};
                         ck_assert_int_eq(pthread_create(&t[i], NULL, race, &rc[i]), 0);
                 }
                 for (int i = 0; i < 2; i++)

@@ -26,12 +26,13 @@ static char *make_config(char **ret_secret, uint8_t ret_raw[static 32]) {
 
         ck_assert_int_eq(RAND_bytes(ret_raw, 32), 1);
         ck_assert_int_eq(se_base64_encode(ret_raw, 32, &secret), 0);
-        ck_assert_int_ge(asprintf(&cfg,
-                                  "{\"kind\":\"EncryptionConfiguration\",\"apiVersion\":\"apiserver.config.k8s.io/v1\","
-                                  "\"resources\":[{\"resources\":[\"secrets\"],\"providers\":[{\"aescbc\":{\"keys\":"
-                                  "[{\"name\":\"aescbckey\",\"secret\":\"%s\"}]}},{\"identity\":{}}]}]}",
-                                  secret),
-                         0);
+        ck_assert_int_ge(
+                asprintf(&cfg,
+                         "{\"kind\":\"EncryptionConfiguration\",\"apiVersion\":\"apiserver.config.k8s.io/v1\","
+                         "\"resources\":[{\"resources\":[\"secrets\"],\"providers\":[{\"aescbc\":{\"keys\":"
+                         "[{\"name\":\"aescbckey\",\"secret\":\"%s\"}]}},{\"identity\":{}}]}]}",
+                         secret),
+                0);
         *ret_secret = secret;
         return cfg;
 }
@@ -174,8 +175,9 @@ START_TEST(test_wrong_token) {
         cfg = make_config(&secret, raw);
         json = seal_str(TOKEN, cfg, 3, SE_STAGE_ROTATE);
         ck_assert_int_eq(open_str(json, TOKEN "x", NULL, &msg), -EKEYREJECTED);
-        ck_assert_str_eq(msg, "the cluster token does not open the sealed configuration in etcd: check token-file / the "
-                              "secrets-encrypt-token credential on this node");
+        ck_assert_str_eq(msg,
+                         "the cluster token does not open the sealed configuration in etcd: check token-file / the "
+                         "secrets-encrypt-token credential on this node");
         free(msg);
         ck_assert_int_eq(open_str(json, "K10deadbeef::server:correct-horse-battery-stapl", NULL, &msg), -EKEYREJECTED);
         free(msg);
@@ -202,33 +204,33 @@ START_TEST(test_tampering_detected) {
                 int want;
         } cases[] = {
                 /* AAD: the clear fields cannot be changed without the token */
-                { "generation", json_object_new_int64(6), -EBADMSG },
-                { "generation", json_object_new_int64(4), -EBADMSG },
-                { "stage", json_object_new_string("rotate"), -EBADMSG },
-                { "hash", json_object_new_string(other_hash), -EBADMSG },
+                {"generation", json_object_new_int64(6), -EBADMSG},
+                {"generation", json_object_new_int64(4), -EBADMSG},
+                {"stage", json_object_new_string("rotate"), -EBADMSG},
+                {"hash", json_object_new_string(other_hash), -EBADMSG},
                 /* the KDF inputs change the derived key: reported as a token mismatch */
-                { "kdf.salt", json_object_new_string("AAAAAAAAAAAAAAAAAAAAAA=="), -EKEYREJECTED },
-                { "kdf.N", json_object_new_int64(65536), -EKEYREJECTED },
-                { "check", json_object_new_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), -EKEYREJECTED },
-                { "nonce", json_object_new_string("AAAAAAAAAAAAAAAA"), -EBADMSG },
+                {"kdf.salt", json_object_new_string("AAAAAAAAAAAAAAAAAAAAAA=="), -EKEYREJECTED},
+                {"kdf.N", json_object_new_int64(65536), -EKEYREJECTED},
+                {"check", json_object_new_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), -EKEYREJECTED},
+                {"nonce", json_object_new_string("AAAAAAAAAAAAAAAA"), -EBADMSG},
                 /* malformed */
-                { "version", json_object_new_int64(2), -EBADMSG },
-                { "generation", json_object_new_int64(0), -EBADMSG },
-                { "generation", json_object_new_string("5"), -EBADMSG },
-                { "stage", json_object_new_string("bogus"), -EBADMSG },
-                { "hash", json_object_new_string("abc"), -EBADMSG },
-                { "cipher", json_object_new_string("aes-128-gcm"), -EBADMSG },
-                { "kdf.name", json_object_new_string("pbkdf2"), -EBADMSG },
-                { "kdf.N", json_object_new_int64(1 << 30), -EBADMSG }, /* would need 128 GiB */
-                { "kdf.N", json_object_new_int64(1024), -EBADMSG },    /* too weak */
-                { "kdf.N", json_object_new_int64(50000), -EBADMSG },   /* not a power of 2 */
-                { "kdf.r", json_object_new_int64(1000), -EBADMSG },
-                { "kdf.p", json_object_new_int64(0), -EBADMSG },
-                { "kdf.salt", json_object_new_string("AAAA"), -EBADMSG },
-                { "nonce", json_object_new_string("!!"), -EBADMSG },
-                { "ciphertext", json_object_new_string("AAAA"), -EBADMSG },
-                { "ciphertext", NULL, -EBADMSG },
-                { "kdf", NULL, -EBADMSG },
+                {"version", json_object_new_int64(2), -EBADMSG},
+                {"generation", json_object_new_int64(0), -EBADMSG},
+                {"generation", json_object_new_string("5"), -EBADMSG},
+                {"stage", json_object_new_string("bogus"), -EBADMSG},
+                {"hash", json_object_new_string("abc"), -EBADMSG},
+                {"cipher", json_object_new_string("aes-128-gcm"), -EBADMSG},
+                {"kdf.name", json_object_new_string("pbkdf2"), -EBADMSG},
+                {"kdf.N", json_object_new_int64(1 << 30), -EBADMSG}, /* would need 128 GiB */
+                {"kdf.N", json_object_new_int64(1024), -EBADMSG},    /* too weak */
+                {"kdf.N", json_object_new_int64(50000), -EBADMSG},   /* not a power of 2 */
+                {"kdf.r", json_object_new_int64(1000), -EBADMSG},
+                {"kdf.p", json_object_new_int64(0), -EBADMSG},
+                {"kdf.salt", json_object_new_string("AAAA"), -EBADMSG},
+                {"nonce", json_object_new_string("!!"), -EBADMSG},
+                {"ciphertext", json_object_new_string("AAAA"), -EBADMSG},
+                {"ciphertext", NULL, -EBADMSG},
+                {"kdf", NULL, -EBADMSG},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -237,8 +239,7 @@ START_TEST(test_tampering_detected) {
 
                 ck_assert_msg(r == cases[i].want, "case %zu (%s): %d (%s), want %d", i, cases[i].field, r, msg,
                               cases[i].want);
-                if (r == -EBADMSG && (streq(cases[i].field, "generation") || streq(cases[i].field, "stage")) &&
-                    i < 3)
+                if (r == -EBADMSG && (streq(cases[i].field, "generation") || streq(cases[i].field, "stage")) && i < 3)
                         ck_assert_msg(strstr(msg, "altered outside secrets-encrypt"), "%s", msg);
         }
 

@@ -34,6 +34,10 @@
 #define VALUE_SIZE 1024
 #define SQLITE_CACHE_PRAGMA "PRAGMA cache_size = -16384" /* as the kine store's connection */
 
+static char *driver_dir; /* removed by die() too, so a failed run leaves nothing behind */
+
+static void rm_rf(const char *dir);
+
 static _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);
 static void die(const char *fmt, ...) {
         va_list ap;
@@ -43,6 +47,8 @@ static void die(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         va_end(ap);
+        if (driver_dir)
+                rm_rf(driver_dir);
         exit(1);
 }
 
@@ -419,6 +425,7 @@ int main(int argc, char *argv[]) {
         if (asprintf(&base, "%s/se-bench.XXXXXX", tmp) < 0 || !mkdtemp(base))
                 die("cannot create a directory under %s", tmp);
         setvbuf(stdout, NULL, _IOLBF, 0);
+        driver_dir = base;
 
         n = env_size("SE_BENCH_SECRETS", 100000);
         printf("re-encryption (aescbc A -> B, %d B values, page %u, batch %u, checkpoint per batch)\n", VALUE_SIZE,
@@ -446,5 +453,6 @@ int main(int argc, char *argv[]) {
                 bench_sqlite(base, 1000000, false);
         }
         rm_rf(base);
+        driver_dir = NULL;
         return 0;
 }

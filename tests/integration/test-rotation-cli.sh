@@ -5,7 +5,7 @@
 # directly stands for a restart of the server. Checks k3s's output lines, key names and order,
 # preconditions and exit codes, `status -o json` against k3s's shape, and the state-dir lock.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 B=${SE_BUILD:-build}
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 FAILED=0
