@@ -107,6 +107,7 @@ _public_ int se_ha_nodes(se_ctx *ctx, se_node_record **ret, size_t *ret_n, se_er
                 n->annotation = NULL;
         n->version = strdup(SE_VERSION);
         n->generation = ctx->state.generation;
+        n->time = ctx->state.annotation_time;
         if (!n->name || !n->version || ((ctx->state.annotation || ctx->state.has_stage) && !n->annotation)) {
                 se_node_records_free(n, 1);
                 return se_error_set(e, -ENOMEM, "out of memory");

@@ -304,9 +304,10 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
                 return reencrypt_failed(ctx, r, e);
         }
         (void) se_event(SE_EVENT_REENCRYPT_FINISHED,
-                        SE_MESSAGE("reencrypted %llu secrets (%llu rewritten, %llu already current) on %s",
+                        SE_MESSAGE("reencrypted %llu secrets (%llu rewritten, %llu already current, %llu newer "
+                                   "writes by the server left as they were) on %s",
                                    (unsigned long long) res.total, (unsigned long long) res.rewritten,
-                                   (unsigned long long) res.skipped, node(ctx)),
+                                   (unsigned long long) res.skipped, (unsigned long long) res.conflicts, node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_DONE=%llu", (unsigned long long) res.done),
                         SE_FIELD("SECRETS_ENCRYPT_TOTAL=%llu", (unsigned long long) res.total),
                         SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)));

@@ -67,6 +67,7 @@ typedef struct se_state {
         /* secrets-encrypt.json */
         uint64_t generation;     /* bumped on every config write */
         char *annotation;        /* this node's published "<stage>-<hash>", NULL if never */
+        int64_t annotation_time; /* unix seconds it was last set */
         bool pending_reencrypt;  /* a re-encryption was requested or interrupted */
         bool pending_skip;       /* ... with --skip: keep keys, revert to the persisted stage */
         bool pending_rotate_keys;

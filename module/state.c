@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -107,6 +108,8 @@ static int load_own(se_state *st, se_error *e) {
                 st->pending_rotate_keys = json_object_get_boolean(v);
         if (json_object_object_get_ex(root, "last_rotation", &v))
                 st->last_rotation = json_object_get_int64(v);
+        if (json_object_object_get_ex(root, "annotation_time", &v))
+                st->annotation_time = json_object_get_int64(v);
         if (json_object_object_get_ex(root, "rolling", &v))
                 st->rolling = json_object_get_boolean(v);
         json_object_put(root);
@@ -211,6 +214,7 @@ _public_ int se_state_set_annotation(se_state *st, se_stage stage) {
                 return -ENOMEM;
         free(st->annotation);
         st->annotation = a;
+        st->annotation_time = (int64_t) time(NULL);
         return 0;
 }
 
@@ -249,6 +253,7 @@ _public_ int se_state_save_own(se_state *st, se_error *e) {
         json_object_object_add(root, "pending_rotate_keys", json_object_new_boolean(st->pending_rotate_keys));
         json_object_object_add(root, "last_rotation", json_object_new_int64(st->last_rotation));
         json_object_object_add(root, "rolling", json_object_new_boolean(st->rolling));
+        json_object_object_add(root, "annotation_time", json_object_new_int64(st->annotation_time));
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
         r = se_write_file_atomic(path, text, strlen(text), 0600);
         json_object_put(root);

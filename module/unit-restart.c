@@ -120,12 +120,25 @@ _public_ int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec,
                 }
         }
 
-        if (!streq(w.result, "done"))
+        if (!streq(w.result, "done")) {
+                _cleanup_free_ char *path = NULL, *result = NULL;
+                sd_bus_message *m = NULL;
+                const char *p = NULL;
+
+                /* The job only says "failed"; the unit's Result says why (exit-code, start-limit-hit…). */
+                if (sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "GetUnit", NULL, &m, "s", unit) >= 0 &&
+                    sd_bus_message_read(m, "o", &p) >= 0 && (path = strdup(p)))
+                        (void) sd_bus_get_property_string(bus, "org.freedesktop.systemd1", path,
+                                                          "org.freedesktop.systemd1.Service", "Result", NULL,
+                                                          &result);
+                sd_bus_message_unref(m);
                 r = se_error_set(e, -ENOEXEC,
-                                 "restarting %s failed (job result: %s); see `systemctl%s status %s` and "
-                                 "`journalctl%s -u %s -x`",
-                                 unit, w.result, user ? " --user" : "", unit, user ? " --user" : "", unit);
-        else
+                                 "restarting %s failed (job result: %s, unit result: %s); see `systemctl%s status "
+                                 "%s` and `journalctl%s -u %s -x`",
+                                 unit, w.result, result ? result : "unknown", user ? " --user" : "", unit,
+                                 user ? " --user" : "", unit);
+        } else
                 r = 0;
 finish:
         free(w.result);

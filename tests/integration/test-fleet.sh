@@ -260,7 +260,7 @@ fi
 rc=$?
 end=$(date +%s)
 if [ "$rc" = 0 ] && [ "$(json "$W/rot.out" 'j["changed"]')" = true ] &&
-        grep -q 'fleet hook .*20-fail failed on stage-changed event: exit status 4' "$W/rot.err" &&
+        grep -q 'Fleet hook .*20-fail failed on stage-changed event: exit status 4' "$W/rot.err" &&
         grep -q '30-hang failed on stage-changed event: timed out' "$W/rot.err" &&
         [ $((end - start)) -lt 60 ]; then
         ok "a failing and a hanging hook are logged (fleet-hook-failed), the rotation succeeds"
