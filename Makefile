@@ -42,7 +42,10 @@ DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev
 	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
 	uuid-runtime python3 python3-cryptography jq
 
-PKGS := libsystemd openssl yaml-0.1 json-c sqlite3 libcurl libsodium
+# libcurl is compiled against but loaded with dlopen() (module/curl-dlopen.c): only the etcd
+# datastore needs it and its dependency tree would slow every start of the hook.
+PKGS := libsystemd openssl yaml-0.1 json-c sqlite3 libsodium
+PKGS_DLOPEN := libcurl
 
 WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes -Wundef \
 	-Wpointer-arith -Wimplicit-fallthrough -Wno-unused-parameter -Wvla -Wwrite-strings
@@ -57,10 +60,10 @@ LDFLAGS ?=
 BASE_CFLAGS := -std=gnu11 $(OPT) $(WARNINGS) -fPIC -fvisibility=hidden -MMD -MP \
 	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -D_GNU_SOURCE \
 	-DSE_VERSION=\"$(VERSION)\" -DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" \
-	-Imodule $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
+	-Imodule -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl -lpthread -lm
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
-CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check $(PKGS_DLOPEN) 2>/dev/null)
 
 ifeq ($(SANITIZE),1)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -173,7 +176,7 @@ check-valgrind: deps
 # ---- fuzzing (libFuzzer) ----------------------------------------------------------------------
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DSE_FUZZING \
 	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -DSE_VERSION=\"$(VERSION)\" \
-	-DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" -Imodule $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+	-DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" -Imodule -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
 .PHONY: fuzz
 fuzz: $(FUZZ_BIN)
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard module/*.h)

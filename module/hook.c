@@ -73,15 +73,23 @@ _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress
         if (r < 0)
                 goto finish;
 
-        /* Step 5: publish, as k3s sets the node annotation from encryption-state.json at start. */
-        r = se_state_set_annotation(&ctx.state, ctx.state.stage);
-        if (r < 0) {
-                r = se_error_set(e, r, "out of memory");
-                goto finish;
+        /* Step 5: publish, as k3s sets the node annotation from encryption-state.json at start. An
+         * unchanged annotation is not rewritten locally: nothing to do must stay cheap. */
+        {
+                _cleanup_free_ char *old = TAKE_PTR(ctx.state.annotation);
+
+                r = se_state_set_annotation(&ctx.state, ctx.state.stage);
+                if (r < 0) {
+                        r = se_error_set(e, r, "out of memory");
+                        goto finish;
+                }
+                if (old && streq(old, ctx.state.annotation) && !se_ha_enabled(&ctx))
+                        r = 0;
+                else
+                        r = se_ops_save_own(&ctx, e);
+                if (r < 0)
+                        goto finish;
         }
-        r = se_ops_save_own(&ctx, e);
-        if (r < 0)
-                goto finish;
         event_convergence(&ctx);
 
         /* Step 7: one stage further when a rolling rotation is under way and everyone caught up. */

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 /*
  * Errors: every library call returns 0 (or a positive count) on success and a negative errno on

@@ -4,7 +4,6 @@
  * values, int64 as strings, zero fields omitted. Writes are kube-apiserver's optimistic
  * transactions (compare mod_revision, put, else range), batched within --max-txn-ops.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -17,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "curl-dlopen.h"
 #include "macro.h"
 #include "se-etcd.h"
 #include "se-util.h"
@@ -74,12 +74,6 @@ static inline void json_object_putp(json_object **j) {
 }
 #define _cleanup_json_ _cleanup_(json_object_putp)
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result = CURLE_FAILED_INIT;
-
-static void curl_init_once(void) {
-        curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* ---- request bodies ------------------------------------------------------------------------ */
 
@@ -459,12 +453,12 @@ static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *bod
         se_buf_clear(&c->resp);
         c->write_error = 0;
         c->errbuf[0] = 0;
-        (void) curl_easy_setopt(c->curl, CURLOPT_URL, url);
-        (void) curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *) body->data);
-        (void) curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body->len);
-        cc = curl_easy_perform(c->curl);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_URL, url);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *) body->data);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body->len);
+        cc = sym_curl_easy_perform(c->curl);
         if (cc != CURLE_OK) {
-                const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+                const char *detail = c->errbuf[0] ? c->errbuf : sym_curl_easy_strerror(cc);
 
                 if (cc == CURLE_WRITE_ERROR && c->write_error == -E2BIG)
                         return se_error_set(e, -E2BIG, "response from etcd at %s exceeds %u MiB", base,
@@ -475,7 +469,7 @@ static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *bod
                 *ret_failover = r != -ENOMEM && r != -EINVAL;
                 return se_error_set(e, r, "etcd at %s: %s%s", base, detail, r == -EPROTO ? tls_hint(cc, detail) : "");
         }
-        (void) curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+        (void) sym_curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 
         r = parse_json(c->resp.data, c->resp.len, &j, &why);
         if (r == -ENOMEM)
@@ -611,8 +605,8 @@ static void etcd_free(etcd *c) {
         if (!c)
                 return;
         if (c->curl)
-                curl_easy_cleanup(c->curl);
-        curl_slist_free_all(c->headers);
+                sym_curl_easy_cleanup(c->curl);
+        sym_curl_slist_free_all(c->headers);
         for (size_t i = 0; i < c->n_urls; i++)
                 free(c->urls[i]);
         free(c->urls);
@@ -690,24 +684,22 @@ static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
         if (r < 0)
                 goto fail;
 
-        (void) pthread_once(&curl_once, curl_init_once);
-        if (curl_init_result != CURLE_OK) {
-                r = se_error_set(e, -EIO, "libcurl initialisation failed: %s", curl_easy_strerror(curl_init_result));
+        r = se_dlopen_curl(e);
+        if (r < 0)
                 goto fail;
-        }
-        c->curl = curl_easy_init();
+        c->curl = sym_curl_easy_init();
         if (!c->curl) {
                 r = se_error_set(e, -ENOMEM, "libcurl: cannot create a handle");
                 goto fail;
         }
-        c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        c->headers = sym_curl_slist_append(NULL, "Content-Type: application/json");
         if (c->headers) {
                 /* no "Expect: 100-continue" round trip for larger transactions */
-                struct curl_slist *h = curl_slist_append(c->headers, "Expect:");
+                struct curl_slist *h = sym_curl_slist_append(c->headers, "Expect:");
                 if (h)
                         c->headers = h;
                 else {
-                        curl_slist_free_all(c->headers);
+                        sym_curl_slist_free_all(c->headers);
                         c->headers = NULL;
                 }
         }
@@ -716,26 +708,26 @@ static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
                 goto fail;
         }
 
-        (void) curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-        (void) curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
-        (void) curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
-        (void) curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
-        (void) curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
-        (void) curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-        (void) curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        (void) curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
         /* etcd is never reached through http_proxy from the environment */
-        (void) curl_easy_setopt(c->curl, CURLOPT_PROXY, "");
-        (void) curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-        (void) curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long) MAX(c->timeout_usec / 1000, 1));
-        (void) curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_PROXY, "");
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long) MAX(c->timeout_usec / 1000, 1));
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
                                 (long) MIN((long) MAX(c->timeout_usec / 1000, 1), ETCD_CONNECT_TIMEOUT_MS));
         if (!isempty(o->cafile))
-                (void) curl_easy_setopt(c->curl, CURLOPT_CAINFO, o->cafile);
+                (void) sym_curl_easy_setopt(c->curl, CURLOPT_CAINFO, o->cafile);
         if (!isempty(o->certfile))
-                (void) curl_easy_setopt(c->curl, CURLOPT_SSLCERT, o->certfile);
+                (void) sym_curl_easy_setopt(c->curl, CURLOPT_SSLCERT, o->certfile);
         if (!isempty(o->keyfile))
-                (void) curl_easy_setopt(c->curl, CURLOPT_SSLKEY, o->keyfile);
+                (void) sym_curl_easy_setopt(c->curl, CURLOPT_SSLKEY, o->keyfile);
 
         *ret_impl = c;
         return 0;
