@@ -310,7 +310,7 @@ static void print_result(const cli *c, const se_facts *before, const se_facts *a
 static int parse_want(cli *c, want *w, se_error *e) {
         int r;
 
-        *w = (want){ .enabled = c->want_enabled, .disabled = c->want_disabled, .provider = c->want_provider };
+        *w = (want){.enabled = c->want_enabled, .disabled = c->want_disabled, .provider = c->want_provider};
         if (!c->rotated_within && !w->enabled && !w->disabled && !w->provider)
                 return se_error_set(e, -EINVAL,
                                     "ensure needs --rotated-within DURATION, --enabled, --disabled or --provider P");

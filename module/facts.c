@@ -77,8 +77,7 @@ _public_ int se_key_name_time(const char *name, int64_t *ret) {
         tm.tm_hour = num(t + 11, 2);
         tm.tm_min = num(t + 14, 2);
         tm.tm_sec = num(t + 17, 2);
-        if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-            tm.tm_sec > 60)
+        if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
                 return -EINVAL;
         v = timegm(&tm);
         if (v == (time_t) -1)
@@ -186,7 +185,7 @@ static int facts_from_status(se_facts *f, const se_status *s) {
 
 _public_ int se_facts_from_state(const se_state *st, const se_status *status, const char *node, int64_t now,
                                  se_facts *ret) {
-        se_facts f = { .enabled = -1, .active_key_time = -1, .hashes_match = true, .now = now };
+        se_facts f = {.enabled = -1, .active_key_time = -1, .hashes_match = true, .now = now};
         int r;
 
         f.node = strdup(node ? node : "");
@@ -242,7 +241,7 @@ _public_ int se_facts_collect(se_ctx *ctx, int64_t now, se_facts *ret, se_error 
 }
 
 _public_ int se_facts_read(const se_settings *s, int64_t now, se_facts *ret, se_error *e) {
-        se_ctx ctx = { .settings = s, .lock_fd = -1 };
+        se_ctx ctx = {.settings = s, .lock_fd = -1};
         struct stat sb;
         int r;
 
@@ -283,8 +282,7 @@ static void add(json_object *o, const char *k, json_object *v) {
 }
 
 _public_ int se_facts_to_json(const se_facts *f, bool pretty, char **ret) {
-        json_object *o = json_object_new_object(), *keys = json_object_new_array(),
-                    *nodes = json_object_new_array();
+        json_object *o = json_object_new_object(), *keys = json_object_new_array(), *nodes = json_object_new_array();
         int64_t age = se_facts_active_key_age(f);
         const char *text;
         char *s = NULL;
@@ -329,9 +327,9 @@ _public_ int se_facts_to_json(const se_facts *f, bool pretty, char **ret) {
         add(o, "reencrypt_done", json_object_new_int64((int64_t) f->reencrypt_done));
         add(o, "reencrypt_total", json_object_new_int64((int64_t) f->reencrypt_total));
 
-        text = json_object_to_json_string_ext(o, (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
-                                                         : JSON_C_TO_STRING_PLAIN) |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
+        text = json_object_to_json_string_ext(
+                o, (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN) |
+                           JSON_C_TO_STRING_NOSLASHESCAPE);
         if (text && asprintf(&s, "%s\n", text) < 0)
                 s = NULL;
         json_object_put(o);

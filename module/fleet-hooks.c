@@ -22,8 +22,8 @@
 extern char **environ;
 
 static const char *const env_names[] = {
-        "SECRETS_ENCRYPT_EVENT", "SECRETS_ENCRYPT_MESSAGE_ID", "SECRETS_ENCRYPT_STAGE",
-        "SECRETS_ENCRYPT_PREVIOUS_STAGE", "SECRETS_ENCRYPT_HASH", "SECRETS_ENCRYPT_NODE",
+        "SECRETS_ENCRYPT_EVENT",          "SECRETS_ENCRYPT_MESSAGE_ID", "SECRETS_ENCRYPT_STAGE",
+        "SECRETS_ENCRYPT_PREVIOUS_STAGE", "SECRETS_ENCRYPT_HASH",       "SECRETS_ENCRYPT_NODE",
         "SECRETS_ENCRYPT_ERROR",
 };
 
@@ -35,9 +35,9 @@ static bool endswith(const char *s, const char *suffix) {
 
 _public_ bool se_fleet_hook_name_is_valid(const char *name) {
         static const char *const suffixes[] = {
-                "~",          ".bak",       ".swp",      ".swo",     ".orig",    ".rej",
-                ".tmp",       ".dpkg-old",  ".dpkg-new", ".dpkg-dist", ".dpkg-tmp", ".dpkg-bak",
-                ".rpmnew",    ".rpmsave",   ".rpmorig",  ".ucf-old", ".ucf-new", ".ucf-dist",
+                "~",       ".bak",      ".swp",      ".swo",       ".orig",     ".rej",
+                ".tmp",    ".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp", ".dpkg-bak",
+                ".rpmnew", ".rpmsave",  ".rpmorig",  ".ucf-old",   ".ucf-new",  ".ucf-dist",
         };
 
         if (isempty(name) || name[0] == '.' || name[0] == '#')
@@ -147,7 +147,7 @@ oom:
 }
 
 _noreturn_ static void child(const char *path, char **envp) {
-        char *argv[] = { (char *) path, NULL };
+        char *argv[] = {(char *) path, NULL};
         sigset_t all;
         int fd;
 
@@ -212,15 +212,15 @@ static int run_one(const char *path, char **envp, const se_fleet_event *ev, uint
                         hook_failed(path, ev, why);
                         return -ETIME;
                 }
-                (void) nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+                (void) nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
         }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
                 se_log_debug("fleet hook %s: ok", path);
                 return 0;
         }
         if (WIFEXITED(status))
-                snprintf(why, sizeof(why), WEXITSTATUS(status) == 127 ? "cannot execute (exit status 127)"
-                                                                     : "exit status %d",
+                snprintf(why, sizeof(why),
+                         WEXITSTATUS(status) == 127 ? "cannot execute (exit status 127)" : "exit status %d",
                          WEXITSTATUS(status));
         else if (WIFSIGNALED(status))
                 snprintf(why, sizeof(why), "killed by signal %s", sigabbrev_np(WTERMSIG(status)) ?: "?");
@@ -230,8 +230,7 @@ static int run_one(const char *path, char **envp, const se_fleet_event *ev, uint
         return -EPROTO;
 }
 
-_public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec,
-                                unsigned *ret_ran) {
+_public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec, unsigned *ret_ran) {
         char **hooks = NULL, **envp = NULL;
         size_t n_hooks = 0, n_env = 0;
         unsigned failed = 0;
@@ -368,7 +367,8 @@ static void observe(const se_log_record *rec, void *userdata) {
         se_error_done(&e);
 
         if (runs_hooks(rec->type) && !isempty(s->hooks_dir)) {
-                const char *stage = se_log_record_get(rec, SE_FIELD_STAGE), *hash = se_log_record_get(rec, SE_FIELD_HASH),
+                const char *stage = se_log_record_get(rec, SE_FIELD_STAGE),
+                           *hash = se_log_record_get(rec, SE_FIELD_HASH),
                            *node = se_log_record_get(rec, SE_FIELD_NODE);
                 se_fleet_event ev = {
                         .event = info->name,

@@ -58,11 +58,12 @@ static int gauge(se_buf *b, const char *name, const char *help, int64_t v) {
 }
 
 _public_ int se_metrics_format(const se_facts *f, char **ret) {
-        se_buf b = { .max = METRICS_MAX_SIZE };
+        se_buf b = {.max = METRICS_MAX_SIZE};
         int64_t age = se_facts_active_key_age(f);
         int r;
 
-        r = header(&b, "secrets_encrypt_stage", "Secrets encryption rotation stage of this node (1 for the current stage).");
+        r = header(&b, "secrets_encrypt_stage",
+                   "Secrets encryption rotation stage of this node (1 for the current stage).");
         for (int s = 0; s < _SE_STAGE_MAX && r >= 0; s++)
                 r = appendf(&b, "secrets_encrypt_stage{stage=\"%s\"} %d\n", se_stage_to_string(s),
                             f->stage && streq(f->stage, se_stage_to_string(s)) ? 1 : 0);

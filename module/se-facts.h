@@ -25,22 +25,22 @@ typedef struct se_facts_node {
 
 typedef struct se_facts {
         char *node;
-        bool configured;          /* an encryption-config.json exists */
-        char *stage;              /* this node's stage, NULL when not configured */
-        int enabled;              /* 1, 0, or -1 for a layout k3s does not know */
-        char *provider;           /* type of the first keyed provider: "aescbc", "secretbox"; NULL if none */
-        char *active_key;         /* name of that provider's first key (the write key when enabled) */
-        int64_t active_key_time;  /* unix seconds the key was made; -1 unknown */
-        char **keys;              /* every aescbc/secretbox key name, config order */
+        bool configured;         /* an encryption-config.json exists */
+        char *stage;             /* this node's stage, NULL when not configured */
+        int enabled;             /* 1, 0, or -1 for a layout k3s does not know */
+        char *provider;          /* type of the first keyed provider: "aescbc", "secretbox"; NULL if none */
+        char *active_key;        /* name of that provider's first key (the write key when enabled) */
+        int64_t active_key_time; /* unix seconds the key was made; -1 unknown */
+        char **keys;             /* every aescbc/secretbox key name, config order */
         size_t n_keys;
-        char *config_hash;        /* sha256 hex of encryption-config.json */
+        char *config_hash; /* sha256 hex of encryption-config.json */
         bool hashes_match;
         se_facts_node *nodes;
         size_t n_nodes;
-        int64_t last_rotation;    /* unix seconds, 0 = never */
+        int64_t last_rotation; /* unix seconds, 0 = never */
         bool reencrypt_pending;
         uint64_t reencrypt_done, reencrypt_total;
-        int64_t now;              /* when the facts were taken */
+        int64_t now; /* when the facts were taken */
 } se_facts;
 
 void se_facts_done(se_facts *f);

@@ -61,7 +61,10 @@ static int load_stage(se_state *st, se_error *e) {
                 return 0;
         if (r < 0)
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
-        if (se_annotation_parse((const char *) data, &st->stage, st->stage_hash) < 0)
+        r = se_annotation_parse((const char *) data, &st->stage, st->stage_hash);
+        if (r == -ENOMEM)
+                return se_error_set(e, r, "out of memory");
+        if (r < 0)
                 return se_error_set(e, -EBADMSG,
                                     "%s: invalid content (expected \"<stage>-<sha256 hex>\"); restore it or remove it "
                                     "so the next start recreates it from the config",

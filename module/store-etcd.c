@@ -604,9 +604,11 @@ static int bad_response(etcd *c, int r, se_error *e) {
 static void etcd_free(etcd *c) {
         if (!c)
                 return;
+        /* libcurl may never have been loaded when opening failed early */
         if (c->curl)
                 sym_curl_easy_cleanup(c->curl);
-        sym_curl_slist_free_all(c->headers);
+        if (c->headers)
+                sym_curl_slist_free_all(c->headers);
         for (size_t i = 0; i < c->n_urls; i++)
                 free(c->urls[i]);
         free(c->urls);
