@@ -130,7 +130,17 @@ static int apply(se_ctx *ctx, action a, bool *changed, se_error *e) {
         case ACTION_DISABLE:
                 return set_enabled(ctx, a == ACTION_ENABLE, changed, e);
         case ACTION_ROTATE:
-                r = se_op_rotate_keys(ctx, e);
+                /* In HA a rotation is a rolling one: the restarts of every server drive it (prepare
+                 * and rotate are aescbc-only in k3s, so a move to secretbox stays rotate-keys). */
+                if (se_ha_enabled(ctx) && !streq(ctx->settings->provider, "secretbox")) {
+                        bool rolling = false;
+
+                        r = se_ha_get_rolling(ctx, &rolling, e);
+                        if (r < 0 || rolling)
+                                return r; /* already under way */
+                        r = se_op_start_rolling(ctx, e);
+                } else
+                        r = se_op_rotate_keys(ctx, e);
                 *changed = ctx->state.generation != gen;
                 return r;
         default:

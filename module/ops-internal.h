@@ -10,8 +10,6 @@
  * directory is the whole cluster.
  */
 
-/* True when datastore-endpoint is etcd (http:// or https://). */
-bool se_ha_enabled(const se_ctx *ctx);
 /* Opens the store and the cluster handle (reads the token) on first use; *ret NULL without HA. */
 int se_ha_cluster(se_ctx *ctx, se_cluster **ret, se_error *e);
 
@@ -42,7 +40,6 @@ void se_ha_lease_release(se_cluster_lease *l);
 
 /* The rolling-rotation request (`rotate-keys --rolling`): a flag in the cluster, or in the local
  * state without HA. */
-int se_ha_get_rolling(se_ctx *ctx, bool *ret, se_error *e);
 int se_ha_set_rolling(se_ctx *ctx, bool on, se_error *e);
 
 /* Writes the state after a change of config and/or stage: cluster first (generation + 1), then

@@ -58,6 +58,10 @@ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e);
 int se_op_auto_advance(se_ctx *ctx, bool *ret_advanced, se_error *e);
 /* `rotate-keys --rolling`: prepare now, and let each restart advance one stage. */
 int se_op_start_rolling(se_ctx *ctx, se_error *e);
+/* True when datastore-endpoint is etcd (http:// or https://): several servers share the state. */
+bool se_ha_enabled(const se_ctx *ctx);
+/* Whether a rolling rotation is under way (requested and not finished). */
+int se_ha_get_rolling(se_ctx *ctx, bool *ret, se_error *e);
 /* `sync --from-cluster` / `--from-local` (HA). */
 int se_op_sync(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e);
 /* Completes a pending or interrupted re-encryption (the hook's step 6). */
