@@ -19,12 +19,12 @@ int cli_progress(const se_reencrypt_progress *p, void *userdata) {
                 for (unsigned i = 0; i < 40; i++)
                         bar[i] = i < fill ? '#' : '.';
                 bar[40] = 0;
-                fprintf(stderr, "\r[%s] %3u%% %" PRIu64 "/%" PRIu64 " secrets, %.0f/s%s", bar, pct, p->done,
-                        p->total, p->rate, p->final ? "\n" : "");
+                fprintf(stderr, "\r[%s] %3u%% %" PRIu64 "/%" PRIu64 " secrets, %.0f/s%s", bar, pct, p->done, p->total,
+                        p->rate, p->final ? "\n" : "");
         } else if ((int) (pct / 10) != last_decile || p->final) {
                 last_decile = (int) (pct / 10);
-                fprintf(stderr, "reencrypted %" PRIu64 "/%" PRIu64 " secrets (%u%%, %.0f/s)\n", p->done, p->total,
-                        pct, p->rate);
+                fprintf(stderr, "reencrypted %" PRIu64 "/%" PRIu64 " secrets (%u%%, %.0f/s)\n", p->done, p->total, pct,
+                        p->rate);
         }
         return 0;
 }

@@ -52,10 +52,10 @@ static void help(void) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                { "config", required_argument, NULL, 'c' },
-                { "unit", required_argument, NULL, 'u' },
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {"config", required_argument, NULL, 'c'},
+                {"unit", required_argument, NULL, 'u'},
                 {},
         };
         const char *config = secure_getenv("SECRETS_ENCRYPT_CONFIG"), *unit = NULL;

@@ -15,19 +15,20 @@ static const struct {
         const char *options; /* command options it accepts, for the usage check */
         const char *help;
 } commands[] = {
-        { "status", cmd_status, "o", "Print the current status of secrets encryption" },
-        { "enable", cmd_enable, "", "Enable secrets encryption" },
-        { "disable", cmd_disable, "", "Disable secrets encryption" },
-        { "prepare", cmd_prepare, "f", "Prepare for encryption keys rotation" },
-        { "rotate", cmd_rotate, "f", "Rotate secrets encryption keys" },
-        { "reencrypt", cmd_reencrypt, "fs", "Reencrypt all data with the latest encryption key" },
-        { "rotate-keys", cmd_rotate_keys, "R", "Dynamically rotate secrets encryption keys and re-encrypt secrets" },
-        { "sync", cmd_sync, "FL", "Resolve a config that differs from the cluster's (HA): --from-cluster or --from-local" },
-        { "validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would" },
-        { "hash", cmd_hash, "", "Print the sha256 hash of a configuration file as kube-apiserver reports it" },
-        { "verify", cmd_verify, "", "Decrypt every stored secret read-only and count them per key" },
-        { "facts", cmd_facts, "", "Print the state as JSON facts (Ansible local fact, Facter external fact)" },
-        { "ensure", cmd_ensure, "WEDPCT", "Reach a wanted state idempotently, as fleet tools expect" },
+        {"status", cmd_status, "o", "Print the current status of secrets encryption"},
+        {"enable", cmd_enable, "", "Enable secrets encryption"},
+        {"disable", cmd_disable, "", "Disable secrets encryption"},
+        {"prepare", cmd_prepare, "f", "Prepare for encryption keys rotation"},
+        {"rotate", cmd_rotate, "f", "Rotate secrets encryption keys"},
+        {"reencrypt", cmd_reencrypt, "fs", "Reencrypt all data with the latest encryption key"},
+        {"rotate-keys", cmd_rotate_keys, "R", "Dynamically rotate secrets encryption keys and re-encrypt secrets"},
+        {"sync", cmd_sync, "FL",
+         "Resolve a config that differs from the cluster's (HA): --from-cluster or --from-local"},
+        {"validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would"},
+        {"hash", cmd_hash, "", "Print the sha256 hash of a configuration file as kube-apiserver reports it"},
+        {"verify", cmd_verify, "", "Decrypt every stored secret read-only and count them per key"},
+        {"facts", cmd_facts, "", "Print the state as JSON facts (Ansible local fact, Facter external fact)"},
+        {"ensure", cmd_ensure, "WEDPCT", "Reach a wanted state idempotently, as fleet tools expect"},
 };
 
 static void help(void) {
@@ -57,7 +58,8 @@ static void help(void) {
                "      --secrets-encryption-provider P    aescbc or secretbox, for new keys\n"
                "      --datastore-endpoint URL           sqlite://PATH or http(s)://h1:2379,…\n"
                "      --datastore-cafile/-certfile/-keyfile FILE   TLS for etcd\n"
-               "      --token-file FILE                  Cluster token (default: credential, /etc/secrets-encrypt/token)\n"
+               "      --token-file FILE                  Cluster token (default: credential, "
+               "/etc/secrets-encrypt/token)\n"
                "      --unit UNIT                        The API server unit (default k3s.service)\n"
                "      --hooks-dir DIR  --metrics-file FILE  --timeout DURATION\n"
                "      --reencrypt-rate N                 Secrets per second, 0 = unlimited\n"
@@ -103,23 +105,23 @@ static bool refreshes_metrics(const char *name) {
 
 int main(int argc, char *argv[]) {
         struct option options[64] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "config", required_argument, NULL, ARG_CONFIG },
-                { "force", no_argument, NULL, 'f' },
-                { "skip", no_argument, NULL, ARG_SKIP },
-                { "output", required_argument, NULL, 'o' },
-                { "restart", no_argument, NULL, ARG_RESTART },
-                { "user", no_argument, NULL, ARG_USER },
-                { "rotated-within", required_argument, NULL, ARG_ROTATED_WITHIN },
-                { "enabled", no_argument, NULL, ARG_ENABLED },
-                { "disabled", no_argument, NULL, ARG_DISABLED },
-                { "provider", required_argument, NULL, ARG_PROVIDER },
-                { "check", no_argument, NULL, ARG_CHECK },
-                { "salt", no_argument, NULL, ARG_SALT },
-                { "rolling", no_argument, NULL, ARG_ROLLING },
-                { "from-cluster", no_argument, NULL, ARG_FROM_CLUSTER },
-                { "from-local", no_argument, NULL, ARG_FROM_LOCAL },
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"config", required_argument, NULL, ARG_CONFIG},
+                {"force", no_argument, NULL, 'f'},
+                {"skip", no_argument, NULL, ARG_SKIP},
+                {"output", required_argument, NULL, 'o'},
+                {"restart", no_argument, NULL, ARG_RESTART},
+                {"user", no_argument, NULL, ARG_USER},
+                {"rotated-within", required_argument, NULL, ARG_ROTATED_WITHIN},
+                {"enabled", no_argument, NULL, ARG_ENABLED},
+                {"disabled", no_argument, NULL, ARG_DISABLED},
+                {"provider", required_argument, NULL, ARG_PROVIDER},
+                {"check", no_argument, NULL, ARG_CHECK},
+                {"salt", no_argument, NULL, ARG_SALT},
+                {"rolling", no_argument, NULL, ARG_ROLLING},
+                {"from-cluster", no_argument, NULL, ARG_FROM_CLUSTER},
+                {"from-local", no_argument, NULL, ARG_FROM_LOCAL},
         };
         _cleanup_free_ char *seen_opts = calloc(1, 32);
         const char *settings_args[32] = {};
@@ -131,7 +133,7 @@ int main(int argc, char *argv[]) {
         while (options[n].name)
                 n++;
         for (size_t i = 0; se_settings_keys[i]; i++)
-                options[n++] = (struct option){ se_settings_keys[i], required_argument, NULL, ARG_SETTING + (int) i };
+                options[n++] = (struct option){se_settings_keys[i], required_argument, NULL, ARG_SETTING + (int) i};
         options[n] = (struct option){};
 
         if (se_settings_init(&c.settings) < 0) {

@@ -62,5 +62,5 @@ _public_ void se_buf_free(se_buf *b) {
                 explicit_wipe(b->data, b->cap);
                 free(b->data);
         }
-        *b = (se_buf){ .max = max };
+        *b = (se_buf){.max = max};
 }

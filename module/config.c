@@ -6,9 +6,8 @@
 #include "se-config.h"
 
 static const char *const provider_names[_SE_PROVIDER_MAX] = {
-        [SE_PROVIDER_AESGCM] = "aesgcm",       [SE_PROVIDER_AESCBC] = "aescbc",
-        [SE_PROVIDER_SECRETBOX] = "secretbox", [SE_PROVIDER_IDENTITY] = "identity",
-        [SE_PROVIDER_KMS] = "kms",
+        [SE_PROVIDER_AESGCM] = "aesgcm",     [SE_PROVIDER_AESCBC] = "aescbc", [SE_PROVIDER_SECRETBOX] = "secretbox",
+        [SE_PROVIDER_IDENTITY] = "identity", [SE_PROVIDER_KMS] = "kms",
 };
 
 _public_ const char *se_provider_type_to_string(se_provider_type t) {
@@ -26,8 +25,10 @@ _public_ se_provider_type se_provider_type_from_string(const char *s) {
 
 _public_ se_provider_type se_provider_get_type(const se_provider *p, unsigned *ret_count) {
         const bool set[_SE_PROVIDER_MAX] = {
-                [SE_PROVIDER_AESGCM] = p->aesgcm,       [SE_PROVIDER_AESCBC] = p->aescbc,
-                [SE_PROVIDER_SECRETBOX] = p->secretbox, [SE_PROVIDER_IDENTITY] = p->identity,
+                [SE_PROVIDER_AESGCM] = p->aesgcm,
+                [SE_PROVIDER_AESCBC] = p->aescbc,
+                [SE_PROVIDER_SECRETBOX] = p->secretbox,
+                [SE_PROVIDER_IDENTITY] = p->identity,
                 [SE_PROVIDER_KMS] = p->kms,
         };
         se_provider_type first = SE_PROVIDER_NONE;
@@ -147,7 +148,7 @@ static int key_list_copy(const se_key_list *l, se_key_list **ret) {
 }
 
 static int provider_copy(const se_provider *p, se_provider *n) {
-        *n = (se_provider){ .identity = p->identity };
+        *n = (se_provider){.identity = p->identity};
         if (key_list_copy(p->aesgcm, &n->aesgcm) < 0 || key_list_copy(p->aescbc, &n->aescbc) < 0 ||
             key_list_copy(p->secretbox, &n->secretbox) < 0)
                 return -ENOMEM;
@@ -155,12 +156,11 @@ static int provider_copy(const se_provider *p, se_provider *n) {
                 n->kms = calloc(1, sizeof(se_kms));
                 if (!n->kms)
                         return -ENOMEM;
-                *n->kms = (se_kms){ .has_cachesize = p->kms->has_cachesize,
-                                    .cachesize = p->kms->cachesize,
-                                    .timeout_ns = p->kms->timeout_ns };
+                *n->kms = (se_kms){.has_cachesize = p->kms->has_cachesize,
+                                   .cachesize = p->kms->cachesize,
+                                   .timeout_ns = p->kms->timeout_ns};
                 if (copy_str(p->kms->api_version, &n->kms->api_version) < 0 ||
-                    copy_str(p->kms->name, &n->kms->name) < 0 ||
-                    copy_str(p->kms->endpoint, &n->kms->endpoint) < 0)
+                    copy_str(p->kms->name, &n->kms->name) < 0 || copy_str(p->kms->endpoint, &n->kms->endpoint) < 0)
                         return -ENOMEM;
         }
         return 0;

@@ -29,15 +29,15 @@ static void load(void) {
                 void **sym;
                 const char *name;
         } syms[] = {
-                { (void **) &sym_curl_global_init, "curl_global_init" },
-                { (void **) &sym_curl_easy_init, "curl_easy_init" },
-                { (void **) &sym_curl_easy_setopt, "curl_easy_setopt" },
-                { (void **) &sym_curl_easy_perform, "curl_easy_perform" },
-                { (void **) &sym_curl_easy_getinfo, "curl_easy_getinfo" },
-                { (void **) &sym_curl_easy_cleanup, "curl_easy_cleanup" },
-                { (void **) &sym_curl_easy_strerror, "curl_easy_strerror" },
-                { (void **) &sym_curl_slist_append, "curl_slist_append" },
-                { (void **) &sym_curl_slist_free_all, "curl_slist_free_all" },
+                {(void **) &sym_curl_global_init, "curl_global_init"},
+                {(void **) &sym_curl_easy_init, "curl_easy_init"},
+                {(void **) &sym_curl_easy_setopt, "curl_easy_setopt"},
+                {(void **) &sym_curl_easy_perform, "curl_easy_perform"},
+                {(void **) &sym_curl_easy_getinfo, "curl_easy_getinfo"},
+                {(void **) &sym_curl_easy_cleanup, "curl_easy_cleanup"},
+                {(void **) &sym_curl_easy_strerror, "curl_easy_strerror"},
+                {(void **) &sym_curl_slist_append, "curl_slist_append"},
+                {(void **) &sym_curl_slist_free_all, "curl_slist_free_all"},
         };
 
         if (!dl) {

@@ -12,8 +12,8 @@ _public_ int se_parse_duration(const char *s, uint64_t *ret_usec) {
                 const char *suffix;
                 uint64_t usec;
         } units[] = {
-                { "ms", 1000ULL },     { "us", 1ULL },           { "s", 1000000ULL },
-                { "m", 60000000ULL }, { "h", 3600000000ULL }, { "d", 86400000000ULL },
+                {"ms", 1000ULL},    {"us", 1ULL},         {"s", 1000000ULL},
+                {"m", 60000000ULL}, {"h", 3600000000ULL}, {"d", 86400000000ULL},
         };
         uint64_t total = 0;
         const char *p = s;

@@ -11,7 +11,7 @@
 #include "se-etcd.h"
 #include "se-util.h"
 
-#define ROLLING_KEY SE_CLUSTER_PREFIX "rolling"
+#define ROLLING_KEY   SE_CLUSTER_PREFIX "rolling"
 #define LEASE_TTL_SEC 60
 
 _public_ bool se_ha_enabled(const se_ctx *ctx) {
@@ -134,8 +134,8 @@ _public_ int se_ha_require_in_sync(se_ctx *ctx, se_error *e) {
         }
         if (r < 0)
                 return r;
-        r = se_cluster_classify(ctx->state.generation, ctx->state.has_config ? ctx->state.hash : NULL,
-                                cur.generation, cur.hash, &sync, &msg);
+        r = se_cluster_classify(ctx->state.generation, ctx->state.has_config ? ctx->state.hash : NULL, cur.generation,
+                                cur.hash, &sync, &msg);
         se_cluster_config_done(&cur);
         if (r < 0)
                 return se_error_set(e, r, "out of memory");
@@ -191,8 +191,8 @@ _public_ int se_ha_sync(se_ctx *ctx, bool *ret_installed, se_error *e) {
         } else if (r < 0)
                 return r;
 
-        r = se_cluster_classify(ctx->state.generation, ctx->state.has_config ? ctx->state.hash : NULL,
-                                cur.generation, cur.bytes ? cur.hash : NULL, &sync, &msg);
+        r = se_cluster_classify(ctx->state.generation, ctx->state.has_config ? ctx->state.hash : NULL, cur.generation,
+                                cur.bytes ? cur.hash : NULL, &sync, &msg);
         if (r < 0) {
                 se_cluster_config_done(&cur);
                 return se_error_set(e, r, "out of memory");
@@ -205,10 +205,9 @@ _public_ int se_ha_sync(se_ctx *ctx, bool *ret_installed, se_error *e) {
                 if (ctx->state.has_config) {
                         if (ctx->state.generation == 0)
                                 ctx->state.generation = 1;
-                        r = se_cluster_put_config(cl, ctx->state.config_bytes, ctx->state.config_size,
-                                                  ctx->state.generation,
-                                                  ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, 0, NULL,
-                                                  e);
+                        r = se_cluster_put_config(
+                                cl, ctx->state.config_bytes, ctx->state.config_size, ctx->state.generation,
+                                ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, 0, NULL, e);
                         if (r >= 0)
                                 r = se_state_save_own(&ctx->state, e);
                 }
@@ -256,8 +255,8 @@ _public_ int se_ha_sync_force(se_ctx *ctx, bool from_cluster, char **ret_message
                         r = asprintf(&m,
                                      "installed the cluster's configuration on %s: generation %" PRIu64
                                      " sha256:%s (stage %s) replaced generation %" PRIu64 " sha256:%s",
-                                     ctx->settings->node_name, cur.generation, cur.hash,
-                                     se_stage_to_string(cur.stage), old_gen, old_hash) < 0
+                                     ctx->settings->node_name, cur.generation, cur.hash, se_stage_to_string(cur.stage),
+                                     old_gen, old_hash) < 0
                                     ? -ENOMEM
                                     : 0;
         } else {
@@ -351,7 +350,7 @@ _public_ int se_ha_get_rolling(se_ctx *ctx, bool *ret, se_error *e) {
 _public_ int se_ha_set_rolling(se_ctx *ctx, bool on, se_error *e) {
         se_store *store;
         se_kv kv = {};
-        se_kv_update u = { .key = ROLLING_KEY, .value = (const uint8_t *) (on ? "1" : "0"), .value_size = 1 };
+        se_kv_update u = {.key = ROLLING_KEY, .value = (const uint8_t *) (on ? "1" : "0"), .value_size = 1};
         int r;
 
         ctx->state.rolling = on;

@@ -36,9 +36,9 @@ static void event_convergence(se_ctx *ctx) {
         se_node_records_free(nodes, n);
 }
 
-_public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress, void *userdata,
-                         se_hook_result *ret, se_error *e) {
-        se_hook_result res = { .stage = SE_STAGE_INVALID };
+_public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress, void *userdata, se_hook_result *ret,
+                         se_error *e) {
+        se_hook_result res = {.stage = SE_STAGE_INVALID};
         bool installed = false, advanced = false;
         se_ctx ctx;
         int r;

@@ -15,7 +15,7 @@
  */
 
 static pid_t lock_holder(int fd) {
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 
         if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
                 return 0;
@@ -34,7 +34,7 @@ _public_ int se_lock_dir(const char *dir, uint64_t timeout_usec, int *ret_fd, pi
                 return negative_errno();
 
         for (;;) {
-                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+                struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 
                 if (fcntl(fd, F_SETLK, &fl) >= 0)
                         break;

@@ -17,7 +17,7 @@ _public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_u
         pid_t holder = 0;
         int r;
 
-        *ctx = (se_ctx){ .settings = s, .lock_fd = -1 };
+        *ctx = (se_ctx){.settings = s, .lock_fd = -1};
         if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST)
                 return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
 
@@ -294,8 +294,7 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         r = se_ctx_store(ctx, &store, e);
         if (r < 0)
                 return reencrypt_failed(ctx, r, e);
-        (void) se_event(SE_EVENT_REENCRYPT_STARTED,
-                        SE_MESSAGE("Re-encryption of secrets started on %s.", node(ctx)),
+        (void) se_event(SE_EVENT_REENCRYPT_STARTED, SE_MESSAGE("Re-encryption of secrets started on %s.", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
         r = se_reencrypt(store, ctx->state.config, &o, &res, e);
@@ -482,8 +481,7 @@ _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) 
                                    node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_PROVIDER=%s", provider(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash),
-                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
-                        SE_FIELD("SECRETS_ENCRYPT_STAGE=start"));
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)), SE_FIELD("SECRETS_ENCRYPT_STAGE=start"));
         *ret_generated = true;
         return 0;
 }
@@ -491,7 +489,8 @@ _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) 
 _public_ int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e) {
         int r;
 
-        if (!ctx->state.pending_reencrypt && !(ctx->state.has_stage && ctx->state.stage == SE_STAGE_REENCRYPT_REQUEST)) {
+        if (!ctx->state.pending_reencrypt &&
+            !(ctx->state.has_stage && ctx->state.stage == SE_STAGE_REENCRYPT_REQUEST)) {
                 *ret_ran = false;
                 return 0;
         }
@@ -506,7 +505,7 @@ _public_ int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e) {
 }
 
 _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
-        se_status s = { .enable = -1, .hash_match = true };
+        se_status s = {.enable = -1, .hash_match = true};
         _cleanup_free_ char *restart = NULL;
         se_node_record *nodes = NULL;
         size_t n_nodes = 0;

@@ -36,7 +36,7 @@ static int key_list_append(se_key_list *l, const char *name, const char *secret)
         if (!n)
                 return -ENOMEM;
         l->keys = n;
-        n[l->n_keys] = (se_key){ .name = strdup(name), .secret = strdup(secret) };
+        n[l->n_keys] = (se_key){.name = strdup(name), .secret = strdup(secret)};
         if (!n[l->n_keys].name || !n[l->n_keys].secret) {
                 free(n[l->n_keys].name);
                 erase_and_freep(&n[l->n_keys].secret);
@@ -131,7 +131,7 @@ static int config_from_keyset(const keyset *k, const char *provider, bool enable
                 primary == SE_PROVIDER_AESCBC ? &k->aescbc : &k->secretbox,
                 primary == SE_PROVIDER_AESCBC ? &k->secretbox : &k->aescbc,
         };
-        const se_provider_type types[2] = { primary, secondary };
+        const se_provider_type types[2] = {primary, secondary};
         se_config *c = se_config_new();
         se_resource_config *rc;
         size_t n = 0;
@@ -155,7 +155,7 @@ static int config_from_keyset(const keyset *k, const char *provider, bool enable
         rc->n_resources = 1;
 
         if (!enabled)
-                rc->providers[n++] = (se_provider){ .identity = true };
+                rc->providers[n++] = (se_provider){.identity = true};
         for (size_t i = 0; i < 2; i++) {
                 if (lists[i]->n_keys == 0)
                         continue;
@@ -164,7 +164,7 @@ static int config_from_keyset(const keyset *k, const char *provider, bool enable
                 rc->n_providers = ++n;
         }
         if (enabled)
-                rc->providers[n++] = (se_provider){ .identity = true };
+                rc->providers[n++] = (se_provider){.identity = true};
         rc->n_providers = n;
         *ret = c;
         return 0;
@@ -284,7 +284,8 @@ _public_ int se_rotation_prepare(const se_config *c, const char *provider, time_
         int r;
 
         if (streq(provider, "secretbox"))
-                return se_error_set(e, -ESTALE, "prepare does not support secretbox key type, use rotate-keys instead");
+                return se_error_set(e, -ESTALE,
+                                    "prepare does not support secretbox key type, use rotate-keys instead");
         r = keyset_from_config(c, &k, e);
         if (r < 0)
                 return r;
@@ -397,8 +398,8 @@ _public_ int se_rotation_set_enabled(const se_config *c, const char *provider, b
                 if (layout == SE_LAYOUT_IDENTITY_ONLY)
                         r = keyset_append_new(&k, t, now, NULL, e);
                 else if (mine->n_keys == 0)
-                        r = se_error_set(e, -ESTALE, "cannot enable secrets encryption with %s key type, no keys found",
-                                         provider);
+                        r = se_error_set(e, -ESTALE,
+                                         "cannot enable secrets encryption with %s key type, no keys found", provider);
         }
         if (r >= 0)
                 r = config_from_keyset(&k, provider, enable, ret, e);

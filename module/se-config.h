@@ -13,9 +13,9 @@
  * and to write k3s's exact JSON back.
  */
 
-#define SE_CONFIG_MAX_SIZE (1024u * 1024u) /* bytes; larger files are refused before parsing */
-#define SE_CONFIG_MAX_KEYS 1000u           /* keys over all providers */
-#define SE_CONFIG_MAX_DEPTH 32u            /* nesting; the schema needs 7 */
+#define SE_CONFIG_MAX_SIZE  (1024u * 1024u) /* bytes; larger files are refused before parsing */
+#define SE_CONFIG_MAX_KEYS  1000u           /* keys over all providers */
+#define SE_CONFIG_MAX_DEPTH 32u             /* nesting; the schema needs 7 */
 
 typedef enum se_provider_type {
         SE_PROVIDER_AESGCM,

@@ -23,7 +23,7 @@ typedef struct se_error {
         char *message; /* owned, NULL when unset */
 } se_error;
 
-#define SE_ERROR_NULL ((se_error){ 0, NULL })
+#define SE_ERROR_NULL ((se_error){0, NULL})
 
 /* Sets the error (if e is non-NULL) and returns -abs(r). An existing message is replaced. */
 int se_error_set(se_error *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

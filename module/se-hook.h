@@ -11,9 +11,9 @@
 /* What secrets-encrypt-hook does before the API server starts (SPEC §5.2). */
 
 typedef struct se_hook_result {
-        bool generated;      /* first start: a config was generated */
-        bool resumed;        /* a pending or interrupted re-encryption was completed */
-        se_stage stage;      /* the stage published for this node */
+        bool generated; /* first start: a config was generated */
+        bool resumed;   /* a pending or interrupted re-encryption was completed */
+        se_stage stage; /* the stage published for this node */
         char hash[65];
 } se_hook_result;
 

@@ -23,8 +23,8 @@ typedef struct se_ctx {
         const se_settings *settings;
         int lock_fd;
         se_state state;
-        se_store *store;     /* opened on first use */
-        se_cluster *cluster; /* HA (etcd) only, opened on first use */
+        se_store *store;                /* opened on first use */
+        se_cluster *cluster;            /* HA (etcd) only, opened on first use */
         struct se_cluster_lease *lease; /* held while re-encrypting in HA */
         uint64_t lease_refreshed_usec;
         se_reencrypt_progress_fn progress;

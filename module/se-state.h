@@ -71,8 +71,8 @@ typedef struct se_state {
         bool pending_reencrypt;  /* a re-encryption was requested or interrupted */
         bool pending_skip;       /* ... with --skip: keep keys, revert to the persisted stage */
         bool pending_rotate_keys;
-        int64_t last_rotation;   /* unix seconds of the last finished rotation, 0 = never */
-        bool rolling;            /* a rolling rotation was requested (single server; HA keeps it in etcd) */
+        int64_t last_rotation; /* unix seconds of the last finished rotation, 0 = never */
+        bool rolling;          /* a rolling rotation was requested (single server; HA keeps it in etcd) */
 } se_state;
 
 /* Reads the state directory (which must exist). A missing config or state file is not an

@@ -18,12 +18,12 @@ typedef struct se_node_status {
 } se_node_status;
 
 typedef struct se_status {
-        bool has_config;       /* false: "Disabled, no configuration file found" */
-        int enable;            /* 1 enabled, 0 disabled, -1 unknown layout (k3s's nil) */
-        char *stage;           /* this node's current stage */
+        bool has_config; /* false: "Disabled, no configuration file found" */
+        int enable;      /* 1 enabled, 0 disabled, -1 unknown layout (k3s's nil) */
+        char *stage;     /* this node's current stage */
         bool hash_match;
-        char *hash_error;      /* "hash does not match between <a> and <b>" */
-        char *active_key;      /* "AES-CBC aescbckey", NULL when none */
+        char *hash_error; /* "hash does not match between <a> and <b>" */
+        char *active_key; /* "AES-CBC aescbckey", NULL when none */
         char **inactive_keys;
         size_t n_inactive_keys;
         /* additions */

@@ -27,7 +27,7 @@ typedef struct se_kv {
         char *key;
         uint8_t *value;
         size_t value_size;
-        int64_t mod_revision;    /* kine: row id; etcd: mod_revision */
+        int64_t mod_revision; /* kine: row id; etcd: mod_revision */
         int64_t create_revision;
 } se_kv;
 

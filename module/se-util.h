@@ -19,8 +19,8 @@ typedef struct se_buf {
 int se_buf_reserve(se_buf *b, size_t extra);
 int se_buf_append(se_buf *b, const void *p, size_t n);
 int se_buf_append_str(se_buf *b, const char *s);
-void se_buf_clear(se_buf *b);     /* len = 0, keeps memory (contents wiped) */
-void se_buf_free(se_buf *b);      /* wipes, frees, resets */
+void se_buf_clear(se_buf *b); /* len = 0, keeps memory (contents wiped) */
+void se_buf_free(se_buf *b);  /* wipes, frees, resets */
 
 /* Reads a whole regular file, refusing symlinks (O_NOFOLLOW) and files larger than max (-EFBIG).
  * The result is NUL-terminated (not counted in ret_size). */

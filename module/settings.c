@@ -13,11 +13,11 @@
 #define SETTINGS_MAX_SIZE (64u * 1024u)
 
 _public_ const char *const se_settings_keys[] = {
-        "state-dir",          "node-name",         "secrets-encryption-provider",
-        "datastore-endpoint", "datastore-cafile",  "datastore-certfile",
-        "datastore-keyfile",  "token-file",        "unit",
-        "hooks-dir",          "metrics-file",      "timeout",
-        "reencrypt-rate",     "auto-advance",      NULL,
+        "state-dir",          "node-name",        "secrets-encryption-provider",
+        "datastore-endpoint", "datastore-cafile", "datastore-certfile",
+        "datastore-keyfile",  "token-file",       "unit",
+        "hooks-dir",          "metrics-file",     "timeout",
+        "reencrypt-rate",     "auto-advance",     NULL,
 };
 
 _public_ bool se_settings_is_key(const char *key) {
@@ -40,7 +40,7 @@ static int set_str(char **field, const char *value) {
 _public_ int se_settings_init(se_settings *s) {
         char host[256] = "";
 
-        *s = (se_settings){ .timeout_usec = 10ULL * 60ULL * 1000000ULL };
+        *s = (se_settings){.timeout_usec = 10ULL * 60ULL * 1000000ULL};
         if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
                 strcpy(host, "localhost");
         if (set_str(&s->state_dir, "/var/lib/secrets-encrypt") < 0 || set_str(&s->node_name, host) < 0 ||
@@ -69,8 +69,8 @@ _public_ void se_settings_done(se_settings *s) {
 }
 
 static int parse_bool(const char *v, bool *ret) {
-        static const char *const yes[] = { "true", "yes", "on", "1", "True", "TRUE", "Yes", "On" };
-        static const char *const no[] = { "false", "no", "off", "0", "False", "FALSE", "No", "Off" };
+        static const char *const yes[] = {"true", "yes", "on", "1", "True", "TRUE", "Yes", "On"};
+        static const char *const no[] = {"false", "no", "off", "0", "False", "FALSE", "No", "Off"};
 
         for (size_t i = 0; i < ELEMENTSOF(yes); i++)
                 if (streq(v, yes[i])) {
@@ -90,16 +90,16 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                 const char *key;
                 size_t offset;
         } strings[] = {
-                { "state-dir", offsetof(se_settings, state_dir) },
-                { "node-name", offsetof(se_settings, node_name) },
-                { "datastore-endpoint", offsetof(se_settings, datastore_endpoint) },
-                { "datastore-cafile", offsetof(se_settings, datastore_cafile) },
-                { "datastore-certfile", offsetof(se_settings, datastore_certfile) },
-                { "datastore-keyfile", offsetof(se_settings, datastore_keyfile) },
-                { "token-file", offsetof(se_settings, token_file) },
-                { "unit", offsetof(se_settings, unit) },
-                { "hooks-dir", offsetof(se_settings, hooks_dir) },
-                { "metrics-file", offsetof(se_settings, metrics_file) },
+                {"state-dir", offsetof(se_settings, state_dir)},
+                {"node-name", offsetof(se_settings, node_name)},
+                {"datastore-endpoint", offsetof(se_settings, datastore_endpoint)},
+                {"datastore-cafile", offsetof(se_settings, datastore_cafile)},
+                {"datastore-certfile", offsetof(se_settings, datastore_certfile)},
+                {"datastore-keyfile", offsetof(se_settings, datastore_keyfile)},
+                {"token-file", offsetof(se_settings, token_file)},
+                {"unit", offsetof(se_settings, unit)},
+                {"hooks-dir", offsetof(se_settings, hooks_dir)},
+                {"metrics-file", offsetof(se_settings, metrics_file)},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
@@ -128,8 +128,8 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                 uint64_t u;
 
                 if (se_parse_duration(value, &u) < 0 || u == 0)
-                        return se_error_set(e, -EINVAL,
-                                            "timeout: invalid duration \"%s\" (examples: 10m, 90s, 1h30m)", value);
+                        return se_error_set(e, -EINVAL, "timeout: invalid duration \"%s\" (examples: 10m, 90s, 1h30m)",
+                                            value);
                 s->timeout_usec = u;
                 return 0;
         }
@@ -194,8 +194,8 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                         break;
                 case YAML_MAPPING_START_EVENT:
                         if (++depth > 1 || key)
-                                r = se_error_set(e, -EINVAL, "%s:%u: %s%s%smust be a plain value, not a mapping",
-                                                 path, line, key ? "\"" : "", key ? key : "", key ? "\" " : "");
+                                r = se_error_set(e, -EINVAL, "%s:%u: %s%s%smust be a plain value, not a mapping", path,
+                                                 line, key ? "\"" : "", key ? key : "", key ? "\" " : "");
                         break;
                 case YAML_MAPPING_END_EVENT:
                         depth--;
@@ -227,8 +227,8 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                                 }
                                 for (size_t i = 0; i < n_seen; i++)
                                         if (streq(seen[i], v)) {
-                                                r = se_error_set(e, -EINVAL, "%s:%u: duplicate key \"%s\"", path,
-                                                                 line, v);
+                                                r = se_error_set(e, -EINVAL, "%s:%u: duplicate key \"%s\"", path, line,
+                                                                 v);
                                                 break;
                                         }
                                 if (r < 0)

@@ -91,8 +91,8 @@ static int load_own(se_state *st, se_error *e) {
         root = json_tokener_parse((const char *) data);
         if (!root || !json_object_is_type(root, json_type_object)) {
                 json_object_put(root);
-                return se_error_set(e, -EBADMSG, "%s: not a JSON object; remove it to reset secrets-encrypt's own state",
-                                    path);
+                return se_error_set(e, -EBADMSG,
+                                    "%s: not a JSON object; remove it to reset secrets-encrypt's own state", path);
         }
         if (json_object_object_get_ex(root, "generation", &v))
                 st->generation = (uint64_t) json_object_get_int64(v);
@@ -120,7 +120,7 @@ static int load_own(se_state *st, se_error *e) {
 }
 
 _public_ int se_state_load(const char *dir, se_state *ret, se_error *e) {
-        se_state st = { .stage = SE_STAGE_INVALID };
+        se_state st = {.stage = SE_STAGE_INVALID};
         int r;
 
         st.dir = strdup(dir);
@@ -149,7 +149,7 @@ _public_ void se_state_done(se_state *st) {
         }
         se_config_free(st->config);
         free(st->annotation);
-        *st = (se_state){ .stage = SE_STAGE_INVALID };
+        *st = (se_state){.stage = SE_STAGE_INVALID};
 }
 
 _public_ int se_state_write_config_bytes(se_state *st, const uint8_t *bytes, size_t size, se_error *e) {

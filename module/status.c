@@ -65,7 +65,7 @@ static int split_key(const char *k, char **ret_type, const char **ret_name) {
 }
 
 _public_ int se_status_format_text(const se_status *s, char **ret) {
-        se_buf b = { .max = 1024 * 1024 };
+        se_buf b = {.max = 1024 * 1024};
         int r;
 
         if (!s->has_config) {
@@ -142,7 +142,7 @@ static int field(se_buf *b, const char *indent, const char *name) {
 }
 
 _public_ int se_status_format_json(const se_status *s, char **ret) {
-        se_buf b = { .max = 4 * 1024 * 1024 };
+        se_buf b = {.max = 4 * 1024 * 1024};
         int r;
 
         r = se_buf_append_str(&b, "{\n\t\"stage\": ");
@@ -199,7 +199,8 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
                         if (r >= 0)
                                 r = field(&b, "\t\t\t", "annotation");
                         if (r >= 0)
-                                r = n->annotation ? se_go_json_append_string(&b, n->annotation) : se_buf_append_str(&b, "null");
+                                r = n->annotation ? se_go_json_append_string(&b, n->annotation)
+                                                  : se_buf_append_str(&b, "null");
                         if (r >= 0)
                                 r = appendf(&b, ",\n\t\t\t\"generation\": %" PRIi64 ",\n\t\t\t\"time\": %" PRIi64,
                                             n->generation, n->time);

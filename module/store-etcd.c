@@ -74,7 +74,6 @@ static inline void json_object_putp(json_object **j) {
 }
 #define _cleanup_json_ _cleanup_(json_object_putp)
 
-
 /* ---- request bodies ------------------------------------------------------------------------ */
 
 static int buf_printf(se_buf *b, const char *fmt, ...) _printf_(2, 3);
@@ -723,7 +722,7 @@ static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
         (void) sym_curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
         (void) sym_curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long) MAX(c->timeout_usec / 1000, 1));
         (void) sym_curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                                (long) MIN((long) MAX(c->timeout_usec / 1000, 1), ETCD_CONNECT_TIMEOUT_MS));
+                                    (long) MIN((long) MAX(c->timeout_usec / 1000, 1), ETCD_CONNECT_TIMEOUT_MS));
         if (!isempty(o->cafile))
                 (void) sym_curl_easy_setopt(c->curl, CURLOPT_CAINFO, o->cafile);
         if (!isempty(o->certfile))

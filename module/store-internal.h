@@ -8,8 +8,7 @@ typedef struct se_store_ops {
         se_store_kind kind;
         int (*open)(const se_store_options *o, void **ret_impl, se_error *e);
         void (*close)(void *impl);
-        int (*range)(void *impl, const char *prefix, const char *start, size_t limit, se_kv_list *ret,
-                     se_error *e);
+        int (*range)(void *impl, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e);
         int (*count)(void *impl, const char *prefix, uint64_t *ret, se_error *e);
         int (*get)(void *impl, const char *key, se_kv *ret, se_error *e);
         int (*update)(void *impl, se_kv_update *u, size_t n, se_error *e);

@@ -80,8 +80,7 @@ _public_ int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec,
         }
 
         r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "RestartUnit", &err, &reply, "ss", unit,
-                               "replace");
+                               "org.freedesktop.systemd1.Manager", "RestartUnit", &err, &reply, "ss", unit, "replace");
         if (r < 0) {
                 r = se_error_set(e, r, "cannot restart %s: %s", unit, err.message ? err.message : strerror(-r));
                 goto finish;
@@ -130,8 +129,7 @@ _public_ int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec,
                                        "org.freedesktop.systemd1.Manager", "GetUnit", NULL, &m, "s", unit) >= 0 &&
                     sd_bus_message_read(m, "o", &p) >= 0 && (path = strdup(p)))
                         (void) sd_bus_get_property_string(bus, "org.freedesktop.systemd1", path,
-                                                          "org.freedesktop.systemd1.Service", "Result", NULL,
-                                                          &result);
+                                                          "org.freedesktop.systemd1.Service", "Result", NULL, &result);
                 sd_bus_message_unref(m);
                 r = se_error_set(e, -ENOEXEC,
                                  "restarting %s failed (job result: %s, unit result: %s); see `systemctl%s status "
