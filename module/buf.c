@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,4 +65,26 @@ _public_ void se_buf_free(se_buf *b) {
                 free(b->data);
         }
         *b = (se_buf){.max = max};
+}
+
+/* Formats straight into the buffer: no temporary copy that would need wiping. */
+_public_ int se_buf_printf(se_buf *b, const char *fmt, ...) {
+        va_list ap, aq;
+        int n, r;
+
+        va_start(ap, fmt);
+        va_copy(aq, ap);
+        n = vsnprintf(NULL, 0, fmt, aq);
+        va_end(aq);
+        if (n < 0) {
+                va_end(ap);
+                return -EINVAL;
+        }
+        r = se_buf_reserve(b, (size_t) n);
+        if (r >= 0) {
+                (void) vsnprintf((char *) b->data + b->len, (size_t) n + 1, fmt, ap);
+                b->len += (size_t) n;
+        }
+        va_end(ap);
+        return r;
 }

@@ -385,18 +385,6 @@ static int kms_field(decoder *d, size_t idx, json_object *v, void *userdata) {
 
 static const char *const provider_fields[] = {"aesgcm", "aescbc", "secretbox", "identity", "kms"};
 
-static se_key_list *key_list_free_internal(se_key_list *l) {
-        if (!l)
-                return NULL;
-        for (size_t i = 0; i < l->n_keys; i++) {
-                free(l->keys[i].name);
-                erase_and_freep(&l->keys[i].secret);
-        }
-        free(l->keys);
-        free(l);
-        return NULL;
-}
-
 static int no_field(decoder *d, size_t idx, json_object *v, void *userdata) {
         return 0;
 }
@@ -419,7 +407,7 @@ static int provider_field(decoder *d, size_t idx, json_object *v, void *userdata
                 bool aes = idx < 2;
 
                 if (!v) {
-                        *l = key_list_free_internal(*l);
+                        *l = se_key_list_free(*l);
                         return 0;
                 }
                 if (!json_object_is_type(v, json_type_object))
@@ -521,9 +509,9 @@ static int resource_field(decoder *d, size_t idx, json_object *v, void *userdata
         for (size_t i = 0; i < rc->n_providers; i++) {
                 se_provider *p = &rc->providers[i];
 
-                key_list_free_internal(p->aesgcm);
-                key_list_free_internal(p->aescbc);
-                key_list_free_internal(p->secretbox);
+                se_key_list_free(p->aesgcm);
+                se_key_list_free(p->aescbc);
+                se_key_list_free(p->secretbox);
                 if (p->kms) {
                         free(p->kms->api_version);
                         free(p->kms->name);

@@ -61,7 +61,7 @@ _public_ se_config *se_config_new(void) {
         return calloc(1, sizeof(se_config));
 }
 
-static se_key_list *key_list_free(se_key_list *l) {
+_public_ se_key_list *se_key_list_free(se_key_list *l) {
         if (!l)
                 return NULL;
         for (size_t i = 0; i < l->n_keys; i++) {
@@ -84,9 +84,9 @@ static se_kms *kms_free(se_kms *k) {
 }
 
 static void provider_done(se_provider *p) {
-        key_list_free(p->aesgcm);
-        key_list_free(p->aescbc);
-        key_list_free(p->secretbox);
+        se_key_list_free(p->aesgcm);
+        se_key_list_free(p->aescbc);
+        se_key_list_free(p->secretbox);
         kms_free(p->kms);
         *p = (se_provider){};
 }
@@ -140,7 +140,7 @@ static int key_list_copy(const se_key_list *l, se_key_list **ret) {
         for (size_t i = 0; i < l->n_keys; i++)
                 if (copy_str(l->keys[i].name, &n->keys[i].name) < 0 ||
                     copy_str(l->keys[i].secret, &n->keys[i].secret) < 0) {
-                        key_list_free(n);
+                        se_key_list_free(n);
                         return -ENOMEM;
                 }
         *ret = n;

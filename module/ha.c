@@ -43,6 +43,18 @@ _public_ int se_ha_cluster(se_ctx *ctx, se_cluster **ret, se_error *e) {
         return 0;
 }
 
+/* The cluster's config, or an empty one (generation 0, no bytes) when it has none yet. */
+static int cluster_get(se_cluster *cl, se_cluster_config *ret, se_error *e) {
+        int r = se_cluster_get_config(cl, ret, e);
+
+        if (r == -ENOENT) {
+                se_error_done(e);
+                *ret = (se_cluster_config){};
+                return 0;
+        }
+        return r;
+}
+
 _public_ int se_ha_push_config(se_ctx *ctx, const uint8_t *bytes, size_t size, uint64_t generation, se_stage stage,
                                se_error *e) {
         se_cluster_config cur = {};
@@ -54,13 +66,10 @@ _public_ int se_ha_push_config(se_ctx *ctx, const uint8_t *bytes, size_t size, u
                 return r;
         /* Opening (not just peeking) proves this node's token is the cluster's before it re-seals:
          * a wrong token must never replace the config with one the other servers cannot open. */
-        r = se_cluster_get_config(cl, &cur, e);
-        if (r == -ENOENT) {
-                se_error_done(e);
-                cur = (se_cluster_config){};
-        } else if (r < 0)
+        r = cluster_get(cl, &cur, e);
+        if (r < 0)
                 return r;
-        else if (cur.generation + 1 != generation) {
+        if (cur.bytes && cur.generation + 1 != generation) {
                 r = se_error_set(e, -ESTALE,
                                  "the cluster's configuration is at generation %" PRIu64 " but this server's is at "
                                  "%" PRIu64 ": another server changed it; restart %s on %s so it installs the "
@@ -184,11 +193,8 @@ _public_ int se_ha_sync(se_ctx *ctx, bool *ret_installed, se_error *e) {
         r = se_ha_cluster(ctx, &cl, e);
         if (r < 0 || !cl)
                 return r;
-        r = se_cluster_get_config(cl, &cur, e);
-        if (r == -ENOENT) {
-                se_error_done(e);
-                cur = (se_cluster_config){};
-        } else if (r < 0)
+        r = cluster_get(cl, &cur, e);
+        if (r < 0)
                 return r;
 
         r = se_cluster_classify(ctx->state.generation, ctx->state.has_config ? ctx->state.hash : NULL, cur.generation,
@@ -240,10 +246,9 @@ _public_ int se_ha_sync_force(se_ctx *ctx, bool from_cluster, char **ret_message
         if (!cl)
                 return se_error_set(e, -EOPNOTSUPP,
                                     "sync needs an etcd datastore: with SQLite this server is the whole cluster");
-        r = se_cluster_get_config(cl, &cur, e);
-        if (r < 0 && !(r == -ENOENT && !from_cluster))
+        r = from_cluster ? se_cluster_get_config(cl, &cur, e) : cluster_get(cl, &cur, e);
+        if (r < 0)
                 return r;
-        se_error_done(e);
 
         if (from_cluster) {
                 uint64_t old_gen = ctx->state.generation;

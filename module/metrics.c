@@ -12,22 +12,8 @@
 
 #define METRICS_MAX_SIZE (256u * 1024u)
 
-static int appendf(se_buf *b, const char *fmt, ...) _printf_(2, 3);
-static int appendf(se_buf *b, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-                return -ENOMEM;
-        return se_buf_append(b, s, (size_t) k);
-}
-
 static int header(se_buf *b, const char *name, const char *help) {
-        return appendf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+        return se_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 }
 
 /* Label values escape backslash, double quote and newline (exposition format). */
@@ -54,7 +40,7 @@ static int append_label_value(se_buf *b, const char *v) {
 static int gauge(se_buf *b, const char *name, const char *help, int64_t v) {
         int r = header(b, name, help);
 
-        return r < 0 ? r : appendf(b, "%s %" PRIi64 "\n", name, v);
+        return r < 0 ? r : se_buf_printf(b, "%s %" PRIi64 "\n", name, v);
 }
 
 _public_ int se_metrics_format(const se_facts *f, char **ret) {
@@ -65,7 +51,7 @@ _public_ int se_metrics_format(const se_facts *f, char **ret) {
         r = header(&b, "secrets_encrypt_stage",
                    "Secrets encryption rotation stage of this node (1 for the current stage).");
         for (int s = 0; s < _SE_STAGE_MAX && r >= 0; s++)
-                r = appendf(&b, "secrets_encrypt_stage{stage=\"%s\"} %d\n", se_stage_to_string(s),
+                r = se_buf_printf(&b, "secrets_encrypt_stage{stage=\"%s\"} %d\n", se_stage_to_string(s),
                             f->stage && streq(f->stage, se_stage_to_string(s)) ? 1 : 0);
         if (r >= 0)
                 r = gauge(&b, "secrets_encrypt_configured", "Whether an encryption configuration file exists.",
@@ -104,7 +90,7 @@ _public_ int se_metrics_format(const se_facts *f, char **ret) {
         if (r >= 0)
                 r = header(&b, "secrets_encrypt_info", "Software version, node name and provider of new keys.");
         if (r >= 0)
-                r = appendf(&b, "secrets_encrypt_info{version=\"");
+                r = se_buf_printf(&b, "secrets_encrypt_info{version=\"");
         if (r >= 0)
                 r = append_label_value(&b, SE_VERSION);
         if (r >= 0)
@@ -138,18 +124,4 @@ _public_ int se_metrics_write(const char *path, const se_facts *f, se_error *e) 
         if (r < 0)
                 return se_error_set(e, r, "cannot write metrics-file %s: %s", path, strerror(-r));
         return 0;
-}
-
-_public_ int se_metrics_refresh(const se_settings *s, se_error *e) {
-        se_facts f = {};
-        int r;
-
-        if (isempty(s->metrics_file))
-                return 0;
-        r = se_facts_read(s, (int64_t) time(NULL), &f, e);
-        if (r < 0)
-                return r;
-        r = se_metrics_write(s->metrics_file, &f, e);
-        se_facts_done(&f);
-        return r;
 }

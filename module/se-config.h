@@ -70,6 +70,8 @@ typedef struct se_config {
 } se_config;
 
 se_config *se_config_new(void);
+/* Frees a key list, wiping its secrets; returns NULL. */
+se_key_list *se_key_list_free(se_key_list *l);
 se_config *se_config_free(se_config *c); /* wipes key material; returns NULL */
 int se_config_copy(const se_config *c, se_config **ret);
 

@@ -23,6 +23,3 @@
 int se_metrics_format(const se_facts *f, char **ret);
 /* Formats and atomically writes path (0644). */
 int se_metrics_write(const char *path, const se_facts *f, se_error *e);
-/* Reads the facts without the lock and writes the settings' metrics-file; 0 without doing
- * anything when metrics-file is unset. */
-int se_metrics_refresh(const se_settings *s, se_error *e);

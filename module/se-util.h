@@ -19,6 +19,7 @@ typedef struct se_buf {
 int se_buf_reserve(se_buf *b, size_t extra);
 int se_buf_append(se_buf *b, const void *p, size_t n);
 int se_buf_append_str(se_buf *b, const char *s);
+int se_buf_printf(se_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void se_buf_clear(se_buf *b); /* len = 0, keeps memory (contents wiped) */
 void se_buf_free(se_buf *b);  /* wipes, frees, resets */
 

@@ -124,20 +124,8 @@ done:
         return 0;
 }
 
-static int appendf(se_buf *b, const char *fmt, ...) _printf_(2, 3);
-static int appendf(se_buf *b, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        return n < 0 ? -ENOMEM : se_buf_append(b, s, (size_t) n);
-}
-
 static int field(se_buf *b, const char *indent, const char *name) {
-        int r = appendf(b, ",\n%s\"%s\": ", indent, name);
+        int r = se_buf_printf(b, ",\n%s\"%s\": ", indent, name);
         return r;
 }
 
@@ -193,7 +181,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
                 for (size_t i = 0; r >= 0 && i < s->n_nodes; i++) {
                         const se_node_status *n = &s->nodes[i];
 
-                        r = appendf(&b, "%s\n\t\t{\n\t\t\t\"name\": ", i == 0 ? "" : ",");
+                        r = se_buf_printf(&b, "%s\n\t\t{\n\t\t\t\"name\": ", i == 0 ? "" : ",");
                         if (r >= 0)
                                 r = se_go_json_append_string(&b, n->name);
                         if (r >= 0)
@@ -202,7 +190,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
                                 r = n->annotation ? se_go_json_append_string(&b, n->annotation)
                                                   : se_buf_append_str(&b, "null");
                         if (r >= 0)
-                                r = appendf(&b, ",\n\t\t\t\"generation\": %" PRIi64 ",\n\t\t\t\"time\": %" PRIi64,
+                                r = se_buf_printf(&b, ",\n\t\t\t\"generation\": %" PRIi64 ",\n\t\t\t\"time\": %" PRIi64,
                                             n->generation, n->time);
                         if (r >= 0)
                                 r = field(&b, "\t\t\t", "version");
@@ -215,7 +203,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
                         r = se_buf_append_str(&b, "\n\t]");
         }
         if (r >= 0)
-                r = appendf(&b,
+                r = se_buf_printf(&b,
                             ",\n\t\"progress\": {\n\t\t\"reencrypt_pending\": %s,\n\t\t\"done\": %" PRIu64
                             ",\n\t\t\"total\": %" PRIu64 "\n\t}",
                             s->reencrypt_pending ? "true" : "false", s->progress_done, s->progress_total);
@@ -224,7 +212,7 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
         if (r >= 0)
                 r = se_go_json_append_string(&b, s->next_action ? s->next_action : "");
         if (r >= 0)
-                r = appendf(&b, ",\n\t\"safe_to_proceed\": %s\n}\n", s->safe_to_proceed ? "true" : "false");
+                r = se_buf_printf(&b, ",\n\t\"safe_to_proceed\": %s\n}\n", s->safe_to_proceed ? "true" : "false");
 
         if (r < 0) {
                 se_buf_free(&b);

@@ -76,29 +76,6 @@ static inline void json_object_putp(json_object **j) {
 
 /* ---- request bodies ------------------------------------------------------------------------ */
 
-static int buf_printf(se_buf *b, const char *fmt, ...) _printf_(2, 3);
-static int buf_printf(se_buf *b, const char *fmt, ...) {
-        char small[128];
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(small, sizeof(small), fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return -EINVAL;
-        if ((size_t) n < sizeof(small))
-                return se_buf_append(b, small, (size_t) n);
-
-        _cleanup_free_ char *big = NULL;
-        va_start(ap, fmt);
-        n = vasprintf(&big, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return -ENOMEM;
-        return se_buf_append(b, big, (size_t) n);
-}
-
 /* "name":"<base64>" */
 static int buf_append_b64(se_buf *b, const char *name, const void *p, size_t n) {
         _cleanup_free_ char *s = NULL;
@@ -107,7 +84,7 @@ static int buf_append_b64(se_buf *b, const char *name, const void *p, size_t n) 
         r = se_base64_encode(p, n, &s);
         if (r < 0)
                 return r;
-        r = buf_printf(b, "\"%s\":\"", name);
+        r = se_buf_printf(b, "\"%s\":\"", name);
         if (r < 0)
                 return r;
         r = se_buf_append_str(b, s);
@@ -798,7 +775,7 @@ static int etcd_range(void *impl, const char *prefix, const char *start, size_t 
                 if (r >= 0)
                         r = append_range_end(&body, end);
                 if (r >= 0)
-                        r = buf_printf(&body, ",\"limit\":\"%zu\"}", limit);
+                        r = se_buf_printf(&body, ",\"limit\":\"%zu\"}", limit);
                 if (r < 0) {
                         se_buf_free(&body);
                         return se_error_set(e, r, "cannot build the range request");
@@ -932,7 +909,7 @@ static int txn_body(se_buf *b, txn_item *const *items, size_t n) {
                 if (r >= 0)
                         r = buf_append_b64(b, "key", items[i]->key, strlen(items[i]->key));
                 if (r >= 0)
-                        r = buf_printf(b, ",\"mod_revision\":\"%" PRId64 "\"}", items[i]->expected);
+                        r = se_buf_printf(b, ",\"mod_revision\":\"%" PRId64 "\"}", items[i]->expected);
         }
         if (r >= 0)
                 r = se_buf_append_str(b, "],\"success\":[");
@@ -951,7 +928,7 @@ static int txn_body(se_buf *b, txn_item *const *items, size_t n) {
                         if (r >= 0)
                                 r = buf_append_b64(b, "value", t->value, t->value_size);
                         if (r >= 0 && t->lease != 0)
-                                r = buf_printf(b, ",\"lease\":\"%" PRId64 "\"", t->lease);
+                                r = se_buf_printf(b, ",\"lease\":\"%" PRId64 "\"", t->lease);
                 }
                 if (r >= 0)
                         r = se_buf_append_str(b, "}}");
