@@ -13,11 +13,12 @@
 #   - the secret count is unchanged, the stage is the one the command leads to.
 #
 #   SE_STRESS=1              every candidate point, sqlite writes sampled densely
-#   SE_CRASH_PER_SCENARIO=N  points per scenario in the normal run (default 30)
+#   SE_CRASH_PER_SCENARIO=N  points per scenario in the normal run (default 28)
 #   SE_CRASH_ONLY=NAME       only this scenario (debugging)
 #   SE_CRASH_SECRETS=N       secrets in the datastore (default 1100: three 500-value batches)
 #   SE_CRASH_JOBS=N          parallel points (default: CPUs)
 set -u
+shopt -s nullglob
 cd "$(dirname "$0")/../.."
 B=${SE_BUILD:-build}
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
@@ -39,7 +40,7 @@ done
 command -v python3 >/dev/null || { echo "ok - # SKIP python3 missing"; exit 0; }
 
 NSEC=${SE_CRASH_SECRETS:-1100}
-PER=${SE_CRASH_PER_SCENARIO:-30}
+PER=${SE_CRASH_PER_SCENARIO:-28}
 JOBS=${SE_CRASH_JOBS:-$(nproc 2>/dev/null || echo 2)}
 STRESS=${SE_STRESS:-0}
 # ASan wants to be first in the library list; our preload goes first.
@@ -250,7 +251,8 @@ point() {
         if [ "$rc" != 137 ] && [ "$rc" != 0 ]; then
                 why="not killed, exit $rc: $(tail -n 1 "$d/.out")"
         fi
-        lefts=$(find "$d/state" -name '*.tmp??????' | wc -l)
+        lefts=("$d"/state/*.tmp??????)
+        lefts=${#lefts[@]}
         # recovery: a restart, then the command again if its effect is not there yet
         if [ -z "$why" ] && ! cmd "$d" hook >"$d/.hook" 2>&1; then
                 why="hook after the kill failed: $(grep -v '^<' "$d/.hook" | tail -n 1)"
@@ -266,8 +268,8 @@ point() {
                 fi
         fi
         if [ -z "$why" ]; then
-                st=$(cat "$d/state/encryption-state.json" 2>/dev/null)
-                sha=$(sha256sum <"$d/state/encryption-config.json" | cut -d' ' -f1)
+                st=$(<"$d/state/encryption-state.json")
+                read -r sha _ < <(sha256sum "$d/state/encryption-config.json")
                 if ! out=$("$CLI" validate "$d/state/encryption-config.json" 2>&1); then
                         why="config invalid: $out"
                 elif [ "${st#*-}" != "$sha" ]; then

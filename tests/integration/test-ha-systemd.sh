@@ -14,6 +14,8 @@
 # After every restart every unit that should run is active, and every running stand-in can read
 # every stored secret with the config it loaded (its STATUS= names that config's sha256).
 set -u
+: "${SE_HARNESS_TIMEOUT:=360}"
+export SE_HARNESS_TIMEOUT
 . "$(dirname "$0")/lib-systemd.sh"
 se_harness_reexec "$@"
 
@@ -57,7 +59,11 @@ _ha_exit() {
         _se_inner_exit
 }
 trap '_ha_exit' EXIT
-if ! etcd_start 3 2>"$LOGS/etcd-start.err"; then
+# a free port can be taken by someone else before etcd binds it: try again
+for _ in 1 2 3; do
+        etcd_start 3 2>"$LOGS/etcd-start.err" && break
+done
+if [ -z "$ETCD_ENDPOINTS" ]; then
         se_not_ok "3-member etcd cluster started"
         sed 's/^/#   /' "$LOGS/etcd-start.err" | tail -n 20
         exit 1
@@ -160,8 +166,9 @@ cli_check() {
         return "$rc"
 }
 
-# status_text I / status_json_field I KEY
-status_line() { # status_line I PREFIX -> the rest of that line of `status`
+# status_line I PREFIX: the rest of that line of server I's `status`; json_field I KEY: a field of
+# `status -o json` (a list: its length)
+status_line() {
         "$CLI" --config "$W/s$1/config.yaml" status 2>>"$LOGS/status.err" | sed -n "s/^$2: //p"
 }
 stage_of() { status_line "$1" 'Current Rotation Stage'; }
@@ -180,8 +187,8 @@ d = json.load(sys.stdin)
 print((1 if d.get("activekey") else 0) + len(d.get("inactivekeys") or []))'
 }
 
-# expect_all CHECK-DESCRIPTION: every server at stage $1 with All hashes match and one config
-expect_converged() { # expect_converged STAGE
+# expect_converged STAGE: every server at STAGE with All hashes match, byte-identical configs
+expect_converged() {
         local i st h
         for i in 1 2 3; do
                 st=$(stage_of "$i")
@@ -237,13 +244,14 @@ restart_units() {
         fi
 }
 
-# restart_check NAME I [RUNNING...]: restart unit I, then every RUNNING unit (default all three)
+# restart_check NAME I [RUNNING...]: restart unit(s) I, then every RUNNING unit (default all three)
 # must be active and able to read every secret.
 restart_check() {
         local name=$1 i=$2 out
         shift 2
         [ $# = 0 ] && set -- 1 2 3
-        if out=$(restart_units "$i" && running_readable "$@" 2>&1); then
+        # shellcheck disable=SC2086 # I may be "1 2": restarted in one call
+        if out=$(restart_units $i && running_readable "$@" 2>&1); then
                 se_ok "$name"
         else
                 se_not_ok "$name"
@@ -276,11 +284,13 @@ for n in $(seq 1 30); do
 done
 
 # ---- 1. first start, in order ---------------------------------------------------------------------
+echo "# section 1 at ${SECONDS}s"
 cursor0=$(journal_cursor)
 restart_check "first start: stand-in@1 active, reads every secret" 1 1
 restart_check "first start: stand-in@2 active" 2 1 2
 restart_check "first start: stand-in@3 active; all three read every secret" 3 1 2 3
 ev_gen=$(events bf7e709ac08a49c0a37ec4377f7289b6 "$cursor0")
+inst1=$(events 70b36004f86f4de8bd9ed77572654ba1 "$cursor0")
 se_check "first start: exactly one config generated, by stand-in@1's hook" bash -c \
         "test \"\$(grep -c . <<<'$ev_gen')\" = 1 && grep -qE '$(from_unit 1)' <<<'$ev_gen'"
 se_check "first start: all three servers hold the same config" \
@@ -296,33 +306,65 @@ done
 se_check "first start: one key" test "$(n_keys 2)" = 1
 
 # ---- 2. rotate-keys with restarts (k3s §9.2) -------------------------------------------------------
+echo "# section 2 at ${SECONDS}s"
+# The stand-ins are paused (SIGSTOP) while rotate-keys runs, as on a cluster where no Secret is
+# written in those seconds, and go on writing right after: servers 2 and 3 still run with the
+# old config, so the old key must stay in the configuration until they have restarted.
 cursor2=$(journal_cursor)
 key0=$(json_field 1 activekey)
-cli_check "rotate-keys on server-1 while the three stand-ins run and write" 1 rotate-keys
-se_check "rotate-keys: printed k3s's line" grep -qx 'keys rotated, reencryption finished' "$LOGS/last.out"
-se_check "rotate-keys: server-1 at reencrypt_finished, one new key" \
-        test "$(stage_of 1)/$(n_keys 1)" = reencrypt_finished/1 -a "$(json_field 1 activekey)" != "$key0"
+se_systemctl kill --signal=SIGSTOP "$(unit 1)" "$(unit 2)" "$(unit 3)"
+cli 1 rotate-keys
+rk_rc=$?
+se_systemctl kill --signal=SIGCONT "$(unit 1)" "$(unit 2)" "$(unit 3)"
+if [ "$rk_rc" = 0 ]; then
+        se_check "rotate-keys on server-1 (online): k3s's line" grep -qx 'keys rotated, reencryption finished' "$LOGS/last.out"
+else
+        se_not_ok "rotate-keys on server-1 (online) (exit $rk_rc)"
+        sed 's/^/#   /' "$LOGS/last.out" "$LOGS/last.err" | head -n 20
+fi
+se_check "rotate-keys: server-1 at reencrypt_finished with a new write key" \
+        test "$(stage_of 1)" = reencrypt_finished -a "$(json_field 1 activekey)" != "$key0"
 for i in 2 3; do
         h=$(hashes_of "$i")
         se_check "rotate-keys: server-$i shows a hash mismatch ('$h'), still at start" bash -c \
                 "[[ '$h' == 'hash does not match'* ]] && test '$(stage_of "$i")' = start"
 done
-se_check "rotate-keys: the running stand-ins are all still active (they kept writing)" \
+sleep 0.5 # every stand-in writes again (old config: old write key)
+se_check "rotate-keys: the stand-ins are still active and writing" \
         bash -c "$(declare -f is_active se_unit_prop unit); is_active 1 && is_active 2 && is_active 3"
-restart_check "rotate-keys: restart stand-in@2, it installs the new config" 2 2
+# The cluster's config (server-1's) must read what servers 2 and 3 write before their restart.
+rk_read=0
+"$STANDIN" --check-only --encryption-provider-config "$(state 1)/encryption-config.json" \
+        --datastore "$ETCD_ENDPOINTS" >"$LOGS/check.out" 2>&1 && rk_read=1
+se_check "rotate-keys: the old key is kept while servers 2 and 3 still write with it (every secret readable with the cluster's config, $(n_keys 1) keys)" \
+        test "$rk_read" = 1 || sed 's/^/#   /' "$LOGS/check.out"
+if [ "$rk_read" = 0 ]; then
+        # so that the scenarios below can run: drop the values written with the removed key
+        echo "# recovering: deleting the stand-ins' own secrets written with the removed key"
+        se_systemctl stop "$(unit 1)" "$(unit 2)" "$(unit 3)"
+        etcd_ctl del --prefix /registry/secrets/stand-in/ >/dev/null
+fi
+restart_check "rotate-keys: restart stand-in@2, it installs the cluster's config" 2 2
 restart_check "rotate-keys: restart stand-in@3" 3 2 3
 # no automatic config reload in the stand-in, unlike kube-apiserver: server 1 restarts too
 restart_check "rotate-keys: restart stand-in@1; all three read every secret" 1 1 2 3
+if ! expect_converged reencrypt_finished >/dev/null 2>&1; then
+        # a key kept for the others is removed at server-1's restart: one more round for 2 and 3
+        restart_check "rotate-keys: second restart of stand-in@2" 2 1 2 3
+        restart_check "rotate-keys: second restart of stand-in@3" 3 1 2 3
+fi
 se_check "rotate-keys: all at reencrypt_finished, All hashes match, same config" expect_converged reencrypt_finished
-se_check "rotate-keys: one key everywhere" test "$(n_keys 1)$(n_keys 2)$(n_keys 3)" = 111
+se_check "rotate-keys: one key everywhere, not the old one" \
+        test "$(n_keys 1)$(n_keys 2)$(n_keys 3)" = 111 -a "$(json_field 3 activekey)" != "$key0"
 ev=$(events 943100034f1e4279b3157f0bdb13ef57 "$cursor2")
 se_check "rotate-keys: hashes-mismatch event logged by a restarting server's hook" grep -qE "$(from_unit 2)|$(from_unit 3)" <<<"$ev" ||
         dump_events "$cursor2"
-ev=$(events 8ea6f59bfe7b43eaa6daa2cbc1e2196e "$cursor2")
-se_check "rotate-keys: hashes-converged event once every server restarted" grep -qF '"SECRETS_ENCRYPT_STAGE":"reencrypt_finished"' <<<"$ev" ||
+ev=$(events 8ea6f59bfe7b43eaa6daa2cbc1e2196e "$cursor2" | grep -F '"SECRETS_ENCRYPT_STAGE":"reencrypt_finished"')
+se_check "rotate-keys: hashes-converged event at reencrypt_finished from a unit's hook" grep -qE "$(from_unit '[123]')" <<<"$ev" ||
         dump_events "$cursor2"
 
 # ---- 3. rolling rotation by restarts only ---------------------------------------------------------
+echo "# section 3 at ${SECONDS}s"
 # rolling_round NAME ORDER...: one-by-one restarts; after each, every running unit reads
 # everything. RUNNING (a global) lists the units that must run.
 RUNNING="1 2 3"
@@ -343,8 +385,10 @@ done
 se_check "rolling (1 2 3): all reencrypt_finished, All hashes match, same config" expect_converged reencrypt_finished
 key1=$(json_field 3 activekey)
 se_check "rolling (1 2 3): one new key ($key0 -> $key1)" test "$(n_keys 3)" = 1 -a -n "$key1" -a "$key1" != "$key0"
-for s in prepare rotate reencrypt_finished; do
-        se_check "rolling (1 2 3): stage-changed to $s logged from a unit's hook" bash -c \
+se_check "rolling (1 2 3): stage-changed to prepare logged by the CLI" bash -c \
+        "journalctl --sync; journalctl --no-pager -o json --after-cursor='$cursor3' | grep -F '\"MESSAGE_ID\":\"b1db07f8234e4246a18e3d3193f89a55\"' | grep -qF '\"SECRETS_ENCRYPT_STAGE\":\"prepare\"'"
+for s in rotate reencrypt_active reencrypt_finished; do
+        se_check "rolling (1 2 3): stage-changed to $s logged from a unit's hook (no operator command)" bash -c \
                 "journalctl --sync; journalctl --no-pager -o json --after-cursor='$cursor3' | grep -F '\"MESSAGE_ID\":\"b1db07f8234e4246a18e3d3193f89a55\"' | grep -F '\"SECRETS_ENCRYPT_STAGE\":\"$s\"' | grep -qE '\"_SYSTEMD_(USER_)?UNIT\":\"stand-in@'"
 done
 
@@ -363,5 +407,204 @@ se_check "rolling (3 1 2): all reencrypt_finished, All hashes match, same config
 key2=$(json_field 2 activekey)
 se_check "rolling (3 1 2): one new key ($key1 -> $key2)" test "$(n_keys 2)" = 1 -a -n "$key2" -a "$key2" != "$key1"
 
-echo "# done so far"
+# ---- 4. two servers restarting at once ------------------------------------------------------------
+echo "# section 4 at ${SECONDS}s"
+# gen_of I: server I's generation (secrets-encrypt.json in its state dir)
+gen_of() {
+        python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["generation"])' "$(state "$1")/secrets-encrypt.json" 2>/dev/null
+}
+key0=$(json_field 1 activekey)
+cursor4=$(journal_cursor)
+cli_check "together: rotate-keys --rolling on server-3 (stand-in@3 keeps running the config from before)" 3 rotate-keys --rolling
+restart_check "together: round 1: stand-in@1 and stand-in@2 restarted in one systemctl call, every running server reads every secret" "1 2" 1 2 3
+se_check "together: no advance past prepare while stand-in@3 still runs the config from before the command (server-1: $(stage_of 1), server-2: $(stage_of 2))" \
+        test "$(stage_of 1)/$(stage_of 2)" = prepare/prepare
+restart_check "together: round 1: stand-in@3" 3 1 2 3
+# from here on, stand-in@1 and stand-in@2 restart together when everyone is caught up
+for round in 2 3 4 5; do
+        restart_check "together: round $round: stand-in@1 and stand-in@2 restarted in one systemctl call, all read every secret" "1 2" 1 2 3
+        restart_check "together: round $round: stand-in@3" 3 1 2 3
+        expect_converged reencrypt_finished >/dev/null 2>&1 && break
+done
+se_check "together: rotation completed within $round rounds: all reencrypt_finished, hashes match, same config" \
+        expect_converged reencrypt_finished
+key1=$(json_field 1 activekey)
+se_check "together: exactly one key, a new one ($key0 -> $key1)" test "$(n_keys 1)" = 1 -a -n "$key1" -a "$key1" != "$key0"
+se_check "together: one generation everywhere ($(gen_of 1)/$(gen_of 2)/$(gen_of 3))" \
+        test -n "$(gen_of 1)" -a "$(gen_of 1)" = "$(gen_of 2)" -a "$(gen_of 1)" = "$(gen_of 3)"
+n_rotate=$(events b1db07f8234e4246a18e3d3193f89a55 "$cursor4" | grep -cF '"SECRETS_ENCRYPT_STAGE":"rotate"')
+n_fin=$(events b1db07f8234e4246a18e3d3193f89a55 "$cursor4" | grep -cF '"SECRETS_ENCRYPT_STAGE":"reencrypt_finished"')
+se_check "together: no double advance (one stage change to rotate: $n_rotate, one to reencrypt_finished: $n_fin)" \
+        test "$n_rotate/$n_fin" = 1/1
+n_add=$(events 8dd2feba57664e5fa57a5e28aa77e4d0 "$cursor4" | grep -c .)
+se_check "together: one key added ($n_add)" test "$n_add" = 1
+v=$("$CLI" --config "$W/s2/config.yaml" verify 2>&1)
+se_check "together: verify: every secret under the write key, none unreadable" grep -q '0 not under the write key, 0 unreadable' <<<"$v" ||
+        sed 's/^/#   /' <<<"$v"
+
+# ---- 5. the hook killed while it holds the re-encryption lease -----------------------------------
+echo "# section 5 at ${SECONDS}s"
+# a few thousand secrets (plaintext, as before encryption), in transactions through etcd's gateway
+NSEED=2000
+python3 - "${ETCD_CLIENT_URLS[0]}" "$NSEED" >"$LOGS/seed.log" 2>&1 <<'PYEOF'
+import base64, json, sys, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+for start in range(0, n, 100):
+    ops = [{"requestPut": {"key": b64("/registry/secrets/bulk/secret-%05d" % i),
+                           "value": b64("k8s-bulk-secret-%d-%s" % (i, "x" * 200))}}
+           for i in range(start, min(n, start + 100))]
+    req = urllib.request.Request(url + "/v3/kv/txn", json.dumps({"success": ops}).encode(),
+                                 {"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).read()
+PYEOF
+n_bulk=$(etcd_ctl get --prefix --keys-only /registry/secrets/bulk/ 2>/dev/null | grep -c '^/registry/secrets/bulk/')
+se_check "kill: $NSEED secrets seeded ($n_bulk)" test "${n_bulk:-0}" = "$NSEED" || sed 's/^/#   /' "$LOGS/seed.log"
+for i in 1 2 3; do write_settings "$i" 200; done # secrets/s: the hook's re-encryption takes ~10 s
+key0=$(json_field 1 activekey)
+cursor5=$(journal_cursor)
+cli_check "kill: rotate-keys --rolling on server-1" 1 rotate-keys --rolling
+rolling_round "kill: round 1" 1 2 3
+# Round 2: the restart that finds everyone at rotate re-encrypts; the restarts are not waited for
+# so the test can see which hook re-encrypts.
+victim=""
+hook_pid=""
+status_seen=""
+for i in 1 2 3; do
+        se_systemctl restart --no-block "$(unit "$i")"
+        for _ in $(seq 300); do
+                st=$(se_unit_prop "$(unit "$i")" StatusText)
+                case "$st" in "Re-encrypting secrets: "*) status_seen=$st ;; esac
+                if [ -n "$status_seen" ] &&
+                        [ -n "$(events bead9f8d948349dfb6c106c99699d075 "$cursor5" | grep -E "$(from_unit "$i")")" ]; then
+                        victim=$i
+                        hook_pid=$(se_unit_prop "$(unit "$i")" ControlPID)
+                        break
+                fi
+                [ "$(se_unit_prop "$(unit "$i")" ActiveState)" = active ] && break
+                sleep 0.1
+        done
+        [ -n "$victim" ] && break
+        if running_readable 1 2 3 >"$LOGS/check.out" 2>&1; then
+                se_ok "kill: round 2: restart stand-in@$i (no re-encryption for it), every running server reads every secret"
+        else
+                se_not_ok "kill: round 2: restart stand-in@$i"
+                sed 's/^/#   /' "$LOGS/check.out" | head -n 30
+        fi
+done
+se_check "kill: a restarting server re-encrypts (stand-in@$victim), its STATUS= shows progress ('$status_seen')" \
+        test -n "$victim" -a -n "$status_seen"
+lease=$(etcd_ctl get --print-value-only /secrets-encrypt/reencrypt-lease 2>/dev/null)
+se_check "kill: server-$victim holds the re-encryption lease" grep -qF "\"holder\":\"server-$victim\"" <<<"$lease" ||
+        echo "#   lease: $lease"
+if [ -n "$hook_pid" ] && [ "$hook_pid" != 0 ] && grep -q secrets-encrypt-hook "/proc/$hook_pid/cmdline" 2>/dev/null; then
+        kill -KILL "$hook_pid"
+        se_ok "kill: SIGKILL to the hook (pid $hook_pid, ControlPID of stand-in@$victim)"
+else
+        se_not_ok "kill: ControlPID '$hook_pid' of stand-in@$victim is not the hook"
+fi
+[ -z "$victim" ] && victim=3
+for _ in $(seq 100); do
+        case "$(se_unit_prop "$(unit "$victim")" ActiveState)" in failed | inactive) break ;; esac
+        sleep 0.1
+done
+se_check "kill: stand-in@$victim did not start" test "$(se_unit_prop "$(unit "$victim")" ActiveState)" = failed
+se_check "kill: the re-encryption did not finish" \
+        test -z "$(events c541c26f97474e71b87a27e440b2d4a2 "$cursor5")"
+lease=$(etcd_ctl get --print-value-only /secrets-encrypt/reencrypt-lease 2>/dev/null)
+se_check "kill: the dead hook's lease is still in etcd" grep -qF "\"holder\":\"server-$victim\"" <<<"$lease"
+others=""
+for i in 1 2 3; do [ "$i" != "$victim" ] && others="$others $i"; done
+other=${others# }
+other=${other%% *}
+for i in 1 2 3; do write_settings "$i"; done
+t0=$SECONDS
+# shellcheck disable=SC2086
+restart_check "kill: stand-in@$other restarts meanwhile and is not blocked by the lease" "$other" $others
+se_check "kill: ... it came up in $((SECONDS - t0)) s (the lease's TTL is 60 s)" test $((SECONDS - t0)) -lt 30
+cursor5b=$(journal_cursor)
+restart_check "kill: stand-in@$victim restarted: its hook resumes, all read every secret" "$victim" 1 2 3
+se_check "kill: the resumed re-encryption finished in stand-in@$victim" \
+        test -n "$(events c541c26f97474e71b87a27e440b2d4a2 "$cursor5b" | grep -E "$(from_unit "$victim")")" ||
+        dump_events "$cursor5b"
+se_check "kill: the lease is released" test -z "$(etcd_ctl get --print-value-only /secrets-encrypt/reencrypt-lease 2>/dev/null)"
+se_check "kill: server-$victim at reencrypt_finished" test "$(stage_of "$victim")" = reencrypt_finished
+rolling=$(etcd_ctl get --print-value-only /secrets-encrypt/rolling 2>/dev/null)
+se_check "kill: the rolling rotation is over after the resumed re-encryption (rolling flag '$rolling')" \
+        test "$rolling" != 1
+for i in $others; do
+        restart_check "kill: stand-in@$i restarts and installs the final config" "$i" 1 2 3
+done
+se_check "kill: all reencrypt_finished, All hashes match, same config, no new rotation started (stages $(stage_of 1)/$(stage_of 2)/$(stage_of 3))" \
+        expect_converged reencrypt_finished
+key1=$(json_field 1 activekey)
+se_check "kill: one key, a new one ($key0 -> $key1)" test "$(n_keys 1)" = 1 -a "$key1" != "$key0"
+v=$("$CLI" --config "$W/s1/config.yaml" verify 2>&1)
+se_check "kill: verify: $NSEED+ secrets, all under the write key, none unreadable" grep -q '0 not under the write key, 0 unreadable' <<<"$v" ||
+        sed 's/^/#   /' <<<"$v"
+
+# ---- 6. the journal ---------------------------------------------------------------------------------
+echo "# section 6 at ${SECONDS}s"
+# has_event JSON-LINES UNIT-INDEX [FIXED-STRING...]: an entry logged inside that unit with all strings
+has_event() {
+        local lines=$1 i=$2 f
+        shift 2
+        lines=$(grep -E "$(from_unit "$i")" <<<"$lines") || return 1
+        for f in "$@"; do
+                lines=$(grep -F -- "$f" <<<"$lines") || return 1
+        done
+}
+for i in 2 3; do
+        se_check "journal: at the first start config-installed (70b36004…) from stand-in@$i's hook, SECRETS_ENCRYPT_NODE=server-$i" \
+                has_event "$inst1" "$i" "\"SECRETS_ENCRYPT_NODE\":\"server-$i\"" '"SECRETS_ENCRYPT_STAGE":"start"' \
+                '"SECRETS_ENCRYPT_GENERATION":"' '"SECRETS_ENCRYPT_HASH":"'
+done
+se_check "journal: at the first start server-1 generated and did not install" bash -c "! grep -qE '$(from_unit 1)'" <<<"$inst1"
+inst=$(events 70b36004f86f4de8bd9ed77572654ba1 "$cursor0")
+for i in 1 2 3; do
+        se_check "journal: config-installed from stand-in@$i over the run ($(grep -c . <<<"$inst") events in all)" \
+                has_event "$inst" "$i" "\"SECRETS_ENCRYPT_NODE\":\"server-$i\""
+done
+conv=$(journal_since "$cursor0" | grep -F '"MESSAGE_ID":"8ea6f59bfe7b43eaa6daa2cbc1e2196e"')
+mism=$(journal_since "$cursor0" | grep -F '"MESSAGE_ID":"943100034f1e4279b3157f0bdb13ef57"')
+se_check "journal: hashes-converged events ($(grep -c . <<<"$conv")) from the units' hooks, PRIORITY 6, stage and hash" \
+        has_event "$conv" '[123]' '"PRIORITY":"6"' '"SECRETS_ENCRYPT_STAGE":"' '"SECRETS_ENCRYPT_HASH":"'
+se_check "journal: hashes-mismatch events ($(grep -c . <<<"$mism")) from the units' hooks, PRIORITY 4, naming the servers" \
+        bash -c "grep -E '\"_SYSTEMD_(USER_)?UNIT\":\"stand-in@' | grep -F '\"PRIORITY\":\"4\"' | grep -qE '\"MESSAGE\":\"[^\"]*hash does not match between server-[123] and server-[123]'" <<<"$mism"
+se_check "journal: hashes-converged and mismatch are catalogued" bash -c \
+        "grep -q '^-- 8ea6f59bfe7b43eaa6daa2cbc1e2196e' '$SE_ROOT/units/secrets-encrypt.catalog' && grep -q '^-- 943100034f1e4279b3157f0bdb13ef57' '$SE_ROOT/units/secrets-encrypt.catalog'"
+
+# no key material (base64, raw, hex) of any config seen in the journal or the CLI's output
+journalctl --sync
+journalctl --no-pager -o export >"$LOGS/journal.export" 2>/dev/null
+scan=$(python3 - "$SEEN" "$LOGS/journal.export" "$LOGS/cli.out" "$LOGS/cli.err" <<'PYEOF'
+import base64, glob, json, os, sys
+seen, files = sys.argv[1], sys.argv[2:]
+secrets = set()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == "secret" and isinstance(v, str):
+                secrets.add(v)
+            else:
+                walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+for p in glob.glob(os.path.join(seen, "*.json")):
+    with open(p, "rb") as f:
+        walk(json.load(f))
+needles = []
+for s in secrets:
+    raw = base64.b64decode(s)
+    needles += [s.encode(), raw, raw.hex().encode()]
+blobs = {p: open(p, "rb").read() for p in files if os.path.exists(p)}
+found = [(p, i) for p, b in blobs.items() for i, n in enumerate(needles) if n in b]
+print(len(secrets), len(found))
+PYEOF
+)
+read -r n_secrets n_found <<<"$scan"
+se_check "key scan: keys of every config seen collected ($n_secrets)" test "${n_secrets:-0}" -ge 5
+se_check "key scan: no key in the journal or the CLI's output ($n_found found)" test "${n_found:-x}" = 0
+
 exit 0
