@@ -11,7 +11,7 @@ int cmd_verify(cli *c, se_error *e) {
         se_ctx ctx;
         int r;
 
-        r = se_ctx_open(&ctx, &c->settings, SE_LOCK_WAIT_USEC, e);
+        r = se_ctx_open_read(&ctx, &c->settings, SE_LOCK_WAIT_USEC, e);
         if (r < 0)
                 return r;
         if (!ctx.state.has_config)

@@ -498,7 +498,7 @@ _public_ int se_transformer_new(const se_config *c, const char *group_resource, 
         group = strdup(gr.group);
         t = calloc(1, sizeof(*t));
         if (!resource || !group || !t)
-                return -ENOMEM;
+                return se_error_set(e, -ENOMEM, "out of memory");
 
         /* transformerFromOverrides: exact, then "<group>.*"-style, then "*.*", else identity */
         r = collect(t, c, group, resource, e);

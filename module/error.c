@@ -95,7 +95,7 @@ _public_ int se_exit_code_from_errno(int r) {
         r = -abs(r);
         if (r == 0)
                 return SE_EXIT_OK;
-        if (se_errno_is_unavailable(r))
+        if (se_errno_is_unavailable(r) || r == -EPROTO) /* EPROTO: TLS failure or garbled reply */
                 return SE_EXIT_UNAVAILABLE;
 
         switch (r) {

@@ -13,12 +13,13 @@
 #include "se-rotation.h"
 #include "se-util.h"
 
-_public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e) {
+static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, bool read_only, se_error *e) {
+        bool recovered;
         pid_t holder = 0;
         int r;
 
-        *ctx = (se_ctx){.settings = s, .lock_fd = -1};
-        if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST)
+        *ctx = (se_ctx){ .settings = s, .lock_fd = -1 };
+        if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST && !(read_only && errno == EROFS))
                 return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
 
         r = se_lock_dir(s->state_dir, lock_wait_usec, &ctx->lock_fd, &holder);
@@ -31,15 +32,30 @@ _public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_u
                 return se_error_set(e, r, "%s is locked by another secrets-encrypt process; retry later",
                                     s->state_dir);
         }
-        if (r < 0)
+        /* a reader on a read-only or foreign state directory reads without the lock */
+        if (r < 0 && !(read_only && (r == -EROFS || r == -EACCES)))
                 return se_error_set(e, r, "cannot lock state-dir %s: %s", s->state_dir, strerror(-r));
 
         r = se_state_load(s->state_dir, &ctx->state, e);
+        if (r >= 0 && ctx->lock_fd >= 0 && !read_only) {
+                /* under the lock: what a killed writer left behind */
+                se_state_remove_temporaries(s->state_dir);
+                r = se_state_recover(&ctx->state, &recovered, e);
+        }
         if (r < 0) {
+                se_state_done(&ctx->state);
                 se_unlock_dir(TAKE_FD(ctx->lock_fd));
                 return r;
         }
         return 0;
+}
+
+_public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e) {
+        return ctx_open(ctx, s, lock_wait_usec, false, e);
+}
+
+_public_ int se_ctx_open_read(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e) {
+        return ctx_open(ctx, s, lock_wait_usec, true, e);
 }
 
 _public_ void se_ctx_close(se_ctx *ctx) {
@@ -198,6 +214,7 @@ int se_ops_save_own(se_ctx *ctx, se_error *e) {
 int se_ops_commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) {
         se_stage prev = se_state_current_stage(&ctx->state);
         uint64_t generation = ctx->state.generation + 1;
+        const uint8_t *bytes;
         char *json = NULL;
         size_t size = 0;
         int r = 0;
@@ -210,10 +227,20 @@ int se_ops_commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) 
                 if (r < 0)
                         return se_error_set(e, r, "cannot serialize the encryption configuration");
         }
-        r = se_ha_push_config(ctx, json ? (const uint8_t *) json : ctx->state.config_bytes,
-                              json ? size : ctx->state.config_size, generation, stage, e);
+        bytes = json ? (const uint8_t *) json : ctx->state.config_bytes;
+        size = json ? size : ctx->state.config_size;
+
+        /* Write-ahead: what this commit will have done, so a crash after the config write is
+         * finished by the next run instead of being applied again. */
+        ctx->state.intent_stage = stage;
+        ctx->state.intent_generation = generation;
+        r = se_sha256_hex(bytes, size, ctx->state.intent_hash);
+        if (r >= 0)
+                r = se_state_save_own(&ctx->state, e);
+        if (r >= 0)
+                r = se_ha_push_config(ctx, bytes, size, generation, stage, e);
         if (r >= 0 && json)
-                r = se_state_write_config_bytes(&ctx->state, (const uint8_t *) json, size, e);
+                r = se_state_write_config_bytes(&ctx->state, bytes, size, e);
         if (json) {
                 explicit_wipe(json, size);
                 free(json);
@@ -222,8 +249,10 @@ int se_ops_commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) 
                 return r;
         ctx->state.generation = generation;
         r = se_state_write_stage(&ctx->state, stage, e);
-        if (r >= 0)
-                r = se_ops_save_own(ctx, e);
+        if (r < 0)
+                return r;
+        ctx->state.intent_stage = SE_STAGE_INVALID;
+        r = se_ops_save_own(ctx, e);
         if (r >= 0 && prev != stage)
                 event_stage(ctx, prev, stage);
         return r;
@@ -405,10 +434,14 @@ _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
                 r = verify_stage_and_hash(ctx, SE_COMMAND_ROTATE_KEYS, e);
         if (r >= 0)
                 r = se_rotation_add_and_rotate(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
-        /* The new config reaches the cluster and disk before any value is rewritten (k3s #13763):
-         * a crash from here on leaves a readable state that the hook resumes. */
-        if (r >= 0)
+        /* The new config reaches the cluster and disk before any value is rewritten (k3s #13763),
+         * and the pending re-encryption is recorded with the commit's intent: a crash from here on
+         * leaves a readable state that the hook resumes and prunes. */
+        if (r >= 0) {
+                ctx->state.pending_reencrypt = ctx->state.pending_rotate_keys = true;
+                ctx->state.pending_skip = false;
                 r = se_ops_commit(ctx, n, ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, e);
+        }
         se_config_free(n);
         if (r >= 0) {
                 event_key(ctx, SE_EVENT_KEY_ADDED, "added", name);
@@ -459,6 +492,16 @@ _public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_e
 _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) {
         se_config *n = NULL;
         int r;
+
+        /* k3s regenerates an empty file; with state saying keys existed, that would make every
+         * stored secret unreadable. */
+        if (!ctx->state.has_config && ctx->state.config_empty && (ctx->state.has_stage || ctx->state.generation > 0))
+                return se_error_set(e, -EBADMSG,
+                                    "%s/encryption-config.json is empty but encryption-state.json says stage %s: "
+                                    "generating a new key would leave every stored secret unreadable; restore the "
+                                    "file from a backup (or, with etcd, run `secrets-encrypt sync --from-cluster`)",
+                                    ctx->state.dir,
+                                    ctx->state.has_stage ? se_stage_to_string(ctx->state.stage) : "(unknown)");
 
         if (ctx->state.has_config) {
                 /* k3s: an existing config is kept; a missing state file becomes start-<hash> */

@@ -39,6 +39,9 @@ typedef struct se_ctx {
 /* Locks the state directory (waiting up to lock_wait_usec; -EBUSY with the holder's pid in the
  * message) and loads the state. The directory is created (0700) when missing. */
 int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e);
+/* The same for readers (status, verify): on a read-only state directory they go on unlocked,
+ * and never write. */
+int se_ctx_open_read(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e);
 void se_ctx_close(se_ctx *ctx);
 int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e);
 

@@ -73,6 +73,13 @@ typedef struct se_state {
         bool pending_rotate_keys;
         int64_t last_rotation; /* unix seconds of the last finished rotation, 0 = never */
         bool rolling;          /* a rolling rotation was requested (single server; HA keeps it in etcd) */
+        /* Write-ahead intent of a commit: the config with this hash is to be at intent_stage and
+         * intent_generation. A crash between the config and the stage write is finished from it
+         * (se_state_recover()), so a retried command never applies its edit twice. */
+        se_stage intent_stage; /* SE_STAGE_INVALID = none */
+        char intent_hash[65];
+        uint64_t intent_generation;
+        bool config_empty; /* encryption-config.json exists but is empty */
 } se_state;
 
 /* Reads the state directory (which must exist). A missing config or state file is not an
@@ -91,6 +98,12 @@ int se_state_write_stage(se_state *st, se_stage stage, se_error *e);
 int se_state_save_own(se_state *st, se_error *e);
 /* Sets the published annotation to "<stage>-<current hash>" (not saved). */
 int se_state_set_annotation(se_state *st, se_stage stage);
+
+/* Finishes an interrupted commit from the intent (under the lock). *ret_recovered tells whether it
+ * did anything. */
+int se_state_recover(se_state *st, bool *ret_recovered, se_error *e);
+/* Removes temporary files left in the state directory by a killed writer (under the lock). */
+void se_state_remove_temporaries(const char *dir);
 
 /* The stage shown by status: the annotation's stage, else the persisted stage. */
 se_stage se_state_current_stage(const se_state *st);

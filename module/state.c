@@ -5,6 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <json-c/json.h>
 
 #include "macro.h"
@@ -30,8 +33,10 @@ static int load_config(se_state *st, se_error *e) {
                 return 0;
         if (r < 0)
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
-        if (st->config_size == 0) /* k3s treats an empty file as absent and regenerates it */
+        if (st->config_size == 0) { /* k3s regenerates an empty file; we only do when nothing else exists */
+                st->config_empty = true;
                 return 0;
+        }
 
         r = se_sha256_hex(st->config_bytes, st->config_size, st->hash);
         if (r < 0)
@@ -115,6 +120,18 @@ static int load_own(se_state *st, se_error *e) {
                 st->annotation_time = json_object_get_int64(v);
         if (json_object_object_get_ex(root, "rolling", &v))
                 st->rolling = json_object_get_boolean(v);
+        if (json_object_object_get_ex(root, "intent_stage", &v) && json_object_is_type(v, json_type_string)) {
+                json_object *h, *g;
+
+                st->intent_stage = se_stage_from_string(json_object_get_string(v));
+                if (json_object_object_get_ex(root, "intent_hash", &h) &&
+                    json_object_is_type(h, json_type_string) && strlen(json_object_get_string(h)) == 64)
+                        memcpy(st->intent_hash, json_object_get_string(h), 65);
+                else
+                        st->intent_stage = SE_STAGE_INVALID;
+                if (json_object_object_get_ex(root, "intent_generation", &g))
+                        st->intent_generation = (uint64_t) json_object_get_int64(g);
+        }
         json_object_put(root);
         return 0;
 }
@@ -256,6 +273,13 @@ _public_ int se_state_save_own(se_state *st, se_error *e) {
         json_object_object_add(root, "pending_rotate_keys", json_object_new_boolean(st->pending_rotate_keys));
         json_object_object_add(root, "last_rotation", json_object_new_int64(st->last_rotation));
         json_object_object_add(root, "rolling", json_object_new_boolean(st->rolling));
+        if (st->intent_stage != SE_STAGE_INVALID) {
+                json_object_object_add(root, "intent_stage",
+                                       json_object_new_string(se_stage_to_string(st->intent_stage)));
+                json_object_object_add(root, "intent_hash", json_object_new_string(st->intent_hash));
+                json_object_object_add(root, "intent_generation",
+                                       json_object_new_int64((int64_t) st->intent_generation));
+        }
         json_object_object_add(root, "annotation_time", json_object_new_int64(st->annotation_time));
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
         r = se_write_file_atomic(path, text, strlen(text), 0600);
@@ -272,4 +296,45 @@ _public_ se_stage se_state_current_stage(const se_state *st) {
         if (st->annotation && se_annotation_parse(st->annotation, &s, h) >= 0)
                 return s;
         return st->has_stage ? st->stage : SE_STAGE_INVALID;
+}
+
+_public_ int se_state_recover(se_state *st, bool *ret_recovered, se_error *e) {
+        int r;
+
+        *ret_recovered = false;
+        if (st->intent_stage == SE_STAGE_INVALID)
+                return 0;
+        /* The config reached disk: finish the commit. Otherwise it never happened: forget it. */
+        if (st->has_config && streq(st->hash, st->intent_hash)) {
+                if (st->intent_generation > st->generation)
+                        st->generation = st->intent_generation;
+                r = se_state_write_stage(st, st->intent_stage, e);
+                if (r < 0)
+                        return r;
+                *ret_recovered = true;
+        }
+        st->intent_stage = SE_STAGE_INVALID;
+        return se_state_save_own(st, e);
+}
+
+static void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
+
+_public_ void se_state_remove_temporaries(const char *dir) {
+        static const char *const prefixes[] = {
+                "encryption-config.json.tmp", "encryption-state.json.tmp", "secrets-encrypt.json.tmp",
+                "reencrypt.checkpoint.tmp",   ".hook-last-failure.tmp",
+        };
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                        if (startswith(de->d_name, prefixes[i]) &&
+                            strlen(de->d_name) == strlen(prefixes[i]) + 6) /* mkostemp's XXXXXX */
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
 }

@@ -451,8 +451,9 @@ static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *bod
         if (r == -ENOMEM)
                 return se_error_set(e, r, "out of memory");
         if (status == 200) {
-                if (r < 0)
-                        return se_error_set(e, r, "invalid response from etcd at %s: %s", base, why);
+                if (r < 0) /* -EPROTO: a broken datastore, not an invalid encryption config */
+                        return se_error_set(e, r == -EBADMSG ? -EPROTO : r, "invalid response from etcd at %s: %s",
+                                            base, why);
                 *ret = j;
                 return 0;
         }
@@ -485,7 +486,7 @@ static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *bod
         if (status == 404 || status == 405)
                 return se_error_set(e, -EOPNOTSUPP, "etcd at %s: HTTP %ld for %s: not an etcd v3 (≥ 3.4) JSON gateway",
                                     base, status, path);
-        return se_error_set(e, -EBADMSG, "invalid response from etcd at %s: HTTP %ld%s%s", base, status,
+        return se_error_set(e, -EPROTO, "invalid response from etcd at %s: HTTP %ld%s%s", base, status,
                             why ? ", " : "", why ? why : "");
 }
 
@@ -572,7 +573,7 @@ static const char *current_url(etcd *c) {
 
 /* Parsing failures after a successful call: say which server sent it. */
 static int bad_response(etcd *c, int r, se_error *e) {
-        return se_error_prefix(e, r, "invalid response from etcd at %s", current_url(c));
+        return se_error_prefix(e, r == -EBADMSG ? -EPROTO : r, "invalid response from etcd at %s", current_url(c));
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
