@@ -97,12 +97,19 @@ int cmd_reencrypt(cli *c, se_error *e) {
 }
 
 int cmd_rotate_keys(cli *c, se_error *e) {
+        int r;
+
         if (c->rolling)
                 return run(c, do_rotate_keys,
                            "rolling rotation started: restart the server unit on every server, one at a time; each "
                            "restart advances one stage once all servers have caught up",
                            e);
-        return run(c, do_rotate_keys, "keys rotated, reencryption finished", e);
+        r = run(c, do_rotate_keys, "keys rotated, reencryption finished", e);
+        if (r >= 0 && (startswith(c->settings.datastore_endpoint, "http://") ||
+                       startswith(c->settings.datastore_endpoint, "https://")))
+                puts("the old key is removed once every server has restarted with the new configuration "
+                     "(restart them one at a time; `secrets-encrypt status -o json` shows next_action)");
+        return r;
 }
 
 int cmd_enable(cli *c, se_error *e) {

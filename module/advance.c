@@ -64,10 +64,15 @@ _public_ int se_op_auto_advance(se_ctx *ctx, bool *ret_advanced, se_error *e) {
         case SE_STAGE_ROTATE:
         case SE_STAGE_REENCRYPT_REQUEST:
                 r = se_op_reencrypt(ctx, false, false, e);
-                if (r >= 0 && rolling)
-                        r = se_ha_set_rolling(ctx, false, e);
                 break;
         default:
+                return 0;
+        }
+        /* Another server restarting at the same moment advanced first or holds the lease: this
+         * one starts as it is and catches up on its next start. */
+        if (r == -ESTALE || r == -EBUSY) {
+                se_log_notice("Rolling rotation: %s; starting without advancing.", se_error_message(e));
+                se_error_done(e);
                 return 0;
         }
         if (r < 0)

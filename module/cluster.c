@@ -240,6 +240,12 @@ static int put_any(se_cluster *c, const char *key, const char *value, se_error *
 
 _public_ int se_cluster_publish_node(se_cluster *c, const char *name, const char *annotation, uint64_t generation,
                                      const char *version, se_error *e) {
+        return se_cluster_publish_node_running(c, name, annotation, NULL, generation, version, e);
+}
+
+_public_ int se_cluster_publish_node_running(se_cluster *c, const char *name, const char *annotation,
+                                             const char *running, uint64_t generation, const char *version,
+                                             se_error *e) {
         _cleanup_free_ char *key = NULL;
         char hash[65], when[32];
         json_object *o;
@@ -252,6 +258,8 @@ _public_ int se_cluster_publish_node(se_cluster *c, const char *name, const char
         if (se_annotation_parse(annotation, &st, hash) < 0)
                 return se_error_set(e, -EINVAL, "invalid annotation \"%.80s\" for node %s: want <stage>-<sha256 hex>",
                                     annotation ? annotation : "", name);
+        if (running && se_annotation_parse(running, &st, hash) < 0)
+                return se_error_set(e, -EINVAL, "invalid running annotation \"%.80s\" for node %s", running, name);
         if (generation > INT64_MAX)
                 return se_error_set(e, -EINVAL, "invalid generation %" PRIu64, generation);
         key = node_key(name);
@@ -263,6 +271,8 @@ _public_ int se_cluster_publish_node(se_cluster *c, const char *name, const char
         format_time((int64_t) (se_now_usec(CLOCK_REALTIME) / 1000000u), when);
         json_object_object_add(o, "name", json_object_new_string(name));
         json_object_object_add(o, "annotation", json_object_new_string(annotation));
+        if (running)
+                json_object_object_add(o, "running", json_object_new_string(running));
         json_object_object_add(o, "generation", json_object_new_int64((int64_t) generation));
         json_object_object_add(o, "time", json_object_new_string(when));
         json_object_object_add(o, "version", json_object_new_string(version ? version : SE_VERSION));
@@ -325,8 +335,12 @@ static int node_from_kv(const se_kv *kv, se_node_record *ret) {
             !streq(obj_str(o, "name"), name))
                 n.invalid = true;
         else {
+                const char *run = obj_str(o, "running");
+
                 n.annotation = strdup(ann);
                 n.generation = (uint64_t) gen;
+                if (run && se_annotation_parse(run, &st, hash) >= 0)
+                        n.running = strdup(run);
         }
         json_object_put(o);
         if (!n.name || (!n.invalid && !n.annotation)) {
@@ -347,6 +361,7 @@ _public_ void se_node_records_free(se_node_record *r, size_t n) {
         for (size_t i = 0; r && i < n; i++) {
                 free(r[i].name);
                 free(r[i].annotation);
+                free(r[i].running);
                 free(r[i].version);
         }
         free(r);

@@ -90,8 +90,8 @@ _public_ int se_ha_publish(se_ctx *ctx, se_error *e) {
         r = se_ha_cluster(ctx, &cl, e);
         if (r < 0 || !cl || !ctx->state.annotation)
                 return r;
-        return se_cluster_publish_node(cl, ctx->settings->node_name, ctx->state.annotation, ctx->state.generation,
-                                       NULL, e);
+        return se_cluster_publish_node_running(cl, ctx->settings->node_name, ctx->state.annotation,
+                                               ctx->state.running, ctx->state.generation, NULL, e);
 }
 
 _public_ int se_ha_nodes(se_ctx *ctx, se_node_record **ret, size_t *ret_n, se_error *e) {
@@ -110,6 +110,7 @@ _public_ int se_ha_nodes(se_ctx *ctx, se_node_record **ret, size_t *ret_n, se_er
                 return se_error_set(e, -ENOMEM, "out of memory");
         n->name = strdup(ctx->settings->node_name);
         n->annotation = strdup_null(ctx->state.annotation);
+        n->running = strdup_null(ctx->state.running);
         /* never published: k3s's annotation is the state file's content */
         if (!ctx->state.annotation && ctx->state.has_stage &&
             asprintf(&n->annotation, "%s-%s", se_stage_to_string(ctx->state.stage), ctx->state.stage_hash) < 0)
@@ -168,6 +169,9 @@ static int install(se_ctx *ctx, const se_cluster_config *cfg, se_error *e) {
                 return se_error_prefix(e, r, "the cluster's configuration (generation %" PRIu64 ") is not usable",
                                        cfg->generation);
         ctx->state.generation = cfg->generation;
+        /* another server finished the re-encryption this one had pending */
+        if (cfg->stage == SE_STAGE_START || cfg->stage == SE_STAGE_REENCRYPT_FINISHED)
+                ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
         r = se_state_write_stage(&ctx->state, cfg->stage, e);
         if (r < 0)
                 return r;
@@ -390,12 +394,12 @@ _public_ int se_ha_lagging(se_ctx *ctx, const se_node_record *nodes, size_t n, c
         if (asprintf(&want, "%s-%s", se_stage_to_string(ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START),
                      ctx->state.hash) < 0)
                 return -ENOMEM;
+        /* What each server's API server runs with, not what commands announced: only a start
+         * proves a server can read the current keys. */
         for (size_t i = 0; i < n && r >= 0; i++) {
-                if (nodes[i].annotation && streq(nodes[i].annotation, want))
-                        continue;
-                /* this node mid re-encryption is not behind */
-                if (nodes[i].annotation && streq(nodes[i].name, ctx->settings->node_name) &&
-                    startswith(nodes[i].annotation, "reencrypt_active-"))
+                const char *running = nodes[i].running ?: nodes[i].annotation;
+
+                if (running && streq(running, want))
                         continue;
                 if (b.len > 0)
                         r = se_buf_append_str(&b, ", ");

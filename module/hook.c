@@ -36,6 +36,16 @@ static void event_convergence(se_ctx *ctx) {
         se_node_records_free(nodes, n);
 }
 
+static int set_running(se_ctx *ctx, se_error *e) {
+        char *n = strdup(ctx->state.annotation);
+
+        if (!n)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        free(ctx->state.running);
+        ctx->state.running = n;
+        return 0;
+}
+
 _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress, void *userdata, se_hook_result *ret,
                          se_error *e) {
         se_hook_result res = {.stage = SE_STAGE_INVALID};
@@ -73,19 +83,22 @@ _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress
         if (r < 0)
                 goto finish;
 
-        /* Step 5: publish, as k3s sets the node annotation from encryption-state.json at start. An
-         * unchanged annotation is not rewritten locally: nothing to do must stay cheap. */
+        /* Step 5: publish, as k3s sets the node annotation from encryption-state.json at start, and
+         * record that this server now runs it. Unchanged, nothing is rewritten locally: nothing to
+         * do must stay cheap. */
         {
                 _cleanup_free_ char *old = TAKE_PTR(ctx.state.annotation);
+                bool same;
 
                 r = se_state_set_annotation(&ctx.state, ctx.state.stage);
                 if (r < 0) {
                         r = se_error_set(e, r, "out of memory");
                         goto finish;
                 }
-                if (old && streq(old, ctx.state.annotation) && !se_ha_enabled(&ctx))
-                        r = 0;
-                else
+                same = old && streq(old, ctx.state.annotation) && ctx.state.running &&
+                       streq(ctx.state.running, ctx.state.annotation);
+                r = set_running(&ctx, e);
+                if (r >= 0 && (!same || se_ha_enabled(&ctx)))
                         r = se_ops_save_own(&ctx, e);
                 if (r < 0)
                         goto finish;
@@ -94,6 +107,12 @@ _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress
 
         /* Step 7: one stage further when a rolling rotation is under way and everyone caught up. */
         r = se_op_auto_advance(&ctx, &advanced, e);
+        if (r >= 0 && advanced) {
+                /* the server starts with the advanced config */
+                r = set_running(&ctx, e);
+                if (r >= 0)
+                        r = se_ops_save_own(&ctx, e);
+        }
         if (r < 0)
                 goto finish;
 

@@ -303,6 +303,40 @@ static int reencrypt_failed(se_ctx *ctx, int r, se_error *e) {
         return r;
 }
 
+/* The prune gate's other half in HA: a key may go only when every other server runs a config
+ * that writes with the new key (this one reloads its own, as k3s assumes). */
+static int require_others_running(se_ctx *ctx, const char *removed, se_error *e) {
+        _cleanup_free_ char *lagging = NULL;
+        se_node_record *nodes = NULL;
+        size_t n = 0, k = 0;
+        int r;
+
+        if (!se_ha_enabled(ctx))
+                return 0;
+        r = se_ha_nodes(ctx, &nodes, &n, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(nodes[i].name, node(ctx)))
+                        nodes[k++] = nodes[i];
+                else {
+                        free(nodes[i].name);
+                        free(nodes[i].annotation);
+                        free(nodes[i].running);
+                        free(nodes[i].version);
+                }
+        r = se_ha_lagging(ctx, nodes, k, &lagging);
+        se_node_records_free(nodes, k);
+        if (r < 0)
+                return se_error_set(e, r, "out of memory");
+        if (lagging)
+                return se_error_set(e, -ESTALE,
+                                    "not removing key %s: %s still run%s a configuration that may write with it; "
+                                    "restart %s there, then run the re-encryption again",
+                                    removed, lagging, strchr(lagging, ',') ? "" : "s", ctx->settings->unit);
+        return 0;
+}
+
 /* Re-encrypt everything with the current write key, then (unless skip) prune per k3s's rules
  * behind the prune gate, and reach reencrypt_finished. The pending flags are persisted first so
  * that a crash leaves a visible, resumable reencrypt_active. */
@@ -360,6 +394,13 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         if (r < 0)
                 return reencrypt_failed(ctx, r, e);
         if (pruned) {
+                r = require_others_running(ctx, removed, e);
+                if (r < 0) {
+                        se_config_free(pruned);
+                        return reencrypt_failed(ctx, r, e);
+                }
+        }
+        if (pruned) {
                 se_verify_report rep = {};
 
                 r = se_prune_check(store, pruned, NULL, &rep, e);
@@ -370,26 +411,24 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
                         return reencrypt_failed(ctx, r, e);
                 }
         }
-        ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
+        /* The pending flags stay set through the commit: a crash inside it resumes, and a resume
+         * after a completed prune finds nothing left to remove. */
         ctx->state.last_rotation = (int64_t) time(NULL);
         r = se_ops_commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
         se_config_free(pruned);
+        if (r >= 0) {
+                ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
+                r = se_ops_save_own(ctx, e);
+        }
         if (r >= 0 && removed)
                 event_key(ctx, SE_EVENT_KEY_REMOVED, "removed", removed);
-        return r;
-}
+        if (r >= 0) { /* a finished rotation ends a rolling one, however it got here */
+                bool rolling = false;
 
-/* In HA only the holder of the cluster's lease re-encrypts; a dead holder's lease expires. */
-static int run_reencrypt(se_ctx *ctx, bool skip, se_error *e) {
-        int r;
-
-        if (ctx->defer_reencrypt)
-                return 0; /* pending flags are saved: the hook finishes it at the next start */
-        r = se_ha_lease_acquire(ctx, &ctx->lease, e);
-        if (r < 0)
-                return reencrypt_failed(ctx, r, e);
-        r = run_reencrypt_leased(ctx, skip, e);
-        se_ha_lease_release(TAKE_PTR(ctx->lease));
+                r = se_ha_get_rolling(ctx, &rolling, e);
+                if (r >= 0 && rolling)
+                        r = se_ha_set_rolling(ctx, false, e);
+        }
         return r;
 }
 
@@ -409,6 +448,24 @@ static int mark_active(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
         return r;
 }
 
+/* Marks reencrypt_active and re-encrypts. In HA only the holder of the cluster's lease does, and
+ * the lease is taken first, so a server that loses it changes nothing; a dead holder's lease
+ * expires. */
+static int run_reencrypt(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
+        int r;
+
+        if (ctx->defer_reencrypt) /* the hook finishes it at the next start */
+                return mark_active(ctx, skip, rotate_keys, e);
+        r = se_ha_lease_acquire(ctx, &ctx->lease, e);
+        if (r < 0)
+                return reencrypt_failed(ctx, r, e);
+        r = mark_active(ctx, skip, rotate_keys, e);
+        if (r >= 0)
+                r = run_reencrypt_leased(ctx, skip, e);
+        se_ha_lease_release(TAKE_PTR(ctx->lease));
+        return r;
+}
+
 _public_ int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e) {
         int r;
 
@@ -418,15 +475,14 @@ _public_ int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e) {
         if (r >= 0 && streq(provider(ctx), "secretbox"))
                 r = se_error_set(e, -ESTALE, "reencrypt does not support secretbox key type, use rotate-keys instead");
         if (r >= 0)
-                r = mark_active(ctx, skip, false, e);
-        if (r >= 0)
-                r = run_reencrypt(ctx, skip, e);
+                r = run_reencrypt(ctx, skip, false, e);
         return r;
 }
 
 _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
         se_config *n = NULL;
         _cleanup_free_ char *name = NULL;
+        bool ha;
         int r;
 
         r = require_config(ctx, e);
@@ -436,20 +492,26 @@ _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
                 r = se_rotation_add_and_rotate(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
         /* The new config reaches the cluster and disk before any value is rewritten (k3s #13763),
          * and the pending re-encryption is recorded with the commit's intent: a crash from here on
-         * leaves a readable state that the hook resumes and prunes. */
+         * leaves a readable state that the hook resumes and prunes.
+         * In HA the old key cannot go yet: the other servers still write with it until they
+         * restart. So the cluster moves to rotate (new write key, old key kept), values are
+         * re-encrypted now, and the rolling machinery prunes once every server runs the new config. */
+        ha = se_ha_enabled(ctx);
         if (r >= 0) {
                 ctx->state.pending_reencrypt = ctx->state.pending_rotate_keys = true;
-                ctx->state.pending_skip = false;
-                r = se_ops_commit(ctx, n, ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, e);
+                ctx->state.pending_skip = ha;
+                r = se_ops_commit(ctx, n,
+                                  ha ? SE_STAGE_ROTATE : ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, e);
         }
         se_config_free(n);
         if (r >= 0) {
                 event_key(ctx, SE_EVENT_KEY_ADDED, "added", name);
                 event_key(ctx, SE_EVENT_KEY_PROMOTED, "promoted to write key", name);
-                r = mark_active(ctx, false, true, e);
+                if (ha)
+                        r = se_ha_set_rolling(ctx, true, e);
         }
         if (r >= 0)
-                r = run_reencrypt(ctx, false, e);
+                r = run_reencrypt(ctx, ha, true, e);
         return r;
 }
 
@@ -539,9 +601,7 @@ _public_ int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e) {
         }
         r = require_config(ctx, e);
         if (r >= 0)
-                r = mark_active(ctx, ctx->state.pending_skip, ctx->state.pending_rotate_keys, e);
-        if (r >= 0)
-                r = run_reencrypt(ctx, ctx->state.pending_skip, e);
+                r = run_reencrypt(ctx, ctx->state.pending_skip, ctx->state.pending_rotate_keys, e);
         if (r >= 0)
                 *ret_ran = true;
         return r;

@@ -78,6 +78,8 @@ int se_cluster_put_config(se_cluster *c, const uint8_t *bytes, size_t size, uint
 typedef struct se_node_record {
         char *name;
         char *annotation; /* "<stage>-<hash>"; NULL if the record is unreadable (invalid = true) */
+        char *running;    /* "<stage>-<hash>" the server's API server started with (set by its hook);
+                           * NULL when never published */
         uint64_t generation;
         int64_t time;  /* unix seconds of the last publish, 0 if unknown */
         char *version; /* software version of the publisher */
@@ -89,6 +91,11 @@ typedef struct se_node_record {
  * as "<stage>-<sha256 hex>". version NULL = this library's version. Overwrites the record. */
 int se_cluster_publish_node(se_cluster *c, const char *name, const char *annotation, uint64_t generation,
                             const char *version, se_error *e);
+/* The same with the annotation the server is running with (what its hook loaded at the last
+ * start). Commands change the annotation (k3s's semantics); only a start changes running, and
+ * only running says a server can read a new key. running NULL: leave it out. */
+int se_cluster_publish_node_running(se_cluster *c, const char *name, const char *annotation, const char *running,
+                                    uint64_t generation, const char *version, se_error *e);
 /* Every record, sorted by name (k3s lists Nodes by name). */
 int se_cluster_list_nodes(se_cluster *c, se_node_record **ret, size_t *ret_n, se_error *e);
 /* Forgets a decommissioned server. -ENOENT if there is no record. */

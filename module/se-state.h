@@ -68,6 +68,7 @@ typedef struct se_state {
         uint64_t generation;     /* bumped on every config write */
         char *annotation;        /* this node's published "<stage>-<hash>", NULL if never */
         int64_t annotation_time; /* unix seconds it was last set */
+        char *running;           /* the annotation the API server last started with (set by the hook) */
         bool pending_reencrypt;  /* a re-encryption was requested or interrupted */
         bool pending_skip;       /* ... with --skip: keep keys, revert to the persisted stage */
         bool pending_rotate_keys;

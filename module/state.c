@@ -116,6 +116,13 @@ static int load_own(se_state *st, se_error *e) {
                 st->pending_rotate_keys = json_object_get_boolean(v);
         if (json_object_object_get_ex(root, "last_rotation", &v))
                 st->last_rotation = json_object_get_int64(v);
+        if (json_object_object_get_ex(root, "running", &v) && json_object_is_type(v, json_type_string)) {
+                st->running = strdup(json_object_get_string(v));
+                if (!st->running) {
+                        json_object_put(root);
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                }
+        }
         if (json_object_object_get_ex(root, "annotation_time", &v))
                 st->annotation_time = json_object_get_int64(v);
         if (json_object_object_get_ex(root, "rolling", &v))
@@ -166,6 +173,7 @@ _public_ void se_state_done(se_state *st) {
         }
         se_config_free(st->config);
         free(st->annotation);
+        free(st->running);
         *st = (se_state){.stage = SE_STAGE_INVALID};
 }
 
@@ -268,6 +276,8 @@ _public_ int se_state_save_own(se_state *st, se_error *e) {
         json_object_object_add(root, "generation", json_object_new_int64((int64_t) st->generation));
         if (st->annotation)
                 json_object_object_add(root, "annotation", json_object_new_string(st->annotation));
+        if (st->running)
+                json_object_object_add(root, "running", json_object_new_string(st->running));
         json_object_object_add(root, "pending_reencrypt", json_object_new_boolean(st->pending_reencrypt));
         json_object_object_add(root, "pending_skip", json_object_new_boolean(st->pending_skip));
         json_object_object_add(root, "pending_rotate_keys", json_object_new_boolean(st->pending_rotate_keys));

@@ -136,7 +136,7 @@ rc=$?
         not_ok "rotate refused (rc $rc)"
         cat "$WORK/out"
 }
-grep -q "next_action" <(cli 1 status -o json) && cli 1 status -o json | grep -q '"next_action": "restart stand-in.service on server-2, server-3"' &&
+grep -q "next_action" <(cli 1 status -o json) && cli 1 status -o json | grep -q '"next_action": "restart stand-in.service on server-1, server-2, server-3"' &&
         ok "status JSON next_action names the servers to restart" || not_ok "next_action: $(cli 1 status -o json | grep next_action)"
 check "restart all: every server installs prepare and reads every secret" restart_all 1 2 3
 check "all at prepare, hashes match" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match); CLI=$CLI WORK=$WORK; expect_stage prepare 1 2 3 && expect_match 1 2 3"
