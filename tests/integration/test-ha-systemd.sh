@@ -322,8 +322,10 @@ else
         se_not_ok "rotate-keys on server-1 (online) (exit $rk_rc)"
         sed 's/^/#   /' "$LOGS/last.out" "$LOGS/last.err" | head -n 20
 fi
-se_check "rotate-keys: server-1 at reencrypt_finished with a new write key" \
-        test "$(stage_of 1)" = reencrypt_finished -a "$(json_field 1 activekey)" != "$key0"
+# In HA the old key stays until every server runs the new config: server-1 holds the new write
+# key at stage rotate, and the restarts below finish the rotation (prune, reencrypt_finished).
+se_check "rotate-keys: server-1 at rotate with a new write key, the old key kept" \
+        test "$(stage_of 1)" = rotate -a "$(json_field 1 activekey)" != "$key0"
 for i in 2 3; do
         h=$(hashes_of "$i")
         se_check "rotate-keys: server-$i shows a hash mismatch ('$h'), still at start" bash -c \
