@@ -179,10 +179,16 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOUR
 	-DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" -Imodule -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
 .PHONY: fuzz
 fuzz: $(FUZZ_BIN)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard module/*.h)
+# The library is compiled once with the fuzzer's instrumentation and linked into every target.
+FUZZ_LIB_OBJ := $(LIB_SRC:module/%.c=build-fuzz/obj/%.o)
+build-fuzz/obj/%.o: module/%.c
+	$(call say,FUZZCC,$@)
+	@mkdir -p build-fuzz/obj
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 	$(call say,FUZZ,$@)
 	@mkdir -p build-fuzz
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LIBS)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJ) $(LIBS)
 
 # ---- reliability suite: fault injection, allocation failures, fuzz runs, stress -----------------
 # tests/preload/fault-inject.c: an LD_PRELOAD library that SIGKILLs the process at, or fails, its
