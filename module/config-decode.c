@@ -250,6 +250,25 @@ static int key_field(decoder *d, size_t idx, json_object *v, void *userdata) {
         return decode_string(d, v, idx == 0 ? &k->name : &k->secret);
 }
 
+/* One element of a []struct: a non-object element is a type error (Go goes on with the next one);
+ * the path gets "[i]" while the element is decoded. */
+static int decode_element(decoder *d, json_object *e, size_t i, const char *go_type, const char *struct_name,
+                          const char *const *fields, size_t n_fields, field_fn fn, void *userdata) {
+        size_t plen = d->path.len;
+        int r;
+
+        if (!e)
+                return 0;
+        if (!json_object_is_type(e, json_type_object))
+                return type_error(d, kind_of(e), go_type);
+        r = push_index(d, i);
+        if (r < 0)
+                return r;
+        r = decode_struct(d, e, struct_name, fields, n_fields, fn, userdata);
+        sb_truncate(&d->path, plen);
+        return r;
+}
+
 static int decode_keys(decoder *d, json_object *v, se_key_list *l) {
         size_t n;
         int r;
@@ -275,22 +294,8 @@ static int decode_keys(decoder *d, json_object *v, se_key_list *l) {
                 return -ENOMEM;
         l->n_keys = n;
         for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_array_get_idx(v, i);
-                size_t plen = d->path.len;
-
-                if (!e)
-                        continue;
-                if (!json_object_is_type(e, json_type_object)) {
-                        r = type_error(d, kind_of(e), "v1.Key");
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                r = push_index(d, i);
-                if (r < 0)
-                        return r;
-                r = decode_struct(d, e, "Key", key_fields, ELEMENTSOF(key_fields), key_field, &l->keys[i]);
-                sb_truncate(&d->path, plen);
+                r = decode_element(d, json_object_array_get_idx(v, i), i, "v1.Key", "Key", key_fields,
+                                   ELEMENTSOF(key_fields), key_field, &l->keys[i]);
                 if (r < 0)
                         return r;
         }
@@ -533,24 +538,11 @@ static int resource_field(decoder *d, size_t idx, json_object *v, void *userdata
                 return -ENOMEM;
         rc->n_providers = n;
         for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_array_get_idx(v, i);
                 provider_state ps = {.p = &rc->providers[i]};
-                size_t plen = d->path.len;
 
-                if (!e)
-                        continue;
-                if (!json_object_is_type(e, json_type_object)) {
-                        r = type_error(d, kind_of(e), "v1.ProviderConfiguration");
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                r = push_index(d, i);
-                if (r < 0)
-                        return r;
-                r = decode_struct(d, e, "ProviderConfiguration", provider_fields, ELEMENTSOF(provider_fields),
-                                  provider_field, &ps);
-                sb_truncate(&d->path, plen);
+                r = decode_element(d, json_object_array_get_idx(v, i), i, "v1.ProviderConfiguration",
+                                   "ProviderConfiguration", provider_fields, ELEMENTSOF(provider_fields),
+                                   provider_field, &ps);
                 if (r < 0)
                         return r;
                 if (rc->providers[i].kms) {
@@ -598,23 +590,9 @@ static int root_field(decoder *d, size_t idx, json_object *v, void *userdata) {
                 return -ENOMEM;
         c->n_resources = n;
         for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_array_get_idx(v, i);
-                size_t plen = d->path.len;
-
-                if (!e)
-                        continue;
-                if (!json_object_is_type(e, json_type_object)) {
-                        r = type_error(d, kind_of(e), "v1.ResourceConfiguration");
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                r = push_index(d, i);
-                if (r < 0)
-                        return r;
-                r = decode_struct(d, e, "ResourceConfiguration", resource_fields, ELEMENTSOF(resource_fields),
-                                  resource_field, &c->resources[i]);
-                sb_truncate(&d->path, plen);
+                r = decode_element(d, json_object_array_get_idx(v, i), i, "v1.ResourceConfiguration",
+                                   "ResourceConfiguration", resource_fields, ELEMENTSOF(resource_fields),
+                                   resource_field, &c->resources[i]);
                 if (r < 0)
                         return r;
         }
