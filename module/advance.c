@@ -89,8 +89,13 @@ _public_ int se_op_start_rolling(se_ctx *ctx, se_error *e) {
                 return se_error_set(e, -ESTALE,
                                     "a rolling rotation uses prepare/rotate, which k3s limits to aescbc keys; use "
                                     "rotate-keys for secretbox");
+        /* The request first: killed right after the prepare is published, the restarts must still
+         * know to carry the rotation on. */
+        r = se_ha_set_rolling(ctx, true, e);
+        if (r < 0)
+                return r;
         r = se_op_prepare(ctx, false, e);
-        if (r >= 0)
-                r = se_ha_set_rolling(ctx, true, e);
+        if (r < 0)
+                (void) se_ha_set_rolling(ctx, false, NULL); /* refused: nothing was started */
         return r;
 }

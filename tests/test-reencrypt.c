@@ -550,7 +550,7 @@ START_TEST(test_rate_limit_and_progress_cadence) {
                 ck_assert_uint_eq(log.calls[i].total, n);
                 ck_assert(log.calls[i].rate > 0 && log.calls[i].rate < 1150); /* never above the limit */
                 if (i > 0)
-                        ck_assert_uint_ge(log.usec[i] - log.usec[i - 1], 1000000);
+                        ck_assert_uint_ge(log.usec[i] - log.usec[i - 1], 999000); /* the engine and the test read the clock apart */
         }
         ck_assert(log.last.final);
         ck_assert_uint_eq(log.last.done, n);

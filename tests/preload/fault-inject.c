@@ -7,13 +7,17 @@
  * through the PLT, so the preload wins.
  *
  *   SE_FAULT_OPS=write,fsync,rename,unlink,truncate   which calls count (default: all of them)
+ *                               add "send" to also count send/sendto/sendmsg and write on sockets
+ *                               (the etcd datastore's HTTP requests); not counted by default
  *   SE_FAULT_KILL_AT=N          SIGKILL at the N-th counted call
  *   SE_FAULT_KILL_AFTER=1       ... after the call has been made (default: just before it)
  *   SE_FAULT_ERRNO_AT=N         fail the N-th counted write (and every later one; unlink and rename
  *                               still work, as on a full disk) with
  *   SE_FAULT_ERRNO=ENOSPC|EIO|EROFS|EDQUOT   (default ENOSPC)
  *   SE_FAULT_COUNT_FILE=PATH    write the number of counted calls there at exit
- *   SE_FAULT_TRACE=PATH         append "<n> <call> <path>" per counted call (phase statistics)
+ *   SE_FAULT_TRACE=PATH         append "<n> <call> <path>" per counted call (phase statistics);
+ *                               for a send, <path> is the HTTP request line (e.g. "POST /v3/kv/txn")
+ *                               or "socket" for a continuation
  *
  * The variables are removed from the environment at load so child processes are not affected.
  */
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -36,6 +41,7 @@ enum {
         OP_RENAME = 1 << 2,
         OP_UNLINK = 1 << 3,
         OP_TRUNCATE = 1 << 4,
+        OP_SEND = 1 << 5,
 };
 
 static unsigned ops_mask = OP_WRITE | OP_FSYNC | OP_RENAME | OP_UNLINK | OP_TRUNCATE;
@@ -72,6 +78,8 @@ __attribute__((constructor)) static void fault_init(void) {
                         ops_mask |= OP_UNLINK;
                 if (strstr(v, "truncate"))
                         ops_mask |= OP_TRUNCATE;
+                if (strstr(v, "send"))
+                        ops_mask |= OP_SEND;
         }
         kill_at = env_ulong("SE_FAULT_KILL_AT");
         kill_after = env_ulong("SE_FAULT_KILL_AFTER") != 0;
@@ -167,15 +175,88 @@ static bool is_regular(int fd) {
         return fstat(fd, &st) >= 0 && S_ISREG(st.st_mode);
 }
 
+static bool is_socket(int fd) {
+        struct stat st;
+
+        return fstat(fd, &st) >= 0 && S_ISSOCK(st.st_mode);
+}
+
+/* "POST /v3/kv/txn" for the first chunk of an HTTP request, "socket" otherwise. */
+static const char *request_line(const void *buf, size_t n, char *what, size_t size) {
+        const char *b = buf;
+        size_t i, sp = 0;
+
+        if (!b || n < 5 || (memcmp(b, "POST ", 5) != 0 && memcmp(b, "GET ", 4) != 0 && memcmp(b, "PUT ", 4) != 0))
+                return "socket";
+        for (i = 0; i < n && i + 1 < size && b[i] != '\r' && b[i] != '\n'; i++) {
+                if (b[i] == ' ' && ++sp == 2)
+                        break;
+                what[i] = b[i] == ' ' ? '_' : b[i];
+        }
+        what[i] = 0;
+        return what;
+}
+
 ssize_t write(int fd, const void *buf, size_t n) {
         static ssize_t (*f)(int, const void *, size_t);
         ssize_t r;
 
         if (!f)
                 f = real("write");
-        if (active && (ops_mask & OP_WRITE) && is_regular(fd) && before(OP_WRITE, "write", fd, NULL) < 0)
+        if (active && (ops_mask & OP_SEND) && is_socket(fd)) {
+                char what[64];
+
+                if (before(OP_SEND, "send", -1, request_line(buf, n, what, sizeof(what))) < 0)
+                        return -1;
+        } else if (active && (ops_mask & OP_WRITE) && is_regular(fd) && before(OP_WRITE, "write", fd, NULL) < 0)
                 return -1;
         r = f(fd, buf, n);
+        after();
+        return r;
+}
+
+/* The etcd client's requests: one counted call per send, described by its HTTP request line. */
+ssize_t send(int fd, const void *buf, size_t n, int flags) {
+        static ssize_t (*f)(int, const void *, size_t, int);
+        char what[64];
+        ssize_t r;
+
+        if (!f)
+                f = real("send");
+        if (active && (ops_mask & OP_SEND) && before(OP_SEND, "send", -1, request_line(buf, n, what, sizeof(what))) < 0)
+                return -1;
+        r = f(fd, buf, n, flags);
+        after();
+        return r;
+}
+
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to, socklen_t tolen) {
+        static ssize_t (*f)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+        char what[64];
+        ssize_t r;
+
+        if (!f)
+                f = real("sendto");
+        if (active && (ops_mask & OP_SEND) && before(OP_SEND, "send", -1, request_line(buf, n, what, sizeof(what))) < 0)
+                return -1;
+        r = f(fd, buf, n, flags, to, tolen);
+        after();
+        return r;
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *m, int flags) {
+        static ssize_t (*f)(int, const struct msghdr *, int);
+        char what[64];
+        ssize_t r;
+
+        if (!f)
+                f = real("sendmsg");
+        if (active && (ops_mask & OP_SEND) &&
+            before(OP_SEND, "send", -1,
+                   m && m->msg_iovlen > 0 ? request_line(m->msg_iov[0].iov_base, m->msg_iov[0].iov_len, what, sizeof(what))
+                                          : "socket") < 0)
+                return -1;
+        r = f(fd, m, flags);
         after();
         return r;
 }
