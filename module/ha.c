@@ -90,8 +90,8 @@ _public_ int se_ha_publish(se_ctx *ctx, se_error *e) {
         r = se_ha_cluster(ctx, &cl, e);
         if (r < 0 || !cl || !ctx->state.annotation)
                 return r;
-        return se_cluster_publish_node_running(cl, ctx->settings->node_name, ctx->state.annotation,
-                                               ctx->state.running, ctx->state.generation, NULL, e);
+        return se_cluster_publish_node_running(cl, ctx->settings->node_name, ctx->state.annotation, ctx->state.running,
+                                               ctx->state.generation, NULL, e);
 }
 
 _public_ int se_ha_nodes(se_ctx *ctx, se_node_record **ret, size_t *ret_n, se_error *e) {

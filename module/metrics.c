@@ -52,7 +52,7 @@ _public_ int se_metrics_format(const se_facts *f, char **ret) {
                    "Secrets encryption rotation stage of this node (1 for the current stage).");
         for (int s = 0; s < _SE_STAGE_MAX && r >= 0; s++)
                 r = se_buf_printf(&b, "secrets_encrypt_stage{stage=\"%s\"} %d\n", se_stage_to_string(s),
-                            f->stage && streq(f->stage, se_stage_to_string(s)) ? 1 : 0);
+                                  f->stage && streq(f->stage, se_stage_to_string(s)) ? 1 : 0);
         if (r >= 0)
                 r = gauge(&b, "secrets_encrypt_configured", "Whether an encryption configuration file exists.",
                           f->configured);

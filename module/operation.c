@@ -18,7 +18,7 @@ static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, 
         pid_t holder = 0;
         int r;
 
-        *ctx = (se_ctx){ .settings = s, .lock_fd = -1 };
+        *ctx = (se_ctx){.settings = s, .lock_fd = -1};
         if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST && !(read_only && errno == EROFS))
                 return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
 
@@ -501,7 +501,10 @@ _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
                 ctx->state.pending_reencrypt = ctx->state.pending_rotate_keys = true;
                 ctx->state.pending_skip = ha;
                 r = se_ops_commit(ctx, n,
-                                  ha ? SE_STAGE_ROTATE : ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, e);
+                                  ha                     ? SE_STAGE_ROTATE
+                                  : ctx->state.has_stage ? ctx->state.stage
+                                                         : SE_STAGE_START,
+                                  e);
         }
         se_config_free(n);
         if (r >= 0) {

@@ -131,8 +131,8 @@ static int load_own(se_state *st, se_error *e) {
                 json_object *h, *g;
 
                 st->intent_stage = se_stage_from_string(json_object_get_string(v));
-                if (json_object_object_get_ex(root, "intent_hash", &h) &&
-                    json_object_is_type(h, json_type_string) && strlen(json_object_get_string(h)) == 64)
+                if (json_object_object_get_ex(root, "intent_hash", &h) && json_object_is_type(h, json_type_string) &&
+                    strlen(json_object_get_string(h)) == 64)
                         memcpy(st->intent_hash, json_object_get_string(h), 65);
                 else
                         st->intent_stage = SE_STAGE_INVALID;

@@ -190,8 +190,9 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
                                 r = n->annotation ? se_go_json_append_string(&b, n->annotation)
                                                   : se_buf_append_str(&b, "null");
                         if (r >= 0)
-                                r = se_buf_printf(&b, ",\n\t\t\t\"generation\": %" PRIi64 ",\n\t\t\t\"time\": %" PRIi64,
-                                            n->generation, n->time);
+                                r = se_buf_printf(&b,
+                                                  ",\n\t\t\t\"generation\": %" PRIi64 ",\n\t\t\t\"time\": %" PRIi64,
+                                                  n->generation, n->time);
                         if (r >= 0)
                                 r = field(&b, "\t\t\t", "version");
                         if (r >= 0)
@@ -204,9 +205,9 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
         }
         if (r >= 0)
                 r = se_buf_printf(&b,
-                            ",\n\t\"progress\": {\n\t\t\"reencrypt_pending\": %s,\n\t\t\"done\": %" PRIu64
-                            ",\n\t\t\"total\": %" PRIu64 "\n\t}",
-                            s->reencrypt_pending ? "true" : "false", s->progress_done, s->progress_total);
+                                  ",\n\t\"progress\": {\n\t\t\"reencrypt_pending\": %s,\n\t\t\"done\": %" PRIu64
+                                  ",\n\t\t\"total\": %" PRIu64 "\n\t}",
+                                  s->reencrypt_pending ? "true" : "false", s->progress_done, s->progress_total);
         if (r >= 0)
                 r = field(&b, "\t", "next_action");
         if (r >= 0)
