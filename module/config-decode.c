@@ -438,12 +438,7 @@ static int provider_field(decoder *d, size_t idx, json_object *v, void *userdata
                 kms_state st;
 
                 if (!v) {
-                        if (p->kms) {
-                                free(p->kms->api_version);
-                                free(p->kms->name);
-                                free(p->kms->endpoint);
-                                p->kms = mfree(p->kms);
-                        }
+                        p->kms = se_kms_free(p->kms);
                         return 0;
                 }
                 if (!json_object_is_type(v, json_type_object))
@@ -511,19 +506,8 @@ static int resource_field(decoder *d, size_t idx, json_object *v, void *userdata
                 return 0;
         }
 
-        for (size_t i = 0; i < rc->n_providers; i++) {
-                se_provider *p = &rc->providers[i];
-
-                se_key_list_free(p->aesgcm);
-                se_key_list_free(p->aescbc);
-                se_key_list_free(p->secretbox);
-                if (p->kms) {
-                        free(p->kms->api_version);
-                        free(p->kms->name);
-                        free(p->kms->endpoint);
-                        free(p->kms);
-                }
-        }
+        for (size_t i = 0; i < rc->n_providers; i++)
+                se_provider_done(&rc->providers[i]);
         rc->providers = mfree(rc->providers);
         rc->n_providers = 0;
         if (!v)

@@ -73,7 +73,7 @@ _public_ se_key_list *se_key_list_free(se_key_list *l) {
         return NULL;
 }
 
-static se_kms *kms_free(se_kms *k) {
+_public_ se_kms *se_kms_free(se_kms *k) {
         if (!k)
                 return NULL;
         free(k->api_version);
@@ -83,11 +83,11 @@ static se_kms *kms_free(se_kms *k) {
         return NULL;
 }
 
-static void provider_done(se_provider *p) {
+_public_ void se_provider_done(se_provider *p) {
         se_key_list_free(p->aesgcm);
         se_key_list_free(p->aescbc);
         se_key_list_free(p->secretbox);
-        kms_free(p->kms);
+        se_kms_free(p->kms);
         *p = (se_provider){};
 }
 
@@ -101,7 +101,7 @@ _public_ se_config *se_config_free(se_config *c) {
                         free(rc->resources[j]);
                 free(rc->resources);
                 for (size_t j = 0; j < rc->n_providers; j++)
-                        provider_done(&rc->providers[j]);
+                        se_provider_done(&rc->providers[j]);
                 free(rc->providers);
         }
         free(c->resources);

@@ -72,6 +72,9 @@ typedef struct se_config {
 se_config *se_config_new(void);
 /* Frees a key list, wiping its secrets; returns NULL. */
 se_key_list *se_key_list_free(se_key_list *l);
+se_kms *se_kms_free(se_kms *k);
+/* Frees every member of one providers[] element and zeroes it. */
+void se_provider_done(se_provider *p);
 se_config *se_config_free(se_config *c); /* wipes key material; returns NULL */
 int se_config_copy(const se_config *c, se_config **ret);
 
