@@ -44,7 +44,8 @@ _etcd_port=
 _etcd_free_port() {
         local p i
         for ((i = 0; i < 200; i++)); do
-                p=$((20000 + RANDOM % 40000))
+                # below the kernel's ephemeral range (32768+), where outgoing connections can take a port
+                p=$((20000 + RANDOM % 12000))
                 case "$_etcd_taken" in *" $p "*) continue ;; esac
                 if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
                         _etcd_taken="$_etcd_taken$p "

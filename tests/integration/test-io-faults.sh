@@ -323,7 +323,7 @@ fi
 
 # ==== 6. datastore faults ===========================================================================================
 # etcd unreachable: nothing listens on the port
-port=$((20000 + RANDOM % 30000))
+port=$((20000 + RANDOM % 12000)) # below the ephemeral range
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 d="$W/etcd-down"
 setup "$d" || not_ok "etcd down: setup"
