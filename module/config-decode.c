@@ -225,14 +225,29 @@ static int push_index(decoder *d, size_t i) {
         return sb_append(&d->path, buf, (size_t) n);
 }
 
+/* Go strings may hold NUL bytes (JSON "\u0000", a YAML "\0" escape, !!binary); the model's C strings
+ * cannot. kube-apiserver takes such a name (its envelope prefix then holds the NUL byte) and refuses
+ * such a secret as bad base64; a NUL byte cannot be carried through a rotation, so we refuse both,
+ * without printing the value (it may be key material). */
+static int nul_error(decoder *d) {
+        return set_fatal(d, "%s: Invalid value: contains a NUL character, which cannot be carried through a rotation",
+                         sb_str(&d->path));
+}
+
 static int decode_string(decoder *d, json_object *v, char **out) {
+        const char *p;
+        size_t n;
         char *s;
 
         if (!v)
                 return 0; /* null leaves a Go string untouched */
         if (!json_object_is_type(v, json_type_string))
                 return type_error(d, kind_of(v), "string");
-        s = strndup(json_object_get_string(v), (size_t) json_object_get_string_len(v));
+        p = json_object_get_string(v);
+        n = (size_t) json_object_get_string_len(v);
+        if (memchr(p, '\0', n))
+                return nul_error(d);
+        s = strndup(p, n);
         if (!s)
                 return -ENOMEM;
         erase_and_freep(out);
@@ -374,7 +389,7 @@ static int kms_field(decoder *d, size_t idx, json_object *v, void *userdata) {
                 if (!json_object_is_type(v, json_type_string))
                         return set_fatal(d, "json: cannot unmarshal %s into Go struct field %s.%s of type string",
                                          kind_of(v), d->struct_name, sb_str(&d->fields));
-                r = se_go_parse_duration(json_object_get_string(v), &ns, &err);
+                r = se_go_parse_duration(json_object_get_string(v), (size_t) json_object_get_string_len(v), &ns, &err);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
@@ -499,7 +514,12 @@ static int resource_field(decoder *d, size_t idx, json_object *v, void *userdata
                         return -ENOMEM;
                 rc->n_resources = n;
                 for (size_t i = 0; i < n; i++) {
-                        r = decode_string(d, json_object_array_get_idx(v, i), &rc->resources[i]);
+                        size_t plen = d->path.len;
+
+                        r = push_index(d, i);
+                        if (r >= 0)
+                                r = decode_string(d, json_object_array_get_idx(v, i), &rc->resources[i]);
+                        sb_truncate(&d->path, plen);
                         if (r < 0)
                                 return r;
                 }
@@ -616,14 +636,41 @@ static int finalize(se_config *c) {
 
 /* ---- apiVersion/kind sniffing (apimachinery SimpleMetaFactory.Interpret) ---- */
 
-static char *go_quote(const char *s) {
-        size_t n = strlen(s);
+/* A Go string: the sniffed kind and apiVersion are decoded text and may hold NUL bytes. */
+typedef struct gostr {
+        char *s; /* NUL-terminated copy of n bytes */
+        size_t n;
+} gostr;
+
+static void gostr_done(gostr *g) {
+        free(g->s);
+        *g = (gostr){};
+}
+
+static int gostr_set(gostr *g, const char *s, size_t n) {
+        char *c = malloc(n + 1);
+
+        if (!c)
+                return -ENOMEM;
+        memcpy(c, s, n);
+        c[n] = '\0';
+        free(g->s);
+        *g = (gostr){.s = c, .n = n};
+        return 0;
+}
+
+static bool gostr_eq(const char *s, size_t n, const char *lit) {
+        return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+/* strconv.Quote over n bytes, for the ASCII this can hold (other bytes are passed through). */
+static char *go_quote(const char *s, size_t n) {
         char *o = malloc(n * 4 + 3), *q = o;
 
         if (!o)
                 return NULL;
         *q++ = '"';
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        for (const unsigned char *p = (const unsigned char *) s; p < (const unsigned char *) s + n; p++) {
                 if (*p == '"' || *p == '\\') {
                         *q++ = '\\';
                         *q++ = (char) *p;
@@ -646,8 +693,8 @@ static char *go_quote(const char *s) {
         return o;
 }
 
-static int interpret(decoder *d, json_object *root, char **ret_kind, char **ret_version, char **ret_err) {
-        _cleanup_free_ char *kind = NULL, *version = NULL, *saved = NULL;
+static int interpret(decoder *d, json_object *root, gostr *ret_kind, gostr *ret_version, char **ret_err) {
+        _cleanup_free_ char *saved = NULL;
         const char **keys = NULL;
         bool owned = false;
         size_t n = 0;
@@ -667,11 +714,12 @@ static int interpret(decoder *d, json_object *root, char **ret_kind, char **ret_
                 if (r < 0)
                         return r;
         }
+        /* tree keys are C strings without NUL bytes: the front ends refuse other keys */
         for (size_t i = 0; i < n; i++) {
                 const char *field = strcasecmp(keys[i], "kind") == 0         ? "kind"
                                     : strcasecmp(keys[i], "apiVersion") == 0 ? "apiVersion"
                                                                              : NULL;
-                char **target = field && field[0] == 'k' ? &kind : &version;
+                gostr *target = field && field[0] == 'k' ? ret_kind : ret_version;
                 json_object *v = NULL;
 
                 if (!field)
@@ -689,12 +737,9 @@ static int interpret(decoder *d, json_object *root, char **ret_kind, char **ret_
                         }
                         continue;
                 }
-                free(*target);
-                *target = strdup(json_object_get_string(v));
-                if (!*target) {
-                        r = -ENOMEM;
+                r = gostr_set(target, json_object_get_string(v), (size_t) json_object_get_string_len(v));
+                if (r < 0)
                         goto finish;
-                }
         }
         if (saved) {
                 if (asprintf(ret_err, "couldn't get version/kind; json parse error: %s", saved) < 0)
@@ -703,66 +748,71 @@ static int interpret(decoder *d, json_object *root, char **ret_kind, char **ret_
                         r = -EBADMSG;
                 goto finish;
         }
-        *ret_kind = kind ? TAKE_PTR(kind) : strdup("");
-        *ret_version = version ? TAKE_PTR(version) : strdup("");
         r = 0;
+        if (!ret_kind->s)
+                r = gostr_set(ret_kind, "", 0);
+        if (r >= 0 && !ret_version->s)
+                r = gostr_set(ret_version, "", 0);
 finish:
         if (owned)
                 free(keys);
+        if (r < 0) {
+                gostr_done(ret_kind);
+                gostr_done(ret_version);
+        }
         return r;
 }
 
-int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, const char *data, size_t size,
-                          se_config **ret, char **ret_err) {
-        decoder d = {.yaml = from_yaml, .struct_name = "EncryptionConfiguration"};
-        _cleanup_free_ char *kind = NULL, *version = NULL, *group = NULL, *ver = NULL;
-        se_config *c = NULL;
-        const char *slash;
+/* Checks the sniffed kind and apiVersion the way the scheme does (schema.ParseGroupVersion, then
+ * the registered kinds), with explicit lengths throughout. */
+static int check_gvk(const gostr *kind, const gostr *version, json_object *root, const char *data, size_t size,
+                     char **ret_err) {
+        const char *v = version->s, *slash, *group, *ver;
+        size_t group_len, ver_len;
         int r;
 
-        *ret_err = NULL;
-        r = interpret(&d, root, &kind, &version, ret_err);
-        if (r < 0)
-                return r;
-        if (!kind || !version)
-                return -ENOMEM;
+        if (version->n == 0 || gostr_eq(v, version->n, "/")) {
+                group = ver = "";
+                group_len = ver_len = 0;
+        } else if (!(slash = memchr(v, '/', version->n))) {
+                group = "";
+                group_len = 0;
+                ver = v;
+                ver_len = version->n;
+        } else if (memchr(slash + 1, '/', version->n - (size_t) (slash + 1 - v))) {
+                /* Go prints the text as is (%s); a C string cannot, so text with a NUL byte is quoted */
+                _cleanup_free_ char *q = memchr(v, '\0', version->n) ? go_quote(v, version->n) : strdup(v);
 
-        /* schema.ParseGroupVersion */
-        if (isempty(version) || streq(version, "/")) {
-                group = strdup("");
-                ver = strdup("");
-        } else if (!(slash = strchr(version, '/'))) {
-                group = strdup("");
-                ver = strdup(version);
-        } else if (strchr(slash + 1, '/')) {
-                if (asprintf(ret_err, "unexpected GroupVersion string: %s", version) < 0)
+                if (!q)
                         return -ENOMEM;
-                return -EBADMSG;
+                r = asprintf(ret_err, "unexpected GroupVersion string: %s", q);
+                return r < 0 ? -ENOMEM : -EBADMSG;
         } else {
-                group = strndup(version, (size_t) (slash - version));
-                ver = strdup(slash + 1);
+                group = v;
+                group_len = (size_t) (slash - v);
+                ver = slash + 1;
+                ver_len = version->n - group_len - 1;
         }
-        if (!group || !ver)
-                return -ENOMEM;
 
-        if (isempty(kind) || isempty(ver)) {
+        if (kind->n == 0 || ver_len == 0) {
                 _cleanup_free_ char *echo = se_config_redact(data, size, root);
 
                 if (!echo)
                         return -ENOMEM;
-                if (asprintf(ret_err, "Object '%s' is missing in '%s'", isempty(kind) ? "Kind" : "apiVersion", echo) <
+                if (asprintf(ret_err, "Object '%s' is missing in '%s'", kind->n == 0 ? "Kind" : "apiVersion", echo) <
                     0)
                         return -ENOMEM;
                 return -EBADMSG;
         }
-        if (!((streq(group, "apiserver.config.k8s.io") && streq(ver, "v1") &&
-               streq(kind, "EncryptionConfiguration")) ||
-              (streq(group, "") && streq(ver, "v1") && streq(kind, "EncryptionConfig")))) {
-                _cleanup_free_ char *qk = go_quote(kind), *qg = go_quote(group), *qv = go_quote(version);
+        if (!((gostr_eq(group, group_len, "apiserver.config.k8s.io") && gostr_eq(ver, ver_len, "v1") &&
+               gostr_eq(kind->s, kind->n, "EncryptionConfiguration")) ||
+              (group_len == 0 && gostr_eq(ver, ver_len, "v1") && gostr_eq(kind->s, kind->n, "EncryptionConfig")))) {
+                _cleanup_free_ char *qk = go_quote(kind->s, kind->n), *qg = go_quote(group, group_len),
+                                    *qv = go_quote(v, version->n);
 
                 if (!qk || !qg || !qv)
                         return -ENOMEM;
-                if (streq(ver, "__internal"))
+                if (gostr_eq(ver, ver_len, "__internal"))
                         r = asprintf(ret_err,
                                      "no kind %s is registered for the internal version of group %s in scheme \"%s\"",
                                      qk, qg, SE_CONFIG_SCHEME_NAME);
@@ -771,12 +821,36 @@ int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_st
                                      SE_CONFIG_SCHEME_NAME);
                 return r < 0 ? -ENOMEM : -EBADMSG;
         }
+        return 0;
+}
 
+int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, const char *data, size_t size,
+                          se_config **ret, char **ret_err) {
+        decoder d = {.yaml = from_yaml, .struct_name = "EncryptionConfiguration"};
+        gostr kind = {}, version = {};
+        se_config *c = NULL;
+        int r;
+
+        *ret_err = NULL;
+        r = interpret(&d, root, &kind, &version, ret_err);
+        if (r < 0)
+                return r;
+        r = check_gvk(&kind, &version, root, data, size, ret_err);
+        if (r < 0) {
+                gostr_done(&kind);
+                gostr_done(&version);
+                return r;
+        }
+
+        /* both now equal registered, NUL-free names */
         c = se_config_new();
-        if (!c)
+        if (!c) {
+                gostr_done(&kind);
+                gostr_done(&version);
                 return -ENOMEM;
-        c->kind = TAKE_PTR(kind);
-        c->api_version = TAKE_PTR(version);
+        }
+        c->kind = TAKE_PTR(kind.s);
+        c->api_version = TAKE_PTR(version.s);
 
         r = decode_struct(&d, root, "EncryptionConfiguration", root_fields, ELEMENTSOF(root_fields), root_field, c);
         if (r == -ENOMEM)

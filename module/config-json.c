@@ -80,18 +80,21 @@ static int hex4(const char *p, const char *end, unsigned *ret) {
 }
 
 /* Scans a string starting at '"'. With ret, also decodes it (as json-c does: lone surrogates
- * become U+FFFD). Rejects raw control characters, which Go's scanner refuses and json-c takes. */
-static int scan_string(const char **pp, const char *end, char **ret, char **ret_err) {
+ * become U+FFFD) and sets *ret_len: "\u0000" decodes to a NUL byte. Rejects raw control characters,
+ * which Go's scanner refuses and json-c takes. */
+static int scan_string(const char **pp, const char *end, char **ret, size_t *ret_len, char **ret_err) {
         const char *p = *pp + 1;
-        const char *start = p;
+        const char *close = p;
         _cleanup_free_ char *s = NULL;
         char *q = NULL;
 
         for (const char *t = p;; t++) {
                 if (t >= end)
                         return -EBADMSG;
-                if (*t == '"')
+                if (*t == '"') {
+                        close = t;
                         break;
+                }
                 if (*t == '\\')
                         t++;
                 else if ((unsigned char) *t < 0x20) {
@@ -101,7 +104,8 @@ static int scan_string(const char **pp, const char *end, char **ret, char **ret_
                 }
         }
         if (ret) {
-                s = malloc((size_t) (end - start) + 4);
+                /* decoding never lengthens: \uXXXX gives at most 3 bytes, a surrogate pair 4 of 12 */
+                s = malloc((size_t) (close - p) + 1);
                 if (!s)
                         return -ENOMEM;
                 q = s;
@@ -158,15 +162,19 @@ static int scan_string(const char **pp, const char *end, char **ret, char **ret_
         }
         if (q) {
                 *q = '\0';
+                *ret_len = (size_t) (q - s);
                 *ret = TAKE_PTR(s);
         }
         *pp = p + 1;
         return 0;
 }
 
-static int scan_value(const char **pp, const char *end, json_object *jo, char **ret_err);
+static int scan_value(const char *base, const char **pp, const char *end, json_object *jo, char **ret_err);
 
-static int scan_object(const char **pp, const char *end, json_object *jo, char **ret_err) {
+/* -EILSEQ: a key holds a NUL byte, *ret_err says where. json-c cuts such a key at the NUL
+ * ("kind\u0000x" would become "kind"), while Go keeps it whole and its strict decoder refuses it as an
+ * unknown field (no field name has a NUL byte). */
+static int scan_object(const char *base, const char **pp, const char *end, json_object *jo, char **ret_err) {
         const char *p = *pp + 1;
         se_key_order *ko = NULL;
         int r;
@@ -189,13 +197,24 @@ static int scan_object(const char **pp, const char *end, json_object *jo, char *
         for (;;) {
                 _cleanup_free_ char *key = NULL;
                 json_object *child = NULL;
+                const char *key_start;
+                size_t key_len = 0;
 
                 p = skip_ws(p, end);
                 if (p >= end || *p != '"')
                         return -EBADMSG;
-                r = scan_string(&p, end, jo ? &key : NULL, ret_err);
+                key_start = p;
+                r = scan_string(&p, end, &key, &key_len, ret_err);
                 if (r < 0)
                         return r;
+                if (memchr(key, '\0', key_len)) {
+                        if (asprintf(ret_err, "invalid object key at offset %zu: contains a NUL character (\\u0000)",
+                                     (size_t) (key_start - base)) < 0) {
+                                *ret_err = NULL;
+                                return -ENOMEM;
+                        }
+                        return -EILSEQ;
+                }
                 if (jo) {
                         char **n = reallocarray(ko->keys, ko->n + 1, sizeof(char *));
 
@@ -209,7 +228,7 @@ static int scan_object(const char **pp, const char *end, json_object *jo, char *
                 if (p >= end || *p != ':')
                         return -EBADMSG;
                 p = skip_ws(p + 1, end);
-                r = scan_value(&p, end, child, ret_err);
+                r = scan_value(base, &p, end, child, ret_err);
                 if (r < 0)
                         return r;
                 p = skip_ws(p, end);
@@ -225,7 +244,7 @@ static int scan_object(const char **pp, const char *end, json_object *jo, char *
         }
 }
 
-static int scan_value(const char **pp, const char *end, json_object *jo, char **ret_err) {
+static int scan_value(const char *base, const char **pp, const char *end, json_object *jo, char **ret_err) {
         const char *p = *pp;
         int r;
 
@@ -233,7 +252,7 @@ static int scan_value(const char **pp, const char *end, json_object *jo, char **
                 return -EBADMSG;
         switch (*p) {
         case '{':
-                return scan_object(pp, end, jo, ret_err);
+                return scan_object(base, pp, end, jo, ret_err);
         case '[': {
                 size_t i = 0;
 
@@ -249,7 +268,7 @@ static int scan_value(const char **pp, const char *end, json_object *jo, char **
                                 jo && i < json_object_array_length(jo) ? json_object_array_get_idx(jo, i) : NULL;
 
                         p = skip_ws(p, end);
-                        r = scan_value(&p, end, child, ret_err);
+                        r = scan_value(base, &p, end, child, ret_err);
                         if (r < 0)
                                 return r;
                         p = skip_ws(p, end);
@@ -265,7 +284,7 @@ static int scan_value(const char **pp, const char *end, json_object *jo, char **
                 }
         }
         case '"':
-                return scan_string(pp, end, NULL, ret_err);
+                return scan_string(pp, end, NULL, NULL, ret_err);
         case 't':
         case 'f':
         case 'n':
@@ -388,11 +407,17 @@ int se_config_json_to_tree(const char *data, size_t size, json_object **ret, cha
         json_tokener_free(tok);
 
         p = skip_ws(data, end);
-        r = scan_value(&p, end, root, &err);
+        r = scan_value(data, &p, end, root, &err);
         if (r == -ENOMEM) {
                 free(err);
                 json_object_put(root);
                 return -ENOMEM;
+        }
+        if (r == -EILSEQ) {
+                /* not a syntax error: reported without the version/kind prefix */
+                json_object_put(root);
+                *ret_err = err;
+                return -EBADMSG;
         }
         if (r < 0) {
                 json_object_put(root);

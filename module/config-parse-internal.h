@@ -47,8 +47,9 @@ int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_st
 const se_key_order *se_json_key_order(json_object *o);
 /* Wipes every string value in the tree stored under a "secret" key. */
 void se_json_wipe_secrets(json_object *o);
-/* Go's time.ParseDuration; on failure *ret_err is Go's message. */
-int se_go_parse_duration(const char *s, int64_t *ret_ns, char **ret_err);
+/* Go's time.ParseDuration over len bytes (decoded text may hold NUL bytes); on failure *ret_err is
+ * Go's message. */
+int se_go_parse_duration(const char *s, size_t len, int64_t *ret_ns, char **ret_err);
 /* Go's json.Marshal text for a float64 (shortest round-trip, 'e' outside [1e-6, 1e21)). */
 void se_go_format_float(double v, char *buf, size_t size);
 /* Copy of the file with every secret value replaced by REDACTED. */

@@ -16,15 +16,15 @@
 
 /* ---- Go helpers ---- */
 
-/* time.quote(): like strconv.Quote for ASCII, non-ASCII and control bytes as \xNN. */
-static char *time_quote(const char *s) {
-        size_t n = strlen(s);
+/* time.quote(): like strconv.Quote for ASCII, non-ASCII and control bytes as \xNN. The text is
+ * decoded data and may hold NUL bytes, so it comes with its length. */
+static char *time_quote(const char *s, size_t n) {
         char *o = malloc(n * 4 + 3), *q = o;
 
         if (!o)
                 return NULL;
         *q++ = '"';
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        for (const unsigned char *p = (const unsigned char *) s; p < (const unsigned char *) s + n; p++) {
                 if (*p >= 0x80 || *p < 0x20)
                         q += sprintf(q, "\\x%02x", *p);
                 else {
@@ -38,21 +38,26 @@ static char *time_quote(const char *s) {
         return o;
 }
 
-static int duration_error(const char *fmt_before, const char *unit, const char *orig, char **ret_err) {
-        _cleanup_free_ char *qo = time_quote(orig), *qu = unit ? time_quote(unit) : NULL;
+static int duration_error(const char *what, const char *unit, size_t unit_len, const char *orig, size_t orig_len,
+                          char **ret_err) {
+        _cleanup_free_ char *qo = time_quote(orig, orig_len), *qu = unit ? time_quote(unit, unit_len) : NULL;
 
         if (!qo || (unit && !qu))
                 return -ENOMEM;
         if (unit) {
                 if (asprintf(ret_err, "time: unknown unit %s in duration %s", qu, qo) < 0)
                         return -ENOMEM;
-        } else if (asprintf(ret_err, "time: %s %s", fmt_before, qo) < 0)
+        } else if (asprintf(ret_err, "time: %s %s", what, qo) < 0)
                 return -ENOMEM;
         return -EINVAL;
 }
 
-/* Go's time.ParseDuration. */
-int se_go_parse_duration(const char *orig, int64_t *ret_ns, char **ret_err) {
+static bool is_digit_at(const char *s, const char *end) {
+        return s < end && *s >= '0' && *s <= '9';
+}
+
+/* Go's time.ParseDuration over exactly len bytes (a NUL byte is just an unknown unit character). */
+int se_go_parse_duration(const char *orig, size_t len, int64_t *ret_ns, char **ret_err) {
         static const struct {
                 const char *name;
                 uint64_t ns;
@@ -62,42 +67,43 @@ int se_go_parse_duration(const char *orig, int64_t *ret_ns, char **ret_err) {
                 {"ms", 1000000},     {"s", 1000000000}, {"m", UINT64_C(60000000000)}, {"h", UINT64_C(3600000000000)},
         };
         const uint64_t limit = UINT64_C(1) << 63;
-        const char *s = orig;
+        const char *s = orig, *end = orig + len;
         uint64_t d = 0;
         bool neg = false;
 
+#define INVALID(what) duration_error(what, NULL, 0, orig, len, ret_err)
         *ret_err = NULL;
-        if (*s == '-' || *s == '+') {
+        if (s < end && (*s == '-' || *s == '+')) {
                 neg = *s == '-';
                 s++;
         }
-        if (streq(s, "0")) {
+        if (end - s == 1 && *s == '0') {
                 *ret_ns = 0;
                 return 0;
         }
-        if (*s == '\0')
-                return duration_error("invalid duration", NULL, orig, ret_err);
-        while (*s) {
+        if (s == end)
+                return INVALID("invalid duration");
+        while (s < end) {
                 uint64_t v = 0, f = 0, unit = 0;
                 double scale = 1;
                 bool pre = false, post = false, overflow = false;
                 const char *u;
                 size_t ul;
 
-                if (!(*s == '.' || (*s >= '0' && *s <= '9')))
-                        return duration_error("invalid duration", NULL, orig, ret_err);
-                while (*s >= '0' && *s <= '9') {
+                if (!(*s == '.' || is_digit_at(s, end)))
+                        return INVALID("invalid duration");
+                while (is_digit_at(s, end)) {
                         if (v > limit / 10)
-                                return duration_error("invalid duration", NULL, orig, ret_err);
+                                return INVALID("invalid duration");
                         v = v * 10 + (uint64_t) (*s - '0');
                         if (v > limit)
-                                return duration_error("invalid duration", NULL, orig, ret_err);
+                                return INVALID("invalid duration");
                         s++;
                         pre = true;
                 }
-                if (*s == '.') {
+                if (s < end && *s == '.') {
                         s++;
-                        while (*s >= '0' && *s <= '9') {
+                        while (is_digit_at(s, end)) {
                                 post = true;
                                 if (!overflow) {
                                         if (f > (limit - 1) / 10)
@@ -116,43 +122,39 @@ int se_go_parse_duration(const char *orig, int64_t *ret_ns, char **ret_err) {
                         }
                 }
                 if (!pre && !post)
-                        return duration_error("invalid duration", NULL, orig, ret_err);
+                        return INVALID("invalid duration");
                 u = s;
-                while (*s && *s != '.' && !(*s >= '0' && *s <= '9'))
+                while (s < end && *s != '.' && !is_digit_at(s, end))
                         s++;
                 ul = (size_t) (s - u);
                 if (ul == 0)
-                        return duration_error("missing unit in duration", NULL, orig, ret_err);
+                        return INVALID("missing unit in duration");
                 for (size_t i = 0; i < ELEMENTSOF(units); i++)
-                        if (strlen(units[i].name) == ul && strneq(u, units[i].name, ul))
+                        if (strlen(units[i].name) == ul && memcmp(u, units[i].name, ul) == 0)
                                 unit = units[i].ns;
-                if (unit == 0) {
-                        _cleanup_free_ char *us = strndup(u, ul);
-
-                        if (!us)
-                                return -ENOMEM;
-                        return duration_error(NULL, us, orig, ret_err);
-                }
+                if (unit == 0)
+                        return duration_error(NULL, u, ul, orig, len, ret_err);
                 if (v > limit / unit)
-                        return duration_error("invalid duration", NULL, orig, ret_err);
+                        return INVALID("invalid duration");
                 v *= unit;
                 if (f > 0) {
                         v += (uint64_t) ((double) f * ((double) unit / scale));
                         if (v > limit)
-                                return duration_error("invalid duration", NULL, orig, ret_err);
+                                return INVALID("invalid duration");
                 }
                 d += v;
                 if (d > limit)
-                        return duration_error("invalid duration", NULL, orig, ret_err);
+                        return INVALID("invalid duration");
         }
         if (neg) {
                 *ret_ns = d == limit ? INT64_MIN : -(int64_t) d;
                 return 0;
         }
         if (d > limit - 1)
-                return duration_error("invalid duration", NULL, orig, ret_err);
+                return INVALID("invalid duration");
         *ret_ns = (int64_t) d;
         return 0;
+#undef INVALID
 }
 
 void se_go_format_float(double v, char *buf, size_t size) {
@@ -234,25 +236,21 @@ static void out_add(outbuf *b, const char *s, size_t n) {
         b->s[b->len] = '\0';
 }
 
-static void collect_secrets(json_object *o, unsigned depth, size_t *budget, outbuf *out);
+/* Replaces every occurrence of needle (nlen > 0 bytes, NUL bytes allowed) in b by REDACTED. */
+static void replace_all(outbuf *b, const char *needle, size_t nlen) {
+        outbuf o = {};
+        const char *p = b->s, *end = b->s + b->len, *m;
 
-static char *replace_all(char *s, const char *needle) {
-        size_t nl = strlen(needle);
-        outbuf b = {};
-        const char *p = s, *m;
-
-        while ((m = strstr(p, needle))) {
-                out_add(&b, p, (size_t) (m - p));
-                out_add(&b, "REDACTED", STRLEN("REDACTED"));
-                p = m + nl;
+        if (b->oom || !b->s || nlen == 0)
+                return;
+        while ((m = memmem(p, (size_t) (end - p), needle, nlen))) {
+                out_add(&o, p, (size_t) (m - p));
+                out_add(&o, "REDACTED", STRLEN("REDACTED"));
+                p = m + nlen;
         }
-        out_add(&b, p, strlen(p));
-        free(s);
-        if (b.oom) {
-                free(b.s);
-                return NULL;
-        }
-        return b.s ? b.s : strdup("");
+        out_add(&o, p, (size_t) (end - p));
+        free(b->s);
+        *b = o;
 }
 
 static void collect_secrets(json_object *o, unsigned depth, size_t *budget, outbuf *out) {
@@ -268,16 +266,18 @@ static void collect_secrets(json_object *o, unsigned depth, size_t *budget, outb
         if (!json_object_is_type(o, json_type_object))
                 return;
         json_object_object_foreach(o, k, v) {
+                /* tree keys are C strings without NUL bytes (the front ends refuse others) */
                 if (streq(k, "secret") && v && json_object_is_type(v, json_type_string) &&
-                    json_object_get_string_len(v) >= 4) {
-                        out->s = replace_all(out->s, json_object_get_string(v));
-                        if (!out->s)
-                                out->oom = true;
-                        else
-                                out->len = strlen(out->s), out->cap = out->len + 1;
-                } else
+                    json_object_get_string_len(v) >= 4)
+                        replace_all(out, json_object_get_string(v), (size_t) json_object_get_string_len(v));
+                else
                         collect_secrets(v, depth + 1, budget, out);
         }
+}
+
+/* strchr(set, c) also finds the terminator when c is a NUL byte, which the file may hold. */
+static bool in_set(char c, const char *set) {
+        return c != '\0' && strchr(set, c);
 }
 
 static bool secret_key_at(const char *d, size_t size, size_t i, size_t *ret_value) {
@@ -285,7 +285,7 @@ static bool secret_key_at(const char *d, size_t size, size_t i, size_t *ret_valu
 
         if (size - i < STRLEN("secret") || !strneq(d + i, "secret", STRLEN("secret")))
                 return false;
-        if (i > 0 && !strchr(" \t\r\n{,\"'-?", d[i - 1]))
+        if (i > 0 && !in_set(d[i - 1], " \t\r\n{,\"'-?"))
                 return false;
         if (k < size && (d[k] == '"' || d[k] == '\''))
                 k++;
@@ -314,7 +314,7 @@ char *se_config_redact(const char *d, size_t size, json_object *root) {
                         continue;
                 }
                 out_add(&b, d + i, k - i);
-                if (k >= size || strchr("\r\n#|>", d[k])) {
+                if (k >= size || in_set(d[k], "\r\n#|>")) {
                         i = k;
                         continue;
                 }
@@ -331,7 +331,7 @@ char *se_config_redact(const char *d, size_t size, json_object *root) {
                         i = m < size ? m + 1 : size;
                         continue;
                 }
-                for (m = k; m < size && !strchr("\r\n,}]", d[m]) && !(d[m] == '#' && strchr(" \t", d[m - 1])); m++)
+                for (m = k; m < size && !in_set(d[m], "\r\n,}]") && !(d[m] == '#' && in_set(d[m - 1], " \t")); m++)
                         ;
                 i = m;
                 while (m > k && (d[m - 1] == ' ' || d[m - 1] == '\t'))

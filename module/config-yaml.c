@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "config-parse-internal.h"
+#include "go-json.h"
 #include "macro.h"
 #include "se-util.h"
 
@@ -15,6 +16,9 @@
  * scalar resolution, mapping keys stringified, later duplicates win. go-yaml's strict pass (which
  * kube-apiserver runs only to find duplicate keys) is reproduced alongside: its message lists
  * every duplicate as "line N: key "k" already set in map".
+ *
+ * A scalar is bytes plus a length, never a C string: a "\0" escape or a !!binary tag gives text with
+ * NUL bytes, and a decoded !!binary buffer has no terminator at all.
  */
 
 typedef enum scalar_type {
@@ -71,7 +75,7 @@ typedef struct yctx {
         size_t strict_len;
         char *err;
         const char *unsupported_float;
-        char *binary; /* decoded !!binary scalar of the current event */
+        char *binary; /* decoded !!binary scalar of the current event, not NUL-terminated */
         size_t binary_len;
 } yctx;
 
@@ -221,14 +225,19 @@ static bool parse_float(const char *s, double *ret) {
         return true;
 }
 
-static bool in_list(const char *s, const char *const *l) {
+static bool mem_is(const char *s, size_t len, const char *lit) {
+        return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+static bool in_list(const char *s, size_t len, const char *const *l) {
         for (; *l; l++)
-                if (streq(s, *l))
+                if (mem_is(s, len, *l))
                         return true;
         return false;
 }
 
-/* go-yaml v2's resolve() for an untagged plain scalar (or an explicitly tagged one). */
+/* go-yaml v2's resolve() for an untagged plain scalar (or an explicitly tagged one): len bytes at s,
+ * which need not be NUL-terminated. The numeric parsers get a terminated copy. */
 static int resolve_plain(yctx *c, const char *s, size_t len, scalar *ret) {
         static const char *const yes[] = {"y",    "Y",    "yes", "Yes", "YES", "true",
                                           "True", "TRUE", "on",  "On",  "ON",  NULL};
@@ -241,38 +250,41 @@ static int resolve_plain(yctx *c, const char *s, size_t len, scalar *ret) {
         char h = len > 0 ? s[0] : 'N';
 
         *ret = (scalar){.type = SCALAR_STRING, .s = s, .len = len};
-        if (strlen(s) != len) /* embedded NUL: never a special value */
+        if (memchr(s, '\0', len)) /* embedded NUL: never a special value */
                 return 0;
         if (!(strchr("+-.0123456789yYnNtTfFoO~<", h) && h != '\0') && len > 0)
                 return 0;
 
-        if (in_list(s, yes)) {
+        if (in_list(s, len, yes)) {
                 *ret = (scalar){.type = SCALAR_BOOL, .b = true};
                 return 0;
         }
-        if (in_list(s, no)) {
+        if (in_list(s, len, no)) {
                 *ret = (scalar){.type = SCALAR_BOOL, .b = false};
                 return 0;
         }
-        if (in_list(s, null)) {
+        if (in_list(s, len, null)) {
                 *ret = (scalar){.type = SCALAR_NULL};
                 return 0;
         }
-        if (in_list(s, nan) || in_list(s, pinf) || in_list(s, ninf)) {
+        if (in_list(s, len, nan) || in_list(s, len, pinf) || in_list(s, len, ninf)) {
                 *ret = (scalar){.type = SCALAR_FLOAT,
-                                .d = in_list(s, nan)    ? NAN
-                                     : in_list(s, pinf) ? INFINITY
-                                                        : -INFINITY};
+                                .d = in_list(s, len, nan)    ? NAN
+                                     : in_list(s, len, pinf) ? INFINITY
+                                                             : -INFINITY};
                 return 0;
         }
-        if (streq(s, "<<")) {
+        if (mem_is(s, len, "<<")) {
                 *ret = (scalar){.type = SCALAR_MERGE};
                 return 0;
         }
         if (h == '.') {
+                _cleanup_free_ char *copy = strndup(s, len);
                 double d;
 
-                if (parse_float(s, &d))
+                if (!copy)
+                        return -ENOMEM;
+                if (parse_float(copy, &d))
                         *ret = (scalar){.type = SCALAR_FLOAT, .d = d};
                 return 0;
         }
@@ -305,6 +317,45 @@ static int resolve_plain(yctx *c, const char *s, size_t len, scalar *ret) {
         return 0;
 }
 
+/* The decoded bytes of a !!binary scalar are any bytes; sigs.k8s.io/yaml's json.Marshal then writes
+ * each byte that is not valid UTF-8 as U+FFFD, and that is what kube-apiserver decodes. (Every other
+ * scalar is valid UTF-8 already: libyaml checks the input and its escapes.) */
+static int coerce_utf8(yctx *c) {
+        size_t bad = 0, n = 0;
+        char *o;
+
+        for (size_t i = 0; i < c->binary_len;) {
+                uint32_t rune;
+                int step = se_go_utf8_decode(c->binary + i, c->binary_len - i, &rune);
+
+                if (rune == 0xFFFD && step == 1)
+                        bad++;
+                i += (size_t) step;
+        }
+        if (bad == 0)
+                return 0;
+        o = malloc(c->binary_len + 2 * bad);
+        if (!o)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->binary_len;) {
+                uint32_t rune;
+                int step = se_go_utf8_decode(c->binary + i, c->binary_len - i, &rune);
+
+                if (rune == 0xFFFD && step == 1) {
+                        memcpy(o + n, "\xef\xbf\xbd", 3);
+                        n += 3;
+                } else {
+                        memcpy(o + n, c->binary + i, (size_t) step);
+                        n += (size_t) step;
+                }
+                i += (size_t) step;
+        }
+        binary_free(c);
+        c->binary = o;
+        c->binary_len = n;
+        return 0;
+}
+
 static int resolve_scalar(yctx *c, const yaml_event_t *ev, scalar *ret) {
         const char *s = (const char *) ev->data.scalar.value;
         size_t len = ev->data.scalar.length;
@@ -324,14 +375,18 @@ static int resolve_scalar(yctx *c, const yaml_event_t *ev, scalar *ret) {
                 if (streq(tag, "tag:yaml.org,2002:binary")) {
                         uint8_t *dec = NULL;
                         size_t n = 0;
+                        int k2;
 
                         if (se_base64_decode(s, len, &dec, &n) < 0)
                                 return set_err(c, "yaml: !!binary value contains invalid base64 data");
                         binary_free(c);
                         c->binary = (char *) dec;
                         c->binary_len = n;
+                        k2 = coerce_utf8(c);
+                        if (k2 < 0)
+                                return k2;
                         s = c->binary;
-                        len = n;
+                        len = c->binary_len;
                 }
                 *ret = (scalar){.type = SCALAR_STRING, .s = s, .len = len};
                 return 0;
@@ -344,8 +399,8 @@ static int resolve_scalar(yctx *c, const yaml_event_t *ev, scalar *ret) {
             (streq(tag, YAML_INT_TAG) && r.type != SCALAR_INT && r.type != SCALAR_UINT) ||
             (streq(tag, YAML_FLOAT_TAG) && r.type != SCALAR_FLOAT && r.type != SCALAR_INT && r.type != SCALAR_UINT))
                 /* go-yaml quotes the value here; we do not, it may be key material */
-                return set_err(c, "yaml: line %lu: cannot decode a scalar as a %s",
-                               (unsigned long) ev->start_mark.line + 1, tag + STRLEN("tag:yaml.org,2002:") - 2);
+                return set_err(c, "yaml: line %lu: cannot decode a scalar as a !!%s",
+                               (unsigned long) ev->start_mark.line + 1, tag + STRLEN("tag:yaml.org,2002:"));
         if (streq(tag, YAML_FLOAT_TAG) && r.type == SCALAR_INT)
                 r = (scalar){.type = SCALAR_FLOAT, .d = (double) r.i};
         else if (streq(tag, YAML_FLOAT_TAG) && r.type == SCALAR_UINT)
@@ -470,8 +525,10 @@ static char *typed_key(const scalar *v) {
         return r < 0 ? NULL : s;
 }
 
-/* sigs.k8s.io/yaml's stringification of map keys. */
-static int json_key(yctx *c, const scalar *v, char **ret) {
+/* sigs.k8s.io/yaml's stringification of map keys. The tree's keys are C strings, so a key with a
+ * NUL byte is refused here; Go keeps it, and its strict decoder then refuses it as an unknown
+ * field (no field name has one), so the verdict is the same. */
+static int json_key(yctx *c, const scalar *v, unsigned long line, char **ret) {
         char *s = NULL;
         int r = 0;
 
@@ -498,9 +555,9 @@ static int json_key(yctx *c, const scalar *v, char **ret) {
                 s = strdup("<<");
                 break;
         default:
-                if (strlen(v->s) != v->len)
-                        return set_err(c, "yaml: mapping key contains a NUL character");
-                s = strdup(v->s);
+                if (memchr(v->s, '\0', v->len))
+                        return set_err(c, "yaml: line %lu: invalid map key: contains a NUL character", line);
+                s = strndup(v->s, v->len);
         }
         if (r < 0 || !s)
                 return -ENOMEM;
@@ -542,6 +599,7 @@ static int merge_into(yctx *c, frame *f, json_object *src, unsigned long line) {
                         if (streq(f->seen[i], tk))
                                 dup = true;
                 if (dup) {
+                        /* tree keys are C strings without NUL bytes (json_key) */
                         scalar sk = {.type = SCALAR_STRING, .s = k, .len = strlen(k)};
                         _cleanup_free_ char *render = render_key(&sk);
 
@@ -592,7 +650,7 @@ static int add_value(yctx *c, json_object *v, const scalar *sc, bool is_containe
                 f->key_merge = sc->type == SCALAR_MERGE;
                 if (f->key_merge)
                         return 0;
-                r = json_key(c, sc, &f->key);
+                r = json_key(c, sc, line, &f->key);
                 if (r < 0)
                         return r;
                 tk = typed_key(sc);

@@ -722,6 +722,207 @@ START_TEST(test_ret_untouched_on_failure) {
 }
 END_TEST
 
+/* ---- tags, !!binary and NUL bytes (issue 19) ---- */
+
+/* Parses an exact-size heap copy, so that ASan catches a read past the input. */
+static int parse_exact(const char *s, size_t n, se_config **ret, char **ret_msg) {
+        _cleanup_free_ char *copy = malloc(n > 0 ? n : 1);
+
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, s, n);
+        return parse_mem(copy, n, ret, ret_msg);
+}
+
+#define parse_lit(lit, ret, msg) parse_exact(lit, sizeof(lit) - 1, ret, msg)
+
+/* the failure detail after PREFIX, or NULL when the input decodes */
+static void expect(const char *in, size_t n, const char *want) {
+        _cleanup_free_ char *msg = NULL;
+        se_config *c = NULL;
+        int r = parse_exact(in, n, &c, &msg);
+
+        if (!want) {
+                ck_assert_msg(r == 0, "%s: %s", in, msg);
+                se_config_free(c);
+                return;
+        }
+        ck_assert_msg(r == -EBADMSG, "%s: parsed", in);
+        ck_assert_msg(startswith(msg, PREFIX) && streq(msg + strlen(PREFIX), want), "%s:\n got: %s\nwant: %s", in, msg,
+                      want);
+}
+
+#define expect_lit(lit, want) expect(lit, sizeof(lit) - 1, want)
+
+START_TEST(test_binary_key) {
+        /* the reported input: a decoded !!binary key has no NUL terminator */
+        expect_lit("!!binary aGVsbG8=: 1\n", "Object 'Kind' is missing in '!!binary aGVsbG8=: 1\n'");
+        expect_lit("!!binary aGVsbG8=: 1", "Object 'Kind' is missing in '!!binary aGVsbG8=: 1'");
+        expect_lit("a: {!!binary aGVsbG8=: 1}", "Object 'Kind' is missing in 'a: {!!binary aGVsbG8=: 1}'");
+        expect_lit("? !!binary aGVsbG8=\n: 1\n", "Object 'Kind' is missing in '? !!binary aGVsbG8=\n: 1\n'");
+        /* lengths 1..3 of decoded bytes, every padding */
+        expect_lit("!!binary YQ==: 1\n" HDR, "strict decoding error: unknown field \"a\"");
+        expect_lit("!!binary YWI=: 1\n" HDR, "strict decoding error: unknown field \"ab\"");
+        expect_lit("!!binary YWJj: 1\n" HDR, "strict decoding error: unknown field \"abc\"");
+        /* empty binary: the key "" */
+        expect_lit(HDR "!!binary : 1\n", "strict decoding error: unknown field \"\"");
+        expect_lit(HDR "!!binary \"\": 1\n", "strict decoding error: unknown field \"\"");
+        /* decoding to a known field name: it is that field */
+        expect_lit("!!binary a2luZA==: EncryptionConfiguration\n"
+                   "!!binary YXBpVmVyc2lvbg==: apiserver.config.k8s.io/v1\n!!binary cmVzb3VyY2Vz: []\n",
+                   NULL);
+        expect_lit(HDR "resources:\n- !!binary cmVzb3VyY2Vz: [secrets]\n  !!binary cHJvdmlkZXJz:\n"
+                       "  - {!!binary aWRlbnRpdHk=: {}}\n",
+                   NULL);
+        /* ... and a duplicate of a plain one, the go-yaml way */
+        expect_lit(HDR "!!binary cmVzb3VyY2Vz: []\nresources: []\n",
+                   "strict decoding error: yaml: unmarshal errors:\n  line 4: key \"resources\" already set in map");
+        /* decoding to a name with a NUL byte: refused, where Go would report an unknown field */
+        expect_lit("!!binary a2luZABY: 1\n", "yaml: line 1: invalid map key: contains a NUL character");
+        expect_lit(HDR "!!binary AA==: 1\n", "yaml: line 3: invalid map key: contains a NUL character");
+        expect_lit(HDR "!!binary cmVzb3VyY2VzAA==: []\n", "yaml: line 3: invalid map key: contains a NUL character");
+        expect_lit(HDR "!!binary AHJlc291cmNlcw==: []\n", "yaml: line 3: invalid map key: contains a NUL character");
+        expect_lit(HDR "resources:\n- {!!binary AA==: x}\n",
+                   "yaml: line 4: invalid map key: contains a NUL character");
+        /* the same through an escape, an alias and a merge */
+        expect_lit(HDR "\"resources\\0\": []\n", "yaml: line 3: invalid map key: contains a NUL character");
+        expect_lit(HDR "x: &k !!binary AA==\n*k : 1\n", "yaml: line 4: invalid map key: contains a NUL character");
+        expect_lit("x: &k !!binary a2luZA==\n*k : EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\n",
+                   "strict decoding error: unknown field \"x\"");
+        expect_lit("<<: {!!binary a2luZA==: EncryptionConfiguration}\napiVersion: apiserver.config.k8s.io/v1\n", NULL);
+        /* not base64 */
+        expect_lit(HDR "!!binary a2luZA: 1\n", "yaml: !!binary value contains invalid base64 data");
+        expect_lit(HDR "!!binary \"*\": 1\n", "yaml: !!binary value contains invalid base64 data");
+}
+END_TEST
+
+START_TEST(test_tagged_keys) {
+        expect_lit("!!str kind: EncryptionConfiguration\n!!str apiVersion: apiserver.config.k8s.io/v1\n", NULL);
+        expect_lit(HDR "!!int 1: x\n", "strict decoding error: unknown field \"1\"");
+        expect_lit(HDR "!!bool true: x\n", "strict decoding error: unknown field \"true\"");
+        expect_lit(HDR "!!float 1.5: x\n", "strict decoding error: unknown field \"1.5\"");
+        expect_lit(HDR "!!null ~: x\n", "unsupported map key of type: %!s(<nil>), key: <nil>");
+        expect_lit(HDR "!!null : x\n", "unsupported map key of type: %!s(<nil>), key: <nil>");
+        expect_lit(HDR "!!int x: x\n", "yaml: line 3: cannot decode a scalar as a !!int");
+        expect_lit(HDR "!!bool 1: x\n", "yaml: line 3: cannot decode a scalar as a !!bool");
+        expect_lit(HDR "!!null x: x\n", "yaml: line 3: cannot decode a scalar as a !!null");
+        expect_lit(HDR "!foo bar: x\n", "strict decoding error: unknown field \"bar\"");
+}
+END_TEST
+
+START_TEST(test_binary_values) {
+        _cleanup_free_ char *msg = NULL;
+        se_config *c = NULL;
+        /* every string field as !!binary: "secrets", "k1", SECRET, "m", "unix:///m", "2s", "v2" */
+        static const char in[] = HDR "resources:\n- resources: [!!binary c2VjcmV0cw==]\n  providers:\n"
+                                     "  - aescbc:\n      keys:\n      - name: !!binary azE=\n"
+                                     "        secret: !!binary YzJWamNtVjBJR2x6SUhObFkzVnlaUT09\n"
+                                     "  - kms: {name: !!binary bQ==, endpoint: !!binary dW5peDovLy9t, "
+                                     "timeout: !!binary MnM=, apiVersion: !!binary djI=}\n"
+                                     "  - secretbox:\n      keys:\n      - name: !!binary \"\"\n"
+                                     "        secret: !!binary " SECRET "\n"
+                                     "  - aesgcm:\n      keys:\n      - {name: !!binary /w==, secret: x}\n";
+
+        ck_assert_msg(parse_lit(in, &c, &msg) == 0, "%s", msg);
+        ck_assert_str_eq(c->resources[0].resources[0], "secrets");
+        ck_assert_str_eq(provider(c, 0, 0)->aescbc->keys[0].name, "k1");
+        ck_assert_str_eq(provider(c, 0, 0)->aescbc->keys[0].secret, SECRET);
+        ck_assert_str_eq(provider(c, 0, 1)->kms->name, "m");
+        ck_assert_str_eq(provider(c, 0, 1)->kms->endpoint, "unix:///m");
+        ck_assert_str_eq(provider(c, 0, 1)->kms->api_version, "v2");
+        ck_assert_int_eq(provider(c, 0, 1)->kms->timeout_ns, 2000000000LL);
+        /* empty binary is "", and the decoded secret is the secret's own bytes */
+        ck_assert_str_eq(provider(c, 0, 2)->secretbox->keys[0].name, "");
+        ck_assert_str_eq(provider(c, 0, 2)->secretbox->keys[0].secret, "secret is secure");
+        /* bytes that are not UTF-8 become U+FFFD, as sigs.k8s.io/yaml's json.Marshal writes them */
+        ck_assert_str_eq(provider(c, 0, 3)->aesgcm->keys[0].name, "\xef\xbf\xbd");
+        se_config_free(c);
+
+        /* kind and apiVersion as !!binary: decoded and compared by length */
+        expect_lit("kind: !!binary RW5jcnlwdGlvbkNvbmZpZ3VyYXRpb24=\n"
+                   "apiVersion: !!binary YXBpc2VydmVyLmNvbmZpZy5rOHMuaW8vdjE=\n",
+                   NULL);
+        expect_lit("kind: !!binary RW5jcnlwdGlvbkNvbmZpZ3VyYXRpb24A\napiVersion: apiserver.config.k8s.io/v1\n",
+                   "no kind \"EncryptionConfiguration\\x00\" is registered for version "
+                   "\"apiserver.config.k8s.io/v1\" in scheme \"" SCHEME "\"");
+        expect_lit("kind: EncryptionConfiguration\napiVersion: !!binary YXBpc2VydmVyLmNvbmZpZy5rOHMuaW8vdjEA\n",
+                   "no kind \"EncryptionConfiguration\" is registered for version "
+                   "\"apiserver.config.k8s.io/v1\\x00\" in scheme \"" SCHEME "\"");
+        expect_lit("kind: EncryptionConfiguration\napiVersion: \"a/b\\0/c\"\n",
+                   "unexpected GroupVersion string: \"a/b\\x00/c\"");
+        expect_lit("kind: !!binary AA==\napiVersion: v1\n",
+                   "no kind \"\\x00\" is registered for version \"v1\" in scheme \"" SCHEME "\"");
+        expect_lit("kind: !!binary \"\"\napiVersion: v1\n",
+                   "Object 'Kind' is missing in 'kind: !!binary \"\"\napiVersion: v1\n'");
+}
+END_TEST
+
+START_TEST(test_nul_in_values) {
+        /* a NUL byte in a string field: refused by path, the value never printed */
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n"
+                       "      - name: !!binary YQBi\n        secret: " SECRET "\n",
+                   "resources[0].providers[0].aescbc.keys[0].name: Invalid value: contains a NUL character, which "
+                   "cannot be carried through a rotation");
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n"
+                       "      - name: a\n        secret: \"" SECRET "\\0\"\n",
+                   "resources[0].providers[0].aescbc.keys[0].secret: Invalid value: contains a NUL character, "
+                   "which cannot be carried through a rotation");
+        expect_lit(HDR "resources:\n- resources: [secrets, \"a\\0\"]\n",
+                   "resources[0].resources[1]: Invalid value: contains a NUL character, which cannot be carried "
+                   "through a rotation");
+        expect_lit(JHDR
+                   "\"resources\":[{\"resources\":[\"secrets\"],\"providers\":[{\"kms\":{\"name\":\"k\\u0000\"}}]}]}",
+                   "resources[0].providers[0].kms.name: Invalid value: contains a NUL character, which cannot be "
+                   "carried through a rotation");
+        /* a duration is Go's parser over every byte */
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - kms: {name: k, endpoint: unix:///k, "
+                       "timeout: \"3s\\0x\"}\n",
+                   "time: unknown unit \"s\\x00x\" in duration \"3s\\x00x\"");
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - kms: {name: k, endpoint: unix:///k, "
+                       "timeout: !!binary ADNz}\n",
+                   "time: invalid duration \"\\x003s\"");
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - kms: {name: k, endpoint: unix:///k, "
+                       "timeout: !!binary MHMA}\n",
+                   "time: unknown unit \"s\\x00\" in duration \"0s\\x00\"");
+
+        /* JSON keys: json-c would cut "kind\u0000x" to "kind" */
+        expect_lit("{\"kind\\u0000x\":\"EncryptionConfiguration\",\"apiVersion\":\"apiserver.config.k8s.io/v1\"}",
+                   "invalid object key at offset 1: contains a NUL character (\\u0000)");
+        expect_lit(JHDR "\"resources\":[{\"resources\":[],\"x\":{\"\\u0000\":1}}]}",
+                   "invalid object key at offset 110: contains a NUL character (\\u0000)");
+        /* in the occurrence of a duplicate that json-c drops, too */
+        expect_lit(JHDR "\"resources\":[{\"a\\u0000\":1}],\"resources\":[]}",
+                   "invalid object key at offset 90: contains a NUL character (\\u0000)");
+        expect_lit("{\"kind\":\"EncryptionConfiguration\\u0000\",\"apiVersion\":\"apiserver.config.k8s.io/v1\"}",
+                   "no kind \"EncryptionConfiguration\\x00\" is registered for version "
+                   "\"apiserver.config.k8s.io/v1\" in scheme \"" SCHEME "\"");
+}
+END_TEST
+
+START_TEST(test_nul_secret_redacted) {
+        /* kind missing, so the file is echoed: a secret that starts with a NUL byte once made the
+         * redaction loop forever on an empty needle */
+        static const char *const inputs[] = {
+                "apiVersion: v1\nresources:\n- providers:\n  - aescbc:\n      keys:\n      - name: a\n"
+                "        secret: \"\\0" SECRET "\"\n",
+                "apiVersion: v1\nresources:\n- providers:\n  - aescbc:\n      keys:\n      - name: a\n"
+                "        secret: \"\\0abc\"\n",
+                "apiVersion: v1\nresources:\n- providers:\n  - aescbc:\n      keys:\n      - name: a\n"
+                "        secret: !!binary AGMyVmpjbVYw\n",
+                "{\"apiVersion\":\"v1\",\"resources\":[{\"providers\":[{\"aescbc\":{\"keys\":[{\"name\":\"a\","
+                "\"secret\":\"\\u0000" SECRET "\"}]}}]}]}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(inputs); i++) {
+                _cleanup_free_ char *msg = NULL;
+
+                ck_assert_msg(parse_exact(inputs[i], strlen(inputs[i]), NULL, &msg) == -EBADMSG, "input %zu", i);
+                ck_assert_msg(strstr(msg, "Object 'Kind' is missing in '"), "%zu: %s", i, msg);
+                ck_assert_msg(strstr(msg, "REDACTED"), "%zu: %s", i, msg);
+                ck_assert_msg(!strstr(msg, SECRET) && !strstr(msg, "abc"), "%zu leaks: %s", i, msg);
+        }
+}
+END_TEST
+
 static Suite *config_parse_suite(void) {
         Suite *s = suite_create("config-parse");
         TCase *tc = tcase_create("core");
@@ -744,6 +945,11 @@ static Suite *config_parse_suite(void) {
         tcase_add_test(tc, test_truncated);
         tcase_add_test(tc, test_no_secret_in_messages);
         tcase_add_test(tc, test_ret_untouched_on_failure);
+        tcase_add_test(tc, test_binary_key);
+        tcase_add_test(tc, test_tagged_keys);
+        tcase_add_test(tc, test_binary_values);
+        tcase_add_test(tc, test_nul_in_values);
+        tcase_add_test(tc, test_nul_secret_redacted);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -8,7 +8,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The JSON path of se_config_parse(): the input is forced to start with '{'. */
+/* The JSON path of se_config_parse(): the input is forced to start with '{', so corpus files omit
+ * it (tests/fuzz/gen-seeds.py writes them). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         se_error e = SE_ERROR_NULL;
         se_config *c = NULL;
