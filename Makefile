@@ -40,7 +40,7 @@ endif
 DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev libjson-c-dev check \
 	libsqlite3-dev sqlite3 libcurl4-openssl-dev libsodium-dev etcd-server etcd-client openssl curl \
 	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
-	uuid-runtime python3 python3-cryptography jq
+	uuid-runtime python3 python3-cryptography python3-nacl jq
 
 # libcurl is compiled against but loaded with dlopen() (module/curl-dlopen.c): only the etcd
 # datastore needs it and its dependency tree would slow every start of the hook.
@@ -206,18 +206,21 @@ $(B)/tests/test-alloc-failure: $(B)/tests/test-alloc-failure.o $(TEST_LIB_OBJ) $
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $(ALLOC_WRAP) -o $@ $< $(TEST_LIB_OBJ) $(LIB_A) $(CHECK_LIBS) $(LIBS)
 
-# Each libFuzzer target over its committed corpus (tests/fuzz/corpus/<target>/) for FUZZ_SECONDS.
+# Each libFuzzer target over its committed corpus (tests/fuzz/corpus/<target>/) for FUZZ_SECONDS,
+# in fork mode (FUZZ_FORK jobs, going on past a crash); every crash is kept in build-fuzz/crashes/.
 FUZZ_SECONDS ?= 300
+FUZZ_FORK ?= 2
 .PHONY: fuzz-run stress
 fuzz-run: fuzz
-	$(Q)SE_FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/integration/test-fuzz-smoke.sh
+	$(Q)SE_FUZZ_SECONDS=$(FUZZ_SECONDS) SE_FUZZ_FORK=$(FUZZ_FORK) SE_FUZZ_ONLY=$(FUZZ_ONLY) \
+		bash tests/integration/test-fuzz-smoke.sh
 
 # The whole suite with the long settings: more kill points, longer fuzzing, bigger datasets.
 stress: deps
 	$(Q)$(MAKE) --no-print-directory check-build
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)SE_BUILD=$(B) SE_SANITIZE=$(SANITIZE) SE_STRESS=1 SE_FUZZ_SECONDS=$(FUZZ_SECONDS) \
-		SE_TEST_CRASH_TIMED=100 SE_TEST_CRASH_SECRETS=2000 tests/run-tests.sh
+		SE_TEST_CRASH_TIMED=100 SE_TEST_CRASH_SECRETS=2000 SE_EXPLORER_STEPS=10000 tests/run-tests.sh
 
 # ---- benchmarks --------------------------------------------------------------------------------
 .PHONY: bench

@@ -15,6 +15,8 @@ typedef struct cli {
         bool skip;
         bool restart;
         bool rolling;      /* rotate-keys --rolling */
+        bool purge;        /* rotate-keys --purge: the old key is not archived */
+        bool discard_keys; /* reset-state --discard-keys */
         bool from_cluster; /* sync */
         bool from_local;
         bool user; /* --user: the calling user's service manager (tests) */
@@ -43,6 +45,8 @@ int cmd_hash(cli *c, se_error *e);
 int cmd_verify(cli *c, se_error *e);
 int cmd_facts(cli *c, se_error *e);
 int cmd_ensure(cli *c, se_error *e);
+int cmd_restore_key(cli *c, se_error *e); /* NAME in file */
+int cmd_reset_state(cli *c, se_error *e);
 
 /* Progress on stderr: a bar on a terminal, a line per 10% otherwise. */
 int cli_progress(const se_reencrypt_progress *p, void *userdata);

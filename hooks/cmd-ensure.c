@@ -376,7 +376,7 @@ oom:
 int cmd_ensure(cli *c, se_error *e) {
         se_facts before = {}, after = {};
         bool have_before = false, have_after = false;
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *msg = NULL, *deferred = NULL;
         outcome o = {};
         se_ctx ctx;
         bool opened = false;
@@ -408,10 +408,18 @@ int cmd_ensure(cli *c, se_error *e) {
                         have_after = true;
                 }
         }
-        if (opened)
+        if (opened) {
+                deferred = TAKE_PTR(ctx.deferred);
                 se_ctx_close(&ctx);
+        }
 
         msg = summary(&o, have_after ? &after : &before, c->check, r, e);
+        if (msg && deferred) { /* the safe part was done: say which restart completes it */
+                char *m = NULL;
+
+                if (asprintf(&m, "%s; re-encryption pending: %s", msg, deferred) >= 0)
+                        free(msg), msg = m;
+        }
         print_result(c, have_before ? &before : NULL, have_after ? &after : (have_before ? &before : NULL), &o, r,
                      msg ? msg : "out of memory");
         outcome_done(&o);

@@ -29,7 +29,10 @@ static int restart_and_check(cli *c, se_error *e) {
         return r;
 }
 
-static int run(cli *c, op_fn op, const char *success, se_error *e) {
+/* pending: the line printed instead of success when the command could do the safe part only (a
+ * running API server has not loaded the write key yet), followed by the restart that completes it. */
+static int run(cli *c, op_fn op, const char *success, const char *pending, se_error *e) {
+        _cleanup_free_ char *deferred = NULL;
         se_ctx ctx;
         int r;
 
@@ -38,11 +41,15 @@ static int run(cli *c, op_fn op, const char *success, se_error *e) {
                 return r;
         ctx.progress = cli_progress;
         ctx.defer_reencrypt = c->restart;
+        ctx.purge = c->purge;
         r = op(&ctx, c, e);
+        deferred = TAKE_PTR(ctx.deferred);
         se_ctx_close(&ctx); /* the hook needs the lock */
         if (r >= 0 && c->restart)
                 r = restart_and_check(c, e);
-        if (r >= 0 && success)
+        if (r >= 0 && deferred && !c->restart)
+                printf("%s: %s\n", pending ?: "reencryption pending", deferred);
+        else if (r >= 0 && success)
                 puts(success);
         return r;
 }
@@ -83,17 +90,17 @@ static int do_disable(se_ctx *ctx, cli *c, se_error *e) {
 }
 
 int cmd_prepare(cli *c, se_error *e) {
-        return run(c, do_prepare, "prepare completed successfully", e);
+        return run(c, do_prepare, "prepare completed successfully", NULL, e);
 }
 
 int cmd_rotate(cli *c, se_error *e) {
-        return run(c, do_rotate, "rotate completed successfully", e);
+        return run(c, do_rotate, "rotate completed successfully", NULL, e);
 }
 
 int cmd_reencrypt(cli *c, se_error *e) {
         puts("reencryption started");
         fflush(stdout);
-        return run(c, do_reencrypt, "reencryption finished", e);
+        return run(c, do_reencrypt, "reencryption finished", "reencryption pending", e);
 }
 
 int cmd_rotate_keys(cli *c, se_error *e) {
@@ -103,19 +110,45 @@ int cmd_rotate_keys(cli *c, se_error *e) {
                 return run(c, do_rotate_keys,
                            "rolling rotation started: restart the server unit on every server, one at a time; each "
                            "restart advances one stage once all servers have caught up",
-                           e);
-        r = run(c, do_rotate_keys, "keys rotated, reencryption finished", e);
-        if (r >= 0 && (startswith(c->settings.datastore_endpoint, "http://") ||
-                       startswith(c->settings.datastore_endpoint, "https://")))
-                puts("the old key is removed once every server has restarted with the new configuration "
-                     "(restart them one at a time; `secrets-encrypt status -o json` shows next_action)");
+                           NULL, e);
+        /* HA: a new write key needs every server to have it first, so rotate-keys is the rolling
+         * rotation there */
+        if (startswith(c->settings.datastore_endpoint, "http://") ||
+            startswith(c->settings.datastore_endpoint, "https://"))
+                return run(c, do_rotate_keys,
+                           "rolling rotation started (a new write key must reach every server first): restart "
+                           "the server unit on every server, one at a time, three rounds; `secrets-encrypt status "
+                           "-o json` shows next_action",
+                           NULL, e);
+        r = run(c, do_rotate_keys, "keys rotated, reencryption finished", "keys rotated, reencryption pending", e);
         return r;
 }
 
 int cmd_enable(cli *c, se_error *e) {
-        return run(c, do_enable, "secrets-encryption enabled", e);
+        return run(c, do_enable, "secrets-encryption enabled", "secrets-encryption enabled, reencryption pending", e);
 }
 
 int cmd_disable(cli *c, se_error *e) {
-        return run(c, do_disable, "secrets-encryption disabled", e);
+        return run(c, do_disable, "secrets-encryption disabled", "secrets-encryption disabled, reencryption pending",
+                   e);
+}
+
+int cmd_reset_state(cli *c, se_error *e) {
+        se_ctx ctx;
+        int r;
+
+        if (!c->discard_keys)
+                return se_error_set(e, -EINVAL,
+                                    "reset-state forgets that keys existed: every value still under them stays "
+                                    "unreadable. Restore encryption-config.json from a backup if you can; otherwise "
+                                    "confirm with --discard-keys");
+        r = se_ctx_open(&ctx, &c->settings, SE_LOCK_WAIT_USEC, e);
+        if (r < 0)
+                return r;
+        r = se_op_reset_state(&ctx, e);
+        se_ctx_close(&ctx);
+        if (r >= 0)
+                printf("state reset: the next start of %s generates a new encryption configuration\n",
+                       c->settings.unit);
+        return r;
 }

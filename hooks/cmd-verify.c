@@ -6,6 +6,7 @@
 #include "macro.h"
 
 int cmd_verify(cli *c, se_error *e) {
+        se_verify_options o = {.all_resources = true};
         se_verify_report rep = {};
         se_store *store;
         se_ctx ctx;
@@ -19,12 +20,14 @@ int cmd_verify(cli *c, se_error *e) {
         if (r >= 0)
                 r = se_ctx_store(&ctx, &store, e);
         if (r >= 0)
-                r = se_verify(store, ctx.state.config, NULL, &rep, e);
+                r = se_verify(store, ctx.state.config, &o, &rep, e);
         se_ctx_close(&ctx);
         if (r < 0)
                 return r;
 
         printf("%" PRIu64 " secrets\n", rep.total);
+        if (rep.other_values > 0)
+                printf("%" PRIu64 " encrypted values of other resources\n", rep.other_values);
         for (size_t i = 0; i < rep.n_counts; i++)
                 printf("  %-10s %-40s %" PRIu64 "\n", se_provider_type_to_string(rep.counts[i].provider),
                        rep.counts[i].key_name ? rep.counts[i].key_name : "-", rep.counts[i].count);

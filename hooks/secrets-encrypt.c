@@ -21,7 +21,7 @@ static const struct {
         {"prepare", cmd_prepare, "f", "Prepare for encryption keys rotation"},
         {"rotate", cmd_rotate, "f", "Rotate secrets encryption keys"},
         {"reencrypt", cmd_reencrypt, "fs", "Reencrypt all data with the latest encryption key"},
-        {"rotate-keys", cmd_rotate_keys, "R", "Dynamically rotate secrets encryption keys and re-encrypt secrets"},
+        {"rotate-keys", cmd_rotate_keys, "RU", "Dynamically rotate secrets encryption keys and re-encrypt secrets"},
         {"sync", cmd_sync, "FL",
          "Resolve a config that differs from the cluster's (HA): --from-cluster or --from-local"},
         {"validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would"},
@@ -29,6 +29,10 @@ static const struct {
         {"verify", cmd_verify, "", "Decrypt every stored secret read-only and count them per key"},
         {"facts", cmd_facts, "", "Print the state as JSON facts (Ansible local fact, Facter external fact)"},
         {"ensure", cmd_ensure, "WEDPCT", "Reach a wanted state idempotently, as fleet tools expect"},
+        {"reset-state", cmd_reset_state, "X",
+         "After a lost configuration: forget the old keys' state so a new config can be generated"},
+        {"restore-key", cmd_restore_key, "",
+         "Bring a removed key back from the archive as a read key: restore-key NAME"},
 };
 
 static void help(void) {
@@ -41,6 +45,8 @@ static void help(void) {
                "      --skip               Skip removing the old key (reencrypt)\n"
                "  -o, --output FORMAT      Status output: text or json\n"
                "      --rolling            rotate-keys: start a rolling rotation driven by restarts (HA)\n"
+               "      --purge              rotate-keys: drop the old key without archiving it (compromised key)\n"
+               "      --discard-keys       reset-state: confirm that values under the lost keys stay unreadable\n"
                "      --from-cluster       sync: replace this server's config with the cluster's\n"
                "      --from-local         sync: publish this server's config as the cluster's\n"
                "      --restart            Restart the server unit afterwards and wait for it; pending\n"
@@ -64,6 +70,8 @@ static void help(void) {
                "      --hooks-dir DIR  --metrics-file FILE  --timeout DURATION\n"
                "      --reencrypt-rate N                 Secrets per second, 0 = unlimited\n"
                "      --auto-advance BOOL                Rolling rotation driven by restarts\n"
+               "      --removed-key-retention DURATION   How long removed keys stay archived for restore-key\n"
+               "                                         (default 7d, 0 = not kept)\n"
                "\n  -h, --help     Show this help\n      --version  Show the version\n"
                "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
                "69 datastore unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
@@ -85,6 +93,8 @@ enum {
         ARG_CHECK,
         ARG_SALT,
         ARG_ROLLING,
+        ARG_PURGE,
+        ARG_DISCARD_KEYS,
         ARG_FROM_CLUSTER,
         ARG_FROM_LOCAL,
         ARG_SETTING, /* + index into se_settings_keys */
@@ -120,6 +130,8 @@ int main(int argc, char *argv[]) {
                 {"check", no_argument, NULL, ARG_CHECK},
                 {"salt", no_argument, NULL, ARG_SALT},
                 {"rolling", no_argument, NULL, ARG_ROLLING},
+                {"purge", no_argument, NULL, ARG_PURGE},
+                {"discard-keys", no_argument, NULL, ARG_DISCARD_KEYS},
                 {"from-cluster", no_argument, NULL, ARG_FROM_CLUSTER},
                 {"from-local", no_argument, NULL, ARG_FROM_LOCAL},
         };
@@ -174,6 +186,14 @@ int main(int argc, char *argv[]) {
                 case ARG_ROLLING:
                         c.rolling = true;
                         seen(seen_opts, 'R');
+                        break;
+                case ARG_PURGE:
+                        c.purge = true;
+                        seen(seen_opts, 'U');
+                        break;
+                case ARG_DISCARD_KEYS:
+                        c.discard_keys = true;
+                        seen(seen_opts, 'X');
                         break;
                 case ARG_FROM_CLUSTER:
                         c.from_cluster = true;
@@ -240,7 +260,8 @@ int main(int argc, char *argv[]) {
                         goto finish;
                 }
         if (optind + 1 < argc) {
-                if (!streq(commands[cmd].name, "validate") && !streq(commands[cmd].name, "hash")) {
+                if (!streq(commands[cmd].name, "validate") && !streq(commands[cmd].name, "hash") &&
+                    !streq(commands[cmd].name, "restore-key")) {
                         status = usage_error(&e, "unexpected argument \"%s\"", argv[optind + 1]);
                         goto finish;
                 }

@@ -95,7 +95,9 @@ _public_ int se_exit_code_from_errno(int r) {
         r = -abs(r);
         if (r == 0)
                 return SE_EXIT_OK;
-        if (se_errno_is_unavailable(r) || r == -EPROTO) /* EPROTO: TLS failure or garbled reply */
+        /* EPROTO: TLS failure or garbled reply; ENOMEDIUM/EMEDIUMTYPE: no datastore at that path, or
+         * not kine's */
+        if (se_errno_is_unavailable(r) || r == -EPROTO || r == -ENOMEDIUM || r == -EMEDIUMTYPE)
                 return SE_EXIT_UNAVAILABLE;
 
         switch (r) {

@@ -42,6 +42,7 @@ static const se_event_info event_table[_SE_EVENT_MAX] = {
         EVENT(HOOK_FAILED, LOG_ERR, "hook-failed"),
         EVENT(HOOK_FAILED_REPEAT, LOG_ERR, "hook-failed-repeat"),
         EVENT(FLEET_HOOK_FAILED, LOG_WARNING, "fleet-hook-failed"),
+        EVENT(REENCRYPT_PENDING, LOG_WARNING, "reencrypt-pending"),
 };
 
 static const char *const allowed_fields[] = {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -11,6 +12,8 @@
 #include "ops-internal.h"
 #include "se-ops.h"
 #include "se-util.h"
+#include "safety-internal.h"
+#include "se-key-archive.h"
 
 static void event_convergence(se_ctx *ctx) {
         _cleanup_free_ char *mismatch = NULL;
@@ -36,13 +39,54 @@ static void event_convergence(se_ctx *ctx) {
         se_node_records_free(nodes, n);
 }
 
+/* What the API server is about to load: its hash in the node record, its bytes for the safety
+ * checks of the commands run while it is up. */
 static int set_running(se_ctx *ctx, se_error *e) {
         char *n = strdup(ctx->state.annotation);
+        int r;
 
         if (!n)
                 return se_error_set(e, -ENOMEM, "out of memory");
+        r = se_safety_record_running(ctx, e);
+        if (r < 0) {
+                free(n);
+                return r;
+        }
         free(ctx->state.running);
         ctx->state.running = n;
+        return 0;
+}
+
+/* Pending work that cannot finish now (a key still in use, a server that has to restart first)
+ * must not keep the server down: when the config reads every stored value, it starts, and the work
+ * stays pending with its reason in the journal. */
+static int resume_or_defer(se_ctx *ctx, bool *ret_ran, se_error *e) {
+        se_verify_options o = {.all_resources = true};
+        se_verify_report rep = {};
+        se_store *store;
+        int r, k;
+
+        r = se_op_resume(ctx, ret_ran, e);
+        if (r >= 0 || (r != -ESTALE && r != -ENOKEY && r != -EOPNOTSUPP))
+                return r;
+        k = se_ctx_store(ctx, &store, NULL);
+        if (k >= 0)
+                k = se_verify(store, ctx->state.config, &o, &rep, NULL);
+        if (k < 0 || rep.unreadable > 0) {
+                se_verify_report_done(&rep);
+                return r;
+        }
+        se_verify_report_done(&rep);
+        (void) se_event(SE_EVENT_REENCRYPT_PENDING,
+                        SE_MESSAGE("Pending re-encryption on %s cannot finish yet: %s. Every stored value is "
+                                   "readable with the current configuration, so the server starts; the work is "
+                                   "retried at the next start.",
+                                   ctx->settings->node_name, se_error_message(e)),
+                        SE_FIELD("SECRETS_ENCRYPT_ERROR=%s", se_error_message(e)),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", ctx->settings->node_name),
+                        SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
+        se_error_done(e);
+        *ret_ran = false;
         return 0;
 }
 
@@ -59,6 +103,7 @@ _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress
                 return r;
         ctx.progress = progress;
         ctx.progress_userdata = userdata;
+        ctx.server_stopped = true; /* ExecStartPre=: the API server is not running */
 
         /* Step 3 (HA): a newer cluster config is installed, a newer local one refused. */
         r = se_ha_sync(&ctx, &installed, e);
@@ -78,8 +123,11 @@ _public_ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress
                         SE_FIELD("SECRETS_ENCRYPT_NODE=%s", s->node_name),
                         SE_FIELD("SECRETS_ENCRYPT_GENERATION=%llu", (unsigned long long) ctx.state.generation));
 
+        /* Archived keys older than removed-key-retention go, whether or not a rotation runs. */
+        (void) se_key_archive_expire(s->state_dir, (int64_t) time(NULL), s->removed_key_retention_usec, NULL);
+
         /* Step 6: data work while the server is down. */
-        r = se_op_resume(&ctx, &res.resumed, e);
+        r = resume_or_defer(&ctx, &res.resumed, e);
         if (r < 0)
                 goto finish;
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,8 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coverage-internal.h"
 #include "macro.h"
 #include "ops-internal.h"
+#include "safety-internal.h"
+#include "se-key-archive.h"
 #include "se-ops.h"
 #include "se-event.h"
 #include "se-rotation.h"
@@ -59,6 +63,7 @@ _public_ int se_ctx_open_read(se_ctx *ctx, const se_settings *s, uint64_t lock_w
 }
 
 _public_ void se_ctx_close(se_ctx *ctx) {
+        free(TAKE_PTR(ctx->deferred));
         se_cluster_close(TAKE_PTR(ctx->cluster));
         se_store_close(TAKE_PTR(ctx->store));
         se_state_done(&ctx->state);
@@ -75,6 +80,7 @@ _public_ int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e) {
                         .cafile = s->datastore_cafile,
                         .certfile = s->datastore_certfile,
                         .keyfile = s->datastore_keyfile,
+                        .require_data = true,
                 };
                 r = se_store_open(&o, &ctx->store, e);
                 if (r < 0)
@@ -220,9 +226,16 @@ int se_ops_commit(se_ctx *ctx, const se_config *c, se_stage stage, se_error *e) 
         int r = 0;
 
         if (c) {
+                _cleanup_(se_strv_freep) char **removed = NULL;
+
                 r = se_config_validate(c, false, e);
                 if (r < 0)
                         return se_error_prefix(e, r, "refusing to write an invalid configuration");
+                if (ctx->state.has_config && se_config_removed_keys(ctx->state.config, c, &removed) < 0)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                r = se_safety_check(ctx, removed ? SE_SAFETY_REMOVE_KEYS : SE_SAFETY_WRITE_CONFIG, c, e);
+                if (r < 0)
+                        return r;
                 r = se_config_to_json(c, &json, &size);
                 if (r < 0)
                         return se_error_set(e, r, "cannot serialize the encryption configuration");
@@ -303,48 +316,45 @@ static int reencrypt_failed(se_ctx *ctx, int r, se_error *e) {
         return r;
 }
 
-/* The prune gate's other half in HA: a key may go only when every other server runs a config
- * that writes with the new key (this one reloads its own, as k3s assumes). */
-static int require_others_running(se_ctx *ctx, const char *removed, se_error *e) {
-        _cleanup_free_ char *lagging = NULL;
-        se_node_record *nodes = NULL;
-        size_t n = 0, k = 0;
+/* The keys the prune removes go to the archive first, so `restore-key` can bring one back (not
+ * with --purge: a compromised key is dropped). Old archive entries expire here too. */
+static int archive_removed(se_ctx *ctx, const se_config *before, const se_config *after, se_error *e) {
+        uint64_t retention = ctx->purge ? 0 : ctx->settings->removed_key_retention_usec;
+        int64_t now = (int64_t) time(NULL);
         int r;
 
-        if (!se_ha_enabled(ctx))
-                return 0;
-        r = se_ha_nodes(ctx, &nodes, &n, e);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                if (!streq(nodes[i].name, node(ctx)))
-                        nodes[k++] = nodes[i];
-                else {
-                        free(nodes[i].name);
-                        free(nodes[i].annotation);
-                        free(nodes[i].running);
-                        free(nodes[i].version);
+        for (size_t i = 0; i < before->n_resources; i++) {
+                const se_resource_config *rc = &before->resources[i];
+
+                for (size_t p = 0; p < rc->n_providers; p++) {
+                        se_provider_type t = se_provider_get_type(&rc->providers[p], NULL);
+                        const se_key_list *l = se_provider_keys(&rc->providers[p]);
+
+                        for (size_t k = 0; l && k < l->n_keys; k++) {
+                                if (i < after->n_resources &&
+                                    se_entry_has_key(&after->resources[i], t, l->keys[k].name))
+                                        continue;
+                                r = se_key_archive_add(ctx->state.dir, t, &l->keys[k], ctx->state.hash, now, retention,
+                                                       e);
+                                if (r < 0)
+                                        return se_error_prefix(e, r, "cannot archive key %s", l->keys[k].name);
+                        }
                 }
-        r = se_ha_lagging(ctx, nodes, k, &lagging);
-        se_node_records_free(nodes, k);
-        if (r < 0)
-                return se_error_set(e, r, "out of memory");
-        if (lagging)
-                return se_error_set(e, -ESTALE,
-                                    "not removing key %s: %s still run%s a configuration that may write with it; "
-                                    "restart %s there, then run the re-encryption again",
-                                    removed, lagging, strchr(lagging, ',') ? "" : "s", ctx->settings->unit);
+        }
+        r = se_key_archive_expire(ctx->state.dir, now, ctx->settings->removed_key_retention_usec, NULL);
+        (void) r; /* an old entry left behind is harmless */
         return 0;
 }
 
 /* Re-encrypt everything with the current write key, then (unless skip) prune per k3s's rules
- * behind the prune gate, and reach reencrypt_finished. The pending flags are persisted first so
+ * behind the safety check, and reach reencrypt_finished. The pending flags are persisted first so
  * that a crash leaves a visible, resumable reencrypt_active. */
 static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         se_store *store;
         se_config *pruned = NULL;
         _cleanup_free_ char *removed = NULL;
         se_reencrypt_result res = {};
+        se_rotation_scope sc = {};
         se_reencrypt_options o = {
                 .state_dir = ctx->state.dir,
                 .config_hash = ctx->state.hash,
@@ -355,12 +365,18 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         int r;
 
         r = se_ctx_store(ctx, &store, e);
+        if (r >= 0)
+                r = se_rotation_scope_init(ctx->state.config, &sc, e);
         if (r < 0)
                 return reencrypt_failed(ctx, r, e);
+        o.prefixes = (const char *const *) sc.walk;
+        o.strict_prefixes = (const char *const *) sc.strict;
+        o.owned_value_prefixes = (const char *const *) sc.owned;
         (void) se_event(SE_EVENT_REENCRYPT_STARTED, SE_MESSAGE("Re-encryption of secrets started on %s.", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
         r = se_reencrypt(store, ctx->state.config, &o, &res, e);
+        se_rotation_scope_done(&sc);
         if (r < 0) {
                 se_reencrypt_result_done(&res);
                 return reencrypt_failed(ctx, r, e);
@@ -390,36 +406,25 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
                 return r;
         }
 
-        r = se_rotation_prune(ctx->state.config, provider(ctx), &pruned, &removed, e);
+        r = se_rotation_prune(ctx->state.config, &pruned, &removed, e);
         if (r < 0)
                 return reencrypt_failed(ctx, r, e);
-        if (pruned) {
-                r = require_others_running(ctx, removed, e);
-                if (r < 0) {
-                        se_config_free(pruned);
-                        return reencrypt_failed(ctx, r, e);
-                }
-        }
-        if (pruned) {
-                se_verify_report rep = {};
-
-                r = se_prune_check(store, pruned, NULL, &rep, e);
-                se_verify_report_done(&rep);
-                if (r < 0) {
-                        se_config_free(pruned);
-                        se_error_prefix(e, r, "refusing to remove key %s", removed);
-                        return reencrypt_failed(ctx, r, e);
-                }
-        }
         /* The pending flags stay set through the commit: a crash inside it resumes, and a resume
-         * after a completed prune finds nothing left to remove. */
+         * after a completed prune finds nothing left to remove. The commit's safety check scans the
+         * whole registry for values under the removed keys first. */
         ctx->state.last_rotation = (int64_t) time(NULL);
-        r = se_ops_commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
+        if (pruned)
+                r = archive_removed(ctx, ctx->state.config, pruned, e);
+        if (r >= 0)
+                r = se_ops_commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
         se_config_free(pruned);
-        if (r >= 0) {
-                ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
-                r = se_ops_save_own(ctx, e);
+        if (r < 0) {
+                if (removed)
+                        se_error_prefix(e, r, "not removing key %s", removed);
+                return reencrypt_failed(ctx, r, e);
         }
+        ctx->state.pending_reencrypt = ctx->state.pending_skip = ctx->state.pending_rotate_keys = false;
+        r = se_ops_save_own(ctx, e);
         if (r >= 0 && removed)
                 event_key(ctx, SE_EVENT_KEY_REMOVED, "removed", removed);
         if (r >= 0) { /* a finished rotation ends a rolling one, however it got here */
@@ -448,14 +453,60 @@ static int mark_active(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
         return r;
 }
 
-/* Marks reencrypt_active and re-encrypts. In HA only the holder of the cluster's lease does, and
- * the lease is taken first, so a server that loses it changes nothing; a dead holder's lease
- * expires. */
+/* A helper command that failed puts the annotation and pending flags back: it leaves the stage as
+ * it found it (the checkpoint stays, so a retry resumes). The hook keeps them: the work is
+ * pending and a later start finishes it. */
+static void unmark_active(se_ctx *ctx, const char *annotation, bool pending, bool skip, bool rotate_keys) {
+        se_stage prev = se_state_current_stage(&ctx->state), now;
+        char *a = strdup_null(annotation);
+
+        if (annotation && !a)
+                return;
+        free(ctx->state.annotation);
+        ctx->state.annotation = a;
+        ctx->state.pending_reencrypt = pending;
+        ctx->state.pending_skip = skip;
+        ctx->state.pending_rotate_keys = rotate_keys;
+        now = se_state_current_stage(&ctx->state);
+        if (se_ops_save_own(ctx, NULL) >= 0 && prev != now)
+                event_stage(ctx, prev, now);
+}
+
+/* Marks reencrypt_active and re-encrypts. The datastore is opened first: a command that cannot
+ * reach it changes nothing. Values are rewritten only when every running API server has loaded
+ * the write key (safety.c); otherwise the work is left pending for the hook, which does it while
+ * the server is down, and ctx->deferred says which restart completes it. In HA only the holder of
+ * the cluster's lease re-encrypts, and the lease is taken first, so a server that loses it changes
+ * nothing; a dead holder's lease expires. */
 static int run_reencrypt(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) {
+        _cleanup_free_ char *annotation = strdup_null(ctx->state.annotation);
+        bool pending = ctx->state.pending_reencrypt, pskip = ctx->state.pending_skip,
+             prk = ctx->state.pending_rotate_keys;
+        se_error why = SE_ERROR_NULL;
+        se_store *store;
         int r;
 
+        if (ctx->state.annotation && !annotation)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        r = se_ctx_store(ctx, &store, e);
+        if (r < 0)
+                return reencrypt_failed(ctx, r, e);
         if (ctx->defer_reencrypt) /* the hook finishes it at the next start */
                 return mark_active(ctx, skip, rotate_keys, e);
+        r = se_safety_check(ctx, SE_SAFETY_REWRITE_VALUES, NULL, &why);
+        if (r == -ESTALE && !ctx->server_stopped) {
+                r = mark_active(ctx, skip, rotate_keys, e);
+                if (r >= 0 && asprintf(&ctx->deferred, "%s; the re-encryption then runs in its hook while it is down",
+                                       se_error_message(&why)) < 0)
+                        ctx->deferred = NULL;
+                se_error_done(&why);
+                return r;
+        }
+        if (r < 0) {
+                se_error_done(e);
+                *e = why;
+                return reencrypt_failed(ctx, r, e);
+        }
         r = se_ha_lease_acquire(ctx, &ctx->lease, e);
         if (r < 0)
                 return reencrypt_failed(ctx, r, e);
@@ -463,6 +514,8 @@ static int run_reencrypt(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) 
         if (r >= 0)
                 r = run_reencrypt_leased(ctx, skip, e);
         se_ha_lease_release(TAKE_PTR(ctx->lease));
+        if (r < 0 && !ctx->server_stopped)
+                unmark_active(ctx, annotation, pending, pskip, prk);
         return r;
 }
 
@@ -482,39 +535,37 @@ _public_ int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e) {
 _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
         se_config *n = NULL;
         _cleanup_free_ char *name = NULL;
-        bool ha;
+        se_store *store;
         int r;
+
+        /* In HA a new write key may only be used once every server can read it: that is the
+         * rolling rotation (prepare, and each round of restarts advances one stage). */
+        if (se_ha_enabled(ctx))
+                return se_op_start_rolling(ctx, e);
 
         r = require_config(ctx, e);
         if (r >= 0)
                 r = verify_stage_and_hash(ctx, SE_COMMAND_ROTATE_KEYS, e);
+        if (r >= 0) /* before anything changes: a datastore that is not there stops here */
+                r = se_ctx_store(ctx, &store, e);
         if (r >= 0)
                 r = se_rotation_add_and_rotate(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
-        /* The new config reaches the cluster and disk before any value is rewritten (k3s #13763),
-         * and the pending re-encryption is recorded with the commit's intent: a crash from here on
-         * leaves a readable state that the hook resumes and prunes.
-         * In HA the old key cannot go yet: the other servers still write with it until they
-         * restart. So the cluster moves to rotate (new write key, old key kept), values are
-         * re-encrypted now, and the rolling machinery prunes once every server runs the new config. */
-        ha = se_ha_enabled(ctx);
+        /* The new config reaches disk before any value is rewritten (k3s #13763), and the pending
+         * re-encryption is recorded with the commit's intent: a crash from here on leaves a
+         * readable state that the hook resumes and prunes. */
         if (r >= 0) {
                 ctx->state.pending_reencrypt = ctx->state.pending_rotate_keys = true;
-                ctx->state.pending_skip = ha;
-                r = se_ops_commit(ctx, n,
-                                  ha                     ? SE_STAGE_ROTATE
-                                  : ctx->state.has_stage ? ctx->state.stage
-                                                         : SE_STAGE_START,
-                                  e);
+                ctx->state.pending_skip = false;
+                r = se_ops_commit(ctx, n, ctx->state.has_stage ? ctx->state.stage : SE_STAGE_START, e);
+                if (r < 0)
+                        ctx->state.pending_reencrypt = ctx->state.pending_rotate_keys = false;
         }
         se_config_free(n);
         if (r >= 0) {
                 event_key(ctx, SE_EVENT_KEY_ADDED, "added", name);
                 event_key(ctx, SE_EVENT_KEY_PROMOTED, "promoted to write key", name);
-                if (ha)
-                        r = se_ha_set_rolling(ctx, true, e);
+                r = run_reencrypt(ctx, false, true, e);
         }
-        if (r >= 0)
-                r = run_reencrypt(ctx, ha, true, e);
         return r;
 }
 
@@ -531,11 +582,16 @@ _public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_e
                 /* k3s #13370: an identity-only config, so encryption can be turned on later */
                 r = se_config_generate_identity(&n, e);
         } else {
+                se_store *store;
+
                 r = se_rotation_set_enabled(ctx->state.config, provider(ctx), enable, time(NULL), &n, e);
                 if (r >= 0 && !n) {
                         *ret_changed = false;
                         return 0;
                 }
+                /* values follow the new write provider: the datastore must be there first */
+                if (r >= 0 && se_config_layout(n) != SE_LAYOUT_IDENTITY_ONLY)
+                        r = se_ctx_store(ctx, &store, e);
         }
         /* Unlike k3s, keep stage and hash consistent: the persisted stage is rewritten with the new
          * hash, so the next command is not refused with `invalid hash`. */
@@ -558,15 +614,19 @@ _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) 
         se_config *n = NULL;
         int r;
 
-        /* k3s regenerates an empty file; with state saying keys existed, that would make every
-         * stored secret unreadable. */
-        if (!ctx->state.has_config && ctx->state.config_empty && (ctx->state.has_stage || ctx->state.generation > 0))
+        /* k3s regenerates a missing or empty file; with state saying keys existed, that would make
+         * every stored secret unreadable. */
+        if (!ctx->state.has_config && (ctx->state.has_stage || ctx->state.generation > 0))
                 return se_error_set(e, -EBADMSG,
-                                    "%s/encryption-config.json is empty but encryption-state.json says stage %s: "
-                                    "generating a new key would leave every stored secret unreadable; restore the "
-                                    "file from a backup (or, with etcd, run `secrets-encrypt sync --from-cluster`)",
-                                    ctx->state.dir,
-                                    ctx->state.has_stage ? se_stage_to_string(ctx->state.stage) : "(unknown)");
+                                    "%s/encryption-config.json is %s but the state files say keys existed (stage "
+                                    "%s, generation %" PRIu64 "): generating a new key would leave every stored "
+                                    "secret unreadable. Restore the file from a backup (with etcd: `secrets-encrypt "
+                                    "sync --from-cluster`), or bring back archived keys with `secrets-encrypt "
+                                    "restore-key`; to start over deliberately, run `secrets-encrypt reset-state "
+                                    "--discard-keys`",
+                                    ctx->state.dir, ctx->state.config_empty ? "empty" : "missing",
+                                    ctx->state.has_stage ? se_stage_to_string(ctx->state.stage) : "(unknown)",
+                                    ctx->state.generation);
 
         if (ctx->state.has_config) {
                 /* k3s: an existing config is kept; a missing state file becomes start-<hash> */
@@ -700,4 +760,34 @@ oom:
         se_node_records_free(nodes, n_nodes);
         se_status_done(&s);
         return se_error_set(e, -ENOMEM, "out of memory");
+}
+
+_public_ int se_op_reset_state(se_ctx *ctx, se_error *e) {
+        static const char *const files[] = {
+                "encryption-state.json",
+                "secrets-encrypt.json",
+                "running-config.json",
+                SE_REENCRYPT_CHECKPOINT_FILE,
+        };
+
+        if (ctx->state.has_config)
+                return se_error_set(e, -ESTALE,
+                                    "%s/encryption-config.json exists: reset-state only clears the state a lost "
+                                    "configuration left behind",
+                                    ctx->state.dir);
+        if (se_ha_enabled(ctx))
+                return se_error_set(e, -ESTALE,
+                                    "with etcd, run `secrets-encrypt sync --from-cluster` to get the cluster's "
+                                    "configuration back instead");
+        /* The archive of removed keys stays: restore-key can still bring them back. */
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *p = NULL;
+
+                if (asprintf(&p, "%s/%s", ctx->state.dir, files[i]) < 0)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                if (unlink(p) < 0 && errno != ENOENT)
+                        return se_error_set(e, -errno, "cannot remove %s: %m", p);
+        }
+        se_state_done(&ctx->state);
+        return se_state_load(ctx->settings->state_dir, &ctx->state, e);
 }

@@ -60,6 +60,7 @@ typedef struct worker {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         se_transformer *t;
+        const se_reencrypt_options *o;
         se_buf plain;
         page *job; /* submitted and not finished */
         bool quit;
@@ -124,15 +125,32 @@ static void test_kill_parse(run *r) {
         r->kill_n = n;
 }
 
-/* 0: already current, nothing to write. 1: out holds the value under the write key.
+/* Outside strict_prefixes only values under a key of owned_value_prefixes are the rotated entry's to
+ * rewrite: anything else may belong to a resource another entry covers. */
+static bool in_scope(const se_reencrypt_options *o, const char *key, const uint8_t *v, size_t n) {
+        if (!o->owned_value_prefixes)
+                return true;
+        for (const char *const *p = o->strict_prefixes; p && *p; p++)
+                if (startswith(key, *p))
+                        return true;
+        for (const char *const *p = o->owned_value_prefixes; *p; p++) {
+                size_t len = strlen(*p);
+
+                if (n >= len && memcmp(v, *p, len) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* 0: already current or not in scope, nothing to write. 1: out holds the value under the write key.
  * -ENOKEY: no configured key reads it (message names the key path). Other errors are fatal. */
-static int transform_one(se_transformer *t, const char *key, const uint8_t *v, size_t n, se_buf *plain, se_buf *out,
-                         se_error *e) {
+static int transform_one(se_transformer *t, const se_reencrypt_options *o, const char *key, const uint8_t *v, size_t n,
+                         se_buf *plain, se_buf *out, se_error *e) {
         se_read_info info = {};
         se_error err = SE_ERROR_NULL;
         int r;
 
-        if (se_transformer_is_current(t, v, n))
+        if (!in_scope(o, key, v, n) || se_transformer_is_current(t, v, n))
                 return 0;
 
         if (se_value_is_kms(v, n, NULL)) {
@@ -173,7 +191,7 @@ static int transform_one(se_transformer *t, const char *key, const uint8_t *v, s
         return 1;
 }
 
-static void page_process(page *p, se_transformer *t, se_buf *plain) {
+static void page_process(page *p, se_transformer *t, const se_reencrypt_options *o, se_buf *plain) {
         p->n_ok = p->kvs.n_items;
         se_error_done(&p->error);
 
@@ -185,7 +203,7 @@ static void page_process(page *p, se_transformer *t, se_buf *plain) {
 
                 se_buf_clear(&it->out);
                 it->error = mfree(it->error);
-                r = transform_one(t, kv->key, kv->value, kv->value_size, plain, &it->out, &err);
+                r = transform_one(t, o, kv->key, kv->value, kv->value_size, plain, &it->out, &err);
                 if (r == 0)
                         it->action = ITEM_SKIP;
                 else if (r > 0)
@@ -217,7 +235,7 @@ static void *worker_main(void *userdata) {
                 if (w->quit)
                         break;
                 pthread_mutex_unlock(&w->lock);
-                page_process(w->job, w->t, &w->plain);
+                page_process(w->job, w->t, w->o, &w->plain);
                 pthread_mutex_lock(&w->lock);
                 w->job = NULL;
                 pthread_cond_broadcast(&w->cond);
@@ -241,7 +259,7 @@ static int worker_start(worker *w, const se_config *c, const char *resource, se_
 
 static void worker_submit(worker *w, page *p) {
         if (!w->running) {
-                page_process(p, w->t, &w->plain);
+                page_process(p, w->t, w->o, &w->plain);
                 return;
         }
         pthread_mutex_lock(&w->lock);
@@ -423,7 +441,7 @@ static int resolve_conflict(run *r, const char *key, se_error *e) {
                 if (k < 0)
                         return se_error_prefix(e, k, "%s: cannot re-read after a conflict", key);
 
-                k = transform_one(r->t, key, kv.value, kv.value_size, &r->plain, &r->out, e);
+                k = transform_one(r->t, r->o, key, kv.value, kv.value_size, &r->plain, &r->out, e);
                 if (k <= 0) {
                         se_kv_done(&kv);
                         if (k == -ENOKEY)
@@ -698,6 +716,7 @@ _public_ int se_reencrypt(se_store *s, const se_config *c, const se_reencrypt_op
         k = run_init(&r, s, c, o, e);
         if (k < 0)
                 goto out;
+        w.o = o;
         k = worker_start(&w, c, o->resource ?: SE_REENCRYPT_DEFAULT_RESOURCE, e);
         if (k < 0)
                 goto out;

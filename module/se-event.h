@@ -45,6 +45,7 @@ typedef enum se_event_type {
         SE_EVENT_HOOK_FAILED,        /* full event, logged when the failure changes */
         SE_EVENT_HOOK_FAILED_REPEAT, /* short line for the same failure on a later retry */
         SE_EVENT_FLEET_HOOK_FAILED,  /* a hooks-dir executable failed; never fatal */
+        SE_EVENT_REENCRYPT_PENDING,  /* pending work cannot finish yet; the server starts anyway */
         _SE_EVENT_MAX,
         _SE_EVENT_NONE = -1, /* plain log lines */
 } se_event_type;
@@ -71,6 +72,7 @@ typedef enum se_event_type {
 #define SE_MESSAGE_HOOK_FAILED_STR         "de8eb27d70f042fcb1621bff6527fa55"
 #define SE_MESSAGE_HOOK_FAILED_REPEAT_STR  "350881f3b40447dfa43c3d214416403d"
 #define SE_MESSAGE_FLEET_HOOK_FAILED_STR   "2004851d4a4d4c789fc7d872703372dc"
+#define SE_MESSAGE_REENCRYPT_PENDING_STR   "4c6bd0112ff34b6689f1eccaba5026ff"
 
 /* The journal fields of SPEC §7. */
 #define SE_FIELD_STAGE          "SECRETS_ENCRYPT_STAGE"

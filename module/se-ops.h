@@ -32,6 +32,12 @@ typedef struct se_ctx {
         /* Leave re-encryption pending for the hook (the helper's --restart): the server is then
          * down while values are rewritten. */
         bool defer_reencrypt;
+        /* The hook: the local API server is down, so only the other servers' configs count. */
+        bool server_stopped;
+        /* rotate-keys --purge: a removed key is not archived (it was compromised). */
+        bool purge;
+        /* Set when a command did the safe part only: why, and the restart that completes it. */
+        char *deferred;
 } se_ctx;
 
 #define SE_LOCK_WAIT_USEC (5ULL * 1000000ULL)
@@ -67,5 +73,9 @@ bool se_ha_enabled(const se_ctx *ctx);
 int se_ha_get_rolling(se_ctx *ctx, bool *ret, se_error *e);
 /* `sync --from-cluster` / `--from-local` (HA). */
 int se_op_sync(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e);
+/* After a lost configuration: forgets the stage, generation and pending work, so the next start
+ * generates a new config (every value under the lost keys stays unreadable). Refused while a
+ * config exists, and with etcd. Keeps the archive of removed keys. */
+int se_op_reset_state(se_ctx *ctx, se_error *e);
 /* Completes a pending or interrupted re-encryption (the hook's step 6). */
 int se_op_resume(se_ctx *ctx, bool *ret_ran, se_error *e);

@@ -45,7 +45,12 @@ typedef struct se_reencrypt_options {
         double rate_limit;                 /* values per second; 0 = unlimited */
         uint64_t checkpoint_interval_usec; /* least time between checkpoint writes; 0 = every batch */
         bool collect_unreadable;           /* go on past undecryptable values and list them, not stop */
-        size_t max_unreadable_paths;       /* listed paths; 0 = SE_REENCRYPT_DEFAULT_MAX_PATHS */
+        /* When set, only values whose bytes start with one of these (NULL-terminated) are
+         * rewritten, except under strict_prefixes, where every value is: the rotated entry's own
+         * keys in a walk over resources other entries may cover. */
+        const char *const *owned_value_prefixes;
+        const char *const *strict_prefixes;
+        size_t max_unreadable_paths; /* listed paths; 0 = SE_REENCRYPT_DEFAULT_MAX_PATHS */
         se_reencrypt_progress_fn progress;
         void *userdata;
 } se_reencrypt_options;
@@ -82,6 +87,7 @@ typedef struct se_verify_options {
         const char *resource;
         size_t page_size;
         size_t max_unreadable_paths;
+        bool all_resources; /* also every encrypted value elsewhere under /registry/ */
 } se_verify_options;
 
 typedef struct se_verify_count {
@@ -91,7 +97,8 @@ typedef struct se_verify_count {
 } se_verify_count;
 
 typedef struct se_verify_report {
-        uint64_t total;
+        uint64_t total;          /* values under the prefixes (secrets) */
+        uint64_t other_values;   /* all_resources: encrypted values elsewhere under /registry/ */
         se_verify_count *counts; /* in order of first appearance */
         size_t n_counts;
         uint64_t identity;    /* plaintext values (read by the identity provider) */
@@ -114,3 +121,8 @@ void se_verify_report_done(se_verify_report *r);
  */
 int se_prune_check(se_store *s, const se_config *config_after_prune, const se_verify_options *o, se_verify_report *ret,
                    se_error *e);
+
+/* Counts the current values under key_prefix whose bytes start with one of value_prefixes (e.g.
+ * "k8s:enc:aescbc:v1:NAME:"), and names the first: the complete scan before a key is removed. */
+int se_scan_value_prefixes(se_store *s, const char *key_prefix, const char *const *value_prefixes, uint64_t *ret_count,
+                           char **ret_first_key, se_error *e);

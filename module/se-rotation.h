@@ -37,9 +37,11 @@ int se_rotation_rotate(const se_config *c, const char *provider, se_config **ret
  * secondary for reads. */
 int se_rotation_add_and_rotate(const se_config *c, const char *provider, time_t now, se_config **ret,
                                char **ret_key_name, se_error *e);
-/* The prune after re-encryption (k3s §4.3). *ret (NULL when nothing is removed) and the removed
- * key's name. */
-int se_rotation_prune(const se_config *c, const char *provider, se_config **ret, char **ret_removed, se_error *e);
+/* The prune after re-encryption (k3s §4.3): every aescbc, secretbox and aesgcm key of the entry
+ * that covers secrets except its write key (with identity first: except the key `enable` would
+ * promote); never KMS. *ret (NULL when nothing is removed) and the removed keys' names, joined
+ * with ", ". */
+int se_rotation_prune(const se_config *c, se_config **ret, char **ret_removed, se_error *e);
 /* enable/disable (k3s §1.5, minus its bugs: identity-only enable creates a key; disable keeps the
  * secondary provider). *ret NULL = already in that state. */
 int se_rotation_set_enabled(const se_config *c, const char *provider, bool enable, time_t now, se_config **ret,

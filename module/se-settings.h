@@ -25,7 +25,13 @@ typedef struct se_settings {
         uint64_t timeout_usec;
         double reencrypt_rate; /* secrets/s, 0 = unlimited */
         bool auto_advance;
+        /* removed-key-retention: how long removed keys stay in <state-dir>/removed-keys/ for
+         * restore-key (se-key-archive.h); default 7d. keep_removed_keys is false when it is 0. */
+        uint64_t removed_key_retention_usec;
+        bool keep_removed_keys;
 } se_settings;
+
+#define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)
 
 /* Defaults of SPEC §2 (node-name = hostname). */
 int se_settings_init(se_settings *s);

@@ -21,6 +21,10 @@ typedef struct se_store_options {
         const char *certfile;
         const char *keyfile;
         uint64_t timeout_usec; /* per request / busy timeout; 0 = backend default */
+        /* The datastore must exist and hold Kubernetes data (keys under /registry/): a mistyped
+         * path or an unmounted disk is -ENOMEDIUM (-EMEDIUMTYPE: not kine's schema), never an empty
+         * store. Every operation on a cluster's data sets it. */
+        bool require_data;
 } se_store_options;
 
 typedef struct se_kv {

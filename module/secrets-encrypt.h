@@ -18,3 +18,4 @@
 #include "se-event.h"
 #include "se-hook.h"
 #include "se-ops.h"
+#include "se-key-archive.h"

@@ -13,11 +13,22 @@
 #define SETTINGS_MAX_SIZE (64u * 1024u)
 
 _public_ const char *const se_settings_keys[] = {
-        "state-dir",          "node-name",        "secrets-encryption-provider",
-        "datastore-endpoint", "datastore-cafile", "datastore-certfile",
-        "datastore-keyfile",  "token-file",       "unit",
-        "hooks-dir",          "metrics-file",     "timeout",
-        "reencrypt-rate",     "auto-advance",     NULL,
+        "state-dir",
+        "node-name",
+        "secrets-encryption-provider",
+        "datastore-endpoint",
+        "datastore-cafile",
+        "datastore-certfile",
+        "datastore-keyfile",
+        "token-file",
+        "unit",
+        "hooks-dir",
+        "metrics-file",
+        "timeout",
+        "reencrypt-rate",
+        "auto-advance",
+        "removed-key-retention",
+        NULL,
 };
 
 _public_ bool se_settings_is_key(const char *key) {
@@ -40,7 +51,11 @@ static int set_str(char **field, const char *value) {
 _public_ int se_settings_init(se_settings *s) {
         char host[256] = "";
 
-        *s = (se_settings){.timeout_usec = 10ULL * 60ULL * 1000000ULL};
+        *s = (se_settings){
+                .timeout_usec = 10ULL * 60ULL * 1000000ULL,
+                .removed_key_retention_usec = SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC,
+                .keep_removed_keys = true,
+        };
         if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
                 strcpy(host, "localhost");
         if (set_str(&s->state_dir, "/var/lib/secrets-encrypt") < 0 || set_str(&s->node_name, host) < 0 ||
@@ -146,6 +161,19 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                 s->reencrypt_rate = d;
                 return 0;
         }
+        if (streq(key, "removed-key-retention")) {
+                uint64_t u;
+
+                /* 0 is valid here: removed keys are then not kept at all */
+                if (se_parse_duration(value, &u) < 0)
+                        return se_error_set(e, -EINVAL,
+                                            "removed-key-retention: invalid duration \"%s\" (examples: 7d, 36h, 0 to "
+                                            "keep no removed keys)",
+                                            value);
+                s->removed_key_retention_usec = u;
+                s->keep_removed_keys = u > 0;
+                return 0;
+        }
         if (streq(key, "auto-advance")) {
                 if (parse_bool(value, &s->auto_advance) < 0)
                         return se_error_set(e, -EINVAL, "auto-advance: invalid boolean \"%s\" (true or false)", value);
@@ -221,7 +249,7 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                                                          "node-name, secrets-encryption-provider, datastore-endpoint, "
                                                          "datastore-cafile, datastore-certfile, datastore-keyfile, "
                                                          "token-file, unit, hooks-dir, metrics-file, timeout, "
-                                                         "reencrypt-rate, auto-advance)",
+                                                         "reencrypt-rate, auto-advance, removed-key-retention)",
                                                          path, line, v);
                                         break;
                                 }

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "store-internal.h"
@@ -263,6 +264,13 @@ static int kine_open(const se_store_options *o, void **ret_impl, se_error *e) {
         pthread_mutex_init(&k->lock, NULL);
 
         r = kine_connect(k, e);
+        if (r == 0 && o->require_data)
+                r = se_error_set(e, -ENOMEDIUM,
+                                 access(k->path, F_OK) < 0
+                                         ? "kine database %s does not exist: check datastore-endpoint (a mistyped "
+                                           "path or an unmounted disk); secrets-encrypt never creates a datastore"
+                                         : "%s is an empty SQLite file, not a kine database: check datastore-endpoint",
+                                 k->path);
         if (r < 0) {
                 pthread_mutex_destroy(&k->lock);
                 free(k->path);

@@ -32,6 +32,21 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
                 free(s);
                 return r;
         }
+        if (o->require_data) {
+                se_kv_list l = {};
+
+                r = se_store_range(s, "/registry/", NULL, 1, &l, e);
+                if (r >= 0 && l.n_items == 0)
+                        r = se_error_set(e, -ENOMEDIUM,
+                                         "%s holds no Kubernetes data (no key under /registry/): check "
+                                         "datastore-endpoint; an empty store is never assumed",
+                                         o->endpoint);
+                se_kv_list_done(&l);
+                if (r < 0) {
+                        se_store_close(s);
+                        return r;
+                }
+        }
         *ret = s;
         return 0;
 }

@@ -5,9 +5,11 @@
 # start and a crash), then a scan of everything the product wrote for every key that ever
 # existed — as base64, as raw bytes and as hex: stdout, stderr (the journal fallback with
 # SECRETS_ENCRYPT_LOG_TARGET=stderr carries every event), status/facts/metrics output, every file
-# in the state directory except encryption-config.json, the datastore, and the temporary
-# directory the programs ran with. Nothing may match. encryption-config.json is 0600, every
-# other state file 0600 and the state directory 0700.
+# in the state directory except the files that hold keys by design (encryption-config.json, the
+# record of the config the server loaded, running-config.json, and the archive of removed keys,
+# removed-keys/), the datastore, and the temporary directory the programs ran with. Nothing may
+# match. Those key files are 0600, every other state file 0600, the archive and the state directory
+# 0700.
 set -u
 cd "$(dirname "$0")/../.."
 B=${SE_BUILD:-build}
@@ -176,8 +178,8 @@ scan_set "stdout of every command" "${outs[@]}"
 scan_set "stderr of every command, with every event (journal fallback)" "${errs[@]}"
 mapfile -t others < <(find "$OUT" -type f ! -name '*.stdout' ! -name '*.stderr' ! -name '*.rc')
 scan_set "metrics and facts output" "${others[@]}"
-mapfile -t state_files < <(find "$ST" -type f ! -name encryption-config.json)
-scan_set "state directory apart from encryption-config.json ($(ls -A "$ST" | grep -v '^encryption-config.json$' | paste -sd' '))" "${state_files[@]}"
+mapfile -t state_files < <(find "$ST" -type f ! -name encryption-config.json ! -name running-config.json ! -path '*/removed-keys/*')
+scan_set "state directory apart from the key files ($(ls -A "$ST" | grep -vE '^(encryption-config|running-config)\.json$|^removed-keys$' | paste -sd' '))" "${state_files[@]}"
 mapfile -t db_files < <(find "$W" -maxdepth 1 -name 'db.sqlite*')
 scan_set "the datastore (values are ciphertext, never keys)" "${db_files[@]}"
 mapfile -t tmp_files < <(find "$W/tmp" -type f)
@@ -194,6 +196,8 @@ perm=$(stat -c %a "$ST/encryption-config.json")
 [ "$perm" = 600 ] && ok "encryption-config.json is 0600" || not_ok "encryption-config.json is $perm"
 perm=$(stat -c %a "$ST")
 [ "$perm" = 700 ] && ok "state directory is 0700" || not_ok "state directory is $perm"
+perm=$(stat -c %a "$ST/removed-keys" 2>/dev/null)
+[ "$perm" = 700 ] && ok "the archive of removed keys is 0700" || not_ok "removed-keys is '$perm'"
 loose=$(find "$ST" -type f -perm /077 | xargs -r -n1 basename | paste -sd' ')
 [ -z "$loose" ] && ok "every file in the state directory is private (no group/other bits)" || not_ok "group/other-accessible: $loose"
 # a fresh state dir made by the programs themselves under a permissive umask
