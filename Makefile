@@ -42,10 +42,15 @@ DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev
 	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
 	uuid-runtime python3 python3-cryptography python3-nacl jq
 
-# libcurl is compiled against but loaded with dlopen() (module/curl-dlopen.c): only the etcd
+# libcurl is compiled against but loaded with dlopen() (module/store/curl-dlopen.c): only the etcd
 # datastore needs it and its dependency tree would slow every start of the hook.
 PKGS := libsystemd openssl yaml-0.1 json-c sqlite3 libsodium
 PKGS_DLOPEN := libcurl
+
+# module/ by subsystem, in dependency order: a folder uses only the folders before it
+# (tests/integration/test-layout.sh checks that).
+MODULE_DIRS := base journal config state store crypto cluster rotation systemd fleet
+MODULE_INCLUDES := -Imodule $(addprefix -Imodule/,$(MODULE_DIRS))
 
 WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes -Wundef \
 	-Wpointer-arith -Wimplicit-fallthrough -Wno-unused-parameter -Wvla -Wwrite-strings
@@ -60,7 +65,7 @@ LDFLAGS ?=
 BASE_CFLAGS := -std=gnu11 $(OPT) $(WARNINGS) -fPIC -fvisibility=hidden -MMD -MP \
 	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -D_GNU_SOURCE \
 	-DSE_VERSION=\"$(VERSION)\" -DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" \
-	-Imodule -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
+	$(MODULE_INCLUDES) -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
 LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl -lpthread -lm
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check $(PKGS_DLOPEN) 2>/dev/null)
@@ -74,9 +79,9 @@ endif
 
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
 
-LIB_SRC := $(sort $(wildcard module/*.c))
+LIB_SRC := $(sort $(foreach d,$(MODULE_DIRS),$(wildcard module/$(d)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
-LIB_HEADERS := module/secrets-encrypt.h $(sort $(wildcard module/se-*.h))
+LIB_HEADERS := module/secrets-encrypt.h $(sort $(foreach d,$(MODULE_DIRS),$(wildcard module/$(d)/se-*.h)))
 SONAME := libsecrets-encrypt.so.$(SOVERSION)
 LIB_SO := $(B)/libsecrets-encrypt.so.$(VERSION)
 LIB_A := $(B)/libsecrets-encrypt-internal.a
@@ -176,14 +181,14 @@ check-valgrind: deps
 # ---- fuzzing (libFuzzer) ----------------------------------------------------------------------
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DSE_FUZZING \
 	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -DSE_VERSION=\"$(VERSION)\" \
-	-DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" -Imodule -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
+	-DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" $(MODULE_INCLUDES) -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
 .PHONY: fuzz
 fuzz: $(FUZZ_BIN)
 # The library is compiled once with the fuzzer's instrumentation and linked into every target.
 FUZZ_LIB_OBJ := $(LIB_SRC:module/%.c=build-fuzz/obj/%.o)
 build-fuzz/obj/%.o: module/%.c
 	$(call say,FUZZCC,$@)
-	@mkdir -p build-fuzz/obj
+	@mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 	$(call say,FUZZ,$@)
@@ -260,9 +265,9 @@ install: all
 # ---- style -------------------------------------------------------------------------------------
 .PHONY: format-check format
 format-check:
-	$(Q)clang-format --dry-run --Werror module/*.[ch] hooks/*.[ch]
+	$(Q)clang-format --dry-run --Werror module/*.h module/*/*.[ch] hooks/*.[ch]
 format:
-	$(Q)clang-format -i module/*.[ch] hooks/*.[ch]
+	$(Q)clang-format -i module/*.h module/*/*.[ch] hooks/*.[ch]
 
 .PHONY: clean
 clean:

@@ -184,7 +184,7 @@ journalctl --no-pager -o verbose MESSAGE_ID="$finished" -n 1 2>&1 | sed 's/^/   
 echo
 printf '%s$ journalctl -o json SYSLOG_IDENTIFIER=secrets-encrypt   (as a table)%s\n' "$D" "$N"
 journalctl --no-pager -o json SYSLOG_IDENTIFIER=secrets-encrypt 2>/dev/null >"$W/events.json"
-python3 - "$SE_ROOT/module/se-event.h" "$W/events.json" "$W" <<'EOF' || fail "cannot print the event table"
+python3 - "$SE_ROOT/module/journal/se-event.h" "$W/events.json" "$W" <<'EOF' || fail "cannot print the event table"
 import json, re, sys, time
 workdir = sys.argv[3].rstrip("/") + "/"
 names = {}

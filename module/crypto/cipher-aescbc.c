@@ -111,3 +111,20 @@ int se_aescbc_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *out
         out->data[out->len] = 0;
         return 0;
 }
+
+static int encrypt_no_aad(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
+                          size_t n, se_buf *out) {
+        return se_aescbc_encrypt(k, iv, in, n, out);
+}
+
+static int decrypt_no_aad(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n,
+                          se_buf *out, se_cipher_err *ret_err) {
+        return se_aescbc_decrypt(k, in, n, out, ret_err);
+}
+
+const se_cipher_ops se_cipher_aescbc = {
+        .type = SE_PROVIDER_AESCBC,
+        .iv_size = SE_AESCBC_IV_SIZE,
+        .encrypt = encrypt_no_aad,
+        .decrypt = decrypt_no_aad,
+};

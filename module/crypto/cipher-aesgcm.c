@@ -100,3 +100,10 @@ fail_io:
         explicit_wipe(dst, ct);
         return -EIO;
 }
+
+const se_cipher_ops se_cipher_aesgcm = {
+        .type = SE_PROVIDER_AESGCM,
+        .iv_size = SE_AESGCM_NONCE_SIZE,
+        .encrypt = se_aesgcm_encrypt,
+        .decrypt = se_aesgcm_decrypt,
+};

@@ -61,3 +61,20 @@ int se_secretbox_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *
         out->data[out->len] = 0;
         return 0;
 }
+
+static int encrypt_no_aad(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
+                          size_t n, se_buf *out) {
+        return se_secretbox_encrypt(k, iv, in, n, out);
+}
+
+static int decrypt_no_aad(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n,
+                          se_buf *out, se_cipher_err *ret_err) {
+        return se_secretbox_decrypt(k, in, n, out, ret_err);
+}
+
+const se_cipher_ops se_cipher_secretbox = {
+        .type = SE_PROVIDER_SECRETBOX,
+        .iv_size = SE_SECRETBOX_NONCE_SIZE,
+        .encrypt = encrypt_no_aad,
+        .decrypt = decrypt_no_aad,
+};

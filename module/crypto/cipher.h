@@ -84,3 +84,19 @@ int se_cipher_encrypt(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, s
                       size_t n, se_buf *out);
 int se_cipher_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n, se_buf *out,
                       se_cipher_err *ret_err);
+
+/* One provider's cipher (cipher-<provider>.c); cipher.c lists them. The AAD is the datastore key,
+ * used by the AEADs that bind it (aesgcm) and ignored by the others. */
+typedef struct se_cipher_ops {
+        se_provider_type type;
+        size_t iv_size;
+        int (*encrypt)(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
+                       size_t n, se_buf *out);
+        int (*decrypt)(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n, se_buf *out,
+                       se_cipher_err *ret_err);
+} se_cipher_ops;
+
+extern const se_cipher_ops se_cipher_aescbc, se_cipher_aesgcm, se_cipher_secretbox;
+
+/* The cipher of a provider type; NULL for identity and KMS. */
+const se_cipher_ops *se_cipher_ops_for(se_provider_type type);

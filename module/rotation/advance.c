@@ -81,21 +81,3 @@ _public_ int se_op_auto_advance(se_ctx *ctx, bool *ret_advanced, se_error *e) {
         *ret_advanced = true;
         return 0;
 }
-
-_public_ int se_op_start_rolling(se_ctx *ctx, se_error *e) {
-        int r;
-
-        if (streq(ctx->settings->provider, "secretbox"))
-                return se_error_set(e, -ESTALE,
-                                    "a rolling rotation uses prepare/rotate, which k3s limits to aescbc keys; use "
-                                    "rotate-keys for secretbox");
-        /* The request first: killed right after the prepare is published, the restarts must still
-         * know to carry the rotation on. */
-        r = se_ha_set_rolling(ctx, true, e);
-        if (r < 0)
-                return r;
-        r = se_op_prepare(ctx, false, e);
-        if (r < 0)
-                (void) se_ha_set_rolling(ctx, false, NULL); /* refused: nothing was started */
-        return r;
-}

@@ -17,79 +17,6 @@
 #include "se-rotation.h"
 #include "se-util.h"
 
-static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, bool read_only, se_error *e) {
-        bool recovered;
-        pid_t holder = 0;
-        int r;
-
-        *ctx = (se_ctx){.settings = s, .lock_fd = -1};
-        if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST && !(read_only && errno == EROFS))
-                return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
-
-        r = se_lock_dir(s->state_dir, lock_wait_usec, &ctx->lock_fd, &holder);
-        if (r == -EBUSY) {
-                if (holder > 0)
-                        return se_error_set(e, r,
-                                            "%s is locked by another secrets-encrypt process (pid %d); wait for it "
-                                            "to finish and retry",
-                                            s->state_dir, (int) holder);
-                return se_error_set(e, r, "%s is locked by another secrets-encrypt process; retry later",
-                                    s->state_dir);
-        }
-        /* a reader on a read-only or foreign state directory reads without the lock */
-        if (r < 0 && !(read_only && (r == -EROFS || r == -EACCES)))
-                return se_error_set(e, r, "cannot lock state-dir %s: %s", s->state_dir, strerror(-r));
-
-        r = se_state_load(s->state_dir, &ctx->state, e);
-        if (r >= 0 && ctx->lock_fd >= 0 && !read_only) {
-                /* under the lock: what a killed writer left behind */
-                se_state_remove_temporaries(s->state_dir);
-                r = se_state_recover(&ctx->state, &recovered, e);
-        }
-        if (r < 0) {
-                se_state_done(&ctx->state);
-                se_unlock_dir(TAKE_FD(ctx->lock_fd));
-                return r;
-        }
-        return 0;
-}
-
-_public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e) {
-        return ctx_open(ctx, s, lock_wait_usec, false, e);
-}
-
-_public_ int se_ctx_open_read(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e) {
-        return ctx_open(ctx, s, lock_wait_usec, true, e);
-}
-
-_public_ void se_ctx_close(se_ctx *ctx) {
-        free(TAKE_PTR(ctx->deferred));
-        se_cluster_close(TAKE_PTR(ctx->cluster));
-        se_store_close(TAKE_PTR(ctx->store));
-        se_state_done(&ctx->state);
-        se_unlock_dir(TAKE_FD(ctx->lock_fd));
-}
-
-_public_ int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e) {
-        const se_settings *s = ctx->settings;
-        int r;
-
-        if (!ctx->store) {
-                se_store_options o = {
-                        .endpoint = s->datastore_endpoint,
-                        .cafile = s->datastore_cafile,
-                        .certfile = s->datastore_certfile,
-                        .keyfile = s->datastore_keyfile,
-                        .require_data = true,
-                };
-                r = se_store_open(&o, &ctx->store, e);
-                if (r < 0)
-                        return se_error_prefix(e, r, "datastore %s", s->datastore_endpoint);
-        }
-        *ret = ctx->store;
-        return 0;
-}
-
 static int require_config(se_ctx *ctx, se_error *e) {
         if (!ctx->state.has_config)
                 return se_error_set(e, -ESTALE,
@@ -529,6 +456,24 @@ _public_ int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e) {
                 r = se_error_set(e, -ESTALE, "reencrypt does not support secretbox key type, use rotate-keys instead");
         if (r >= 0)
                 r = run_reencrypt(ctx, skip, false, e);
+        return r;
+}
+
+_public_ int se_op_start_rolling(se_ctx *ctx, se_error *e) {
+        int r;
+
+        if (streq(ctx->settings->provider, "secretbox"))
+                return se_error_set(e, -ESTALE,
+                                    "a rolling rotation uses prepare/rotate, which k3s limits to aescbc keys; use "
+                                    "rotate-keys for secretbox");
+        /* The request first: killed right after the prepare is published, the restarts must still
+         * know to carry the rotation on. */
+        r = se_ha_set_rolling(ctx, true, e);
+        if (r < 0)
+                return r;
+        r = se_op_prepare(ctx, false, e);
+        if (r < 0)
+                (void) se_ha_set_rolling(ctx, false, NULL); /* refused: nothing was started */
         return r;
 }
 

@@ -4,7 +4,6 @@
 #include <stdbool.h>
 
 #include "se-error.h"
-#include "se-hook.h"
 #include "se-reencrypt.h"
 #include "se-settings.h"
 #include "se-state.h"

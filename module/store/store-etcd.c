@@ -1150,7 +1150,7 @@ const se_store_ops se_store_etcd_ops = {
 static int etcd_from_store(se_store *s, etcd **ret, se_error *e) {
         if (!s)
                 return se_error_set(e, -EINVAL, "no datastore");
-        if (se_store_get_kind(s) != SE_STORE_ETCD)
+        if (s->ops->kind != SE_STORE_ETCD)
                 return se_error_set(e, -EOPNOTSUPP, "this operation needs an etcd datastore");
         *ret = s->impl;
         return 0;

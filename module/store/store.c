@@ -82,39 +82,3 @@ _public_ int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e
                 return 0;
         return s->ops->update(s->impl, u, n, e);
 }
-
-_public_ void se_kv_done(se_kv *kv) {
-        if (!kv)
-                return;
-        free(kv->key);
-        free(kv->value);
-        *kv = (se_kv){};
-}
-
-_public_ void se_kv_list_done(se_kv_list *l) {
-        if (!l)
-                return;
-        for (size_t i = 0; i < l->n_items; i++)
-                se_kv_done(&l->items[i]);
-        free(l->items);
-        *l = (se_kv_list){};
-}
-
-char *se_prefix_range_end(const char *prefix) {
-        size_t n = strlen(prefix);
-        char *end = strdup(prefix);
-
-        if (!end)
-                return NULL;
-        while (n > 0) {
-                unsigned char c = (unsigned char) end[n - 1];
-                if (c < 0xff) {
-                        end[n - 1] = (char) (c + 1);
-                        end[n] = '\0';
-                        return end;
-                }
-                n--;
-        }
-        free(end);
-        return NULL;
-}

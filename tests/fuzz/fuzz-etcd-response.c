@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libFuzzer target for the etcd v3 JSON-gateway response parser (module/store-etcd.c): each input
+ * libFuzzer target for the etcd v3 JSON-gateway response parser (module/store/store-etcd.c): each input
  * is served as the HTTP response of a one-shot loopback server, and the store call that sent the
  * request parses it. The first byte picks the call (range, get, count, update) and the HTTP
  * status; the rest is the body. The listener closes after one connection, so a retry meets a

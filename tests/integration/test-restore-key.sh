@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # `secrets-encrypt restore-key NAME` end to end on a kine SQLite datastore, without systemd (running
 # the hook stands for a restart of the server). Removed keys are planted in the archive the way
-# module/key-archive.c writes them (<state-dir>/removed-keys/<name %-encoded>.json, 0600 in a 0700
+# module/rotation/key-archive.c writes them (<state-dir>/removed-keys/<name %-encoded>.json, 0600 in a 0700
 # directory), values encrypted with one of them are written into the kine database by an
 # independent implementation (python3-cryptography, kube-apiserver's aescbc envelope), and the
 # restore must make `verify` read them while the write key and every other entry stay as they were.
