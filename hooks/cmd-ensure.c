@@ -106,19 +106,6 @@ static int decide(const want *w, const se_facts *f, bool rotated, action *ret, c
         return 0;
 }
 
-/* As the enable/disable commands: k3s re-encrypts with skip so values follow the new write
- * provider. Its reencrypt refuses secretbox; those values stay readable (identity and the old
- * keys remain listed) and move with the next rotation. */
-static int set_enabled(se_ctx *ctx, bool enable, bool *changed, se_error *e) {
-        int r;
-
-        r = se_op_set_enabled(ctx, enable, changed, e);
-        if (r >= 0 && *changed && se_config_layout(ctx->state.config) != SE_LAYOUT_IDENTITY_ONLY &&
-            !streq(ctx->settings->provider, "secretbox"))
-                r = se_op_reencrypt(ctx, true, true, e);
-        return r;
-}
-
 /* *changed: the step changed the state, even if a later part of it failed. */
 static int apply(se_ctx *ctx, action a, bool *changed, se_error *e) {
         uint64_t gen = ctx->state.generation;
@@ -128,7 +115,7 @@ static int apply(se_ctx *ctx, action a, bool *changed, se_error *e) {
         switch (a) {
         case ACTION_ENABLE:
         case ACTION_DISABLE:
-                return set_enabled(ctx, a == ACTION_ENABLE, changed, e);
+                return se_op_set_enabled(ctx, a == ACTION_ENABLE, changed, e);
         case ACTION_ROTATE:
                 /* In HA a rotation is a rolling one: the restarts of every server drive it (prepare
                  * and rotate are aescbc-only in k3s, so a move to secretbox stays rotate-keys). */

@@ -70,23 +70,16 @@ static int do_rotate_keys(se_ctx *ctx, cli *c, se_error *e) {
         return c->rolling ? se_op_start_rolling(ctx, e) : se_op_rotate_keys(ctx, e);
 }
 
-static int set_enabled(se_ctx *ctx, bool enable, se_error *e) {
-        bool changed = false;
-        int r;
-
-        r = se_op_set_enabled(ctx, enable, &changed, e);
-        /* k3s re-encrypts with skip so values follow the new write provider */
-        if (r >= 0 && changed && se_config_layout(ctx->state.config) != SE_LAYOUT_IDENTITY_ONLY)
-                r = se_op_reencrypt(ctx, true, true, e);
-        return r;
-}
-
 static int do_enable(se_ctx *ctx, cli *c, se_error *e) {
-        return set_enabled(ctx, true, e);
+        bool changed;
+
+        return se_op_set_enabled(ctx, true, &changed, e);
 }
 
 static int do_disable(se_ctx *ctx, cli *c, se_error *e) {
-        return set_enabled(ctx, false, e);
+        bool changed;
+
+        return se_op_set_enabled(ctx, false, &changed, e);
 }
 
 int cmd_prepare(cli *c, se_error *e) {
@@ -97,10 +90,11 @@ int cmd_rotate(cli *c, se_error *e) {
         return run(c, do_rotate, "rotate completed successfully", NULL, e);
 }
 
+/* k3s prints "reencryption started" as it begins; here the preconditions and the datastore are
+ * checked first, so a refused command prints no success line. */
 int cmd_reencrypt(cli *c, se_error *e) {
-        puts("reencryption started");
-        fflush(stdout);
-        return run(c, do_reencrypt, "reencryption finished", "reencryption pending", e);
+        return run(c, do_reencrypt, "reencryption started\nreencryption finished",
+                   "reencryption started\nreencryption pending", e);
 }
 
 int cmd_rotate_keys(cli *c, se_error *e) {

@@ -58,8 +58,10 @@ run_script() {
         log="$logdir/$name.log"
         SE_BUILD="$B" bash "$s" >"$log" 2>&1
         rc=$?
-        ok=$(grep -cE '^ok - ' "$log")
-        nok=$(grep -cE '^not ok - ' "$log")
+        # a log that vanished counts as a failure, never as a pass
+        ok=$(grep -cE '^ok - ' "$log" 2>/dev/null) || ok=0
+        nok=$(grep -cE '^not ok - ' "$log" 2>/dev/null) || nok=0
+        [ -r "$log" ] || rc=1
         passed=$((passed + ok))
         failed=$((failed + nok))
         if [ "$rc" != 0 ] || [ "$nok" != 0 ] || [ "$ok" = 0 ]; then

@@ -13,18 +13,44 @@
 #include "safety-internal.h"
 #include "se-key-archive.h"
 #include "se-ops.h"
+#include "se-envelope.h"
 #include "se-event.h"
 #include "se-rotation.h"
 #include "se-util.h"
 
+/* Before a command changes anything: a config to work on, in sync with the cluster's (keys added
+ * elsewhere would be dropped otherwise), and the datastore really there (a mistyped
+ * datastore-endpoint changes nothing). */
 static int require_config(se_ctx *ctx, se_error *e) {
+        se_store *store;
+        int r;
+
         if (!ctx->state.has_config)
                 return se_error_set(e, -ESTALE,
                                     "no encryption configuration in %s: secrets encryption is not set up on this "
                                     "node (run `secrets-encrypt enable` or start the server once with the hook)",
                                     ctx->state.dir);
-        /* never edit a config older than the cluster's: keys added elsewhere would be dropped */
-        return se_ha_require_in_sync(ctx, e);
+        r = se_ha_require_in_sync(ctx, e);
+        if (r >= 0)
+                r = se_ctx_store(ctx, &store, e);
+        return r;
+}
+
+/* The time a new key is named after (k3s's "<provider>key-<RFC 3339>"): never a name an archived
+ * key had, so restore-key NAME always means one key. */
+static time_t key_time(se_ctx *ctx, se_provider_type t) {
+        time_t now = time(NULL);
+
+        for (unsigned i = 0; i < 5; i++) {
+                _cleanup_free_ char *name = NULL;
+
+                if (se_key_name_new(t, false, now, &name) < 0 ||
+                    se_key_archive_find(ctx->state.dir, name, NULL, NULL, NULL, NULL) < 0)
+                        break;
+                (void) sleep(1);
+                now = time(NULL);
+        }
+        return now;
 }
 
 /* This node's published "<stage>-<hash>"; k3s copies the state file there at startup, so a
@@ -207,7 +233,8 @@ _public_ int se_op_prepare(se_ctx *ctx, bool force, se_error *e) {
         if (r >= 0 && !force)
                 r = verify_stage_and_hash(ctx, SE_COMMAND_PREPARE, e);
         if (r >= 0)
-                r = se_rotation_prepare(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
+                r = se_rotation_prepare(ctx->state.config, provider(ctx), key_time(ctx, SE_PROVIDER_AESCBC), &n, &name,
+                                        e);
         if (r >= 0)
                 r = se_ops_commit(ctx, n, SE_STAGE_PREPARE, e);
         if (r >= 0)
@@ -494,7 +521,9 @@ _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
         if (r >= 0) /* before anything changes: a datastore that is not there stops here */
                 r = se_ctx_store(ctx, &store, e);
         if (r >= 0)
-                r = se_rotation_add_and_rotate(ctx->state.config, provider(ctx), time(NULL), &n, &name, e);
+                r = se_rotation_add_and_rotate(ctx->state.config, provider(ctx),
+                                               key_time(ctx, se_provider_type_from_string(provider(ctx))), &n, &name,
+                                               e);
         /* The new config reaches disk before any value is rewritten (k3s #13763), and the pending
          * re-encryption is recorded with the commit's intent: a crash from here on leaves a
          * readable state that the hook resumes and prunes. */
@@ -514,11 +543,23 @@ _public_ int se_op_rotate_keys(se_ctx *ctx, se_error *e) {
         return r;
 }
 
+/* k3s's enable/disable: the write provider switches, then values follow it (a re-encryption with
+ * --skip: no key is removed). The datastore is checked first, and a pending re-encryption must
+ * finish before the provider changes under it. */
 _public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_error *e) {
         se_config *n = NULL;
+        se_store *store;
         se_stage stage;
         int r;
 
+        r = se_ctx_store(ctx, &store, e);
+        if (r < 0)
+                return r;
+        if (ctx->state.pending_reencrypt)
+                return se_error_set(e, -ESTALE,
+                                    "a re-encryption is pending on %s: restart %s so its hook finishes it (or run "
+                                    "`secrets-encrypt reencrypt`), then %s",
+                                    node(ctx), ctx->settings->unit, enable ? "enable" : "disable");
         if (!ctx->state.has_config) {
                 if (!enable) {
                         *ret_changed = false;
@@ -527,16 +568,13 @@ _public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_e
                 /* k3s #13370: an identity-only config, so encryption can be turned on later */
                 r = se_config_generate_identity(&n, e);
         } else {
-                se_store *store;
+                se_provider_type t = se_provider_type_from_string(provider(ctx));
 
-                r = se_rotation_set_enabled(ctx->state.config, provider(ctx), enable, time(NULL), &n, e);
+                r = se_rotation_set_enabled(ctx->state.config, provider(ctx), enable, key_time(ctx, t), &n, e);
                 if (r >= 0 && !n) {
                         *ret_changed = false;
                         return 0;
                 }
-                /* values follow the new write provider: the datastore must be there first */
-                if (r >= 0 && se_config_layout(n) != SE_LAYOUT_IDENTITY_ONLY)
-                        r = se_ctx_store(ctx, &store, e);
         }
         /* Unlike k3s, keep stage and hash consistent: the persisted stage is rewritten with the new
          * hash, so the next command is not refused with `invalid hash`. */
@@ -552,7 +590,9 @@ _public_ int se_op_set_enabled(se_ctx *ctx, bool enable, bool *ret_changed, se_e
                         SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash),
                         SE_FIELD("SECRETS_ENCRYPT_PROVIDER=%s", provider(ctx)));
         *ret_changed = true;
-        return 0;
+        if (se_config_layout(ctx->state.config) == SE_LAYOUT_IDENTITY_ONLY)
+                return 0;
+        return run_reencrypt(ctx, true, false, e);
 }
 
 _public_ int se_op_ensure_config(se_ctx *ctx, bool *ret_generated, se_error *e) {

@@ -110,6 +110,7 @@ static int add_read_key(se_resource_config *rc, se_provider_type type, se_key *k
 _public_ int se_op_restore_key(se_ctx *ctx, const char *name, se_error *e) {
         const char *node = ctx->settings->node_name;
         _cleanup_free_ char *existing = NULL;
+        se_store *store;
         se_key key = {};
         se_provider_type type = SE_PROVIDER_NONE;
         se_config *n = NULL;
@@ -125,6 +126,8 @@ _public_ int se_op_restore_key(se_ctx *ctx, const char *name, se_error *e) {
                                     ctx->state.dir);
         /* never edit a config older than the cluster's: keys added elsewhere would be dropped */
         r = se_ha_require_in_sync(ctx, e);
+        if (r >= 0) /* a mistyped datastore-endpoint changes nothing */
+                r = se_ctx_store(ctx, &store, e);
         if (r < 0)
                 return r;
 

@@ -199,8 +199,12 @@ check "rotate-keys: every secret under $rk" grep -qE "^ +aescbc +$rk +$NSEED$" "
 
 expect_pending "disable/enable cycle: disable" "secrets-encryption disabled, reencryption pending" disable
 check "cycle: Disabled" status_has "Encryption Status: Disabled"
-# back to the config the server runs: nothing is pending any more, it completes at once
-expect_ok "disable/enable cycle: enable" "secrets-encryption enabled" enable
+run enable
+check "cycle: enable while the disable's re-encryption is pending is refused (79), naming the restart" \
+        bash -c "[ $rc = 79 ] && grep -q 'restart stand-in.service' '$W/err'"
+check "cycle: restart (the hook re-encrypts as plaintext)" restart
+expect_pending "disable/enable cycle: enable" "secrets-encryption enabled, reencryption pending" enable
+check "cycle: restart (the hook re-encrypts under the key again)" restart
 check "cycle: Enabled, stage reencrypt_finished" bash -c \
         "\"$CLI\" status | grep -qx 'Encryption Status: Enabled' && \"$CLI\" status | grep -qx 'Current Rotation Stage: reencrypt_finished'"
 
