@@ -47,6 +47,7 @@ int cmd_facts(cli *c, se_error *e);
 int cmd_ensure(cli *c, se_error *e);
 int cmd_restore_key(cli *c, se_error *e); /* NAME in file */
 int cmd_reset_state(cli *c, se_error *e);
+int cmd_forget_node(cli *c, se_error *e); /* NAME in file */
 
 /* Progress on stderr: a bar on a terminal, a line per 10% otherwise. */
 int cli_progress(const se_reencrypt_progress *p, void *userdata);

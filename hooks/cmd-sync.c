@@ -24,3 +24,21 @@ int cmd_sync(cli *c, se_error *e) {
         puts(msg);
         return 0;
 }
+
+int cmd_forget_node(cli *c, se_error *e) {
+        se_ctx ctx;
+        int r;
+
+        if (!c->file)
+                return se_error_set(e, -EINVAL, "forget-node needs the server's node name");
+        r = se_ctx_open(&ctx, &c->settings, SE_LOCK_WAIT_USEC, e);
+        if (r < 0)
+                return r;
+        r = se_op_forget_node(&ctx, c->file, e);
+        se_ctx_close(&ctx);
+        if (r >= 0)
+                printf("server %s removed from the cluster registry: it no longer has to restart before keys are "
+                       "rewritten or removed\n",
+                       c->file);
+        return r;
+}

@@ -29,6 +29,8 @@ static const struct {
         {"verify", cmd_verify, "", "Decrypt every stored secret read-only and count them per key"},
         {"facts", cmd_facts, "", "Print the state as JSON facts (Ansible local fact, Facter external fact)"},
         {"ensure", cmd_ensure, "WEDPCT", "Reach a wanted state idempotently, as fleet tools expect"},
+        {"forget-node", cmd_forget_node, "",
+         "HA: remove a server gone for good from the registry so a stuck rotation resumes: forget-node NAME"},
         {"reset-state", cmd_reset_state, "X",
          "After a lost configuration: forget the old keys' state so a new config can be generated"},
         {"restore-key", cmd_restore_key, "",
@@ -261,7 +263,7 @@ int main(int argc, char *argv[]) {
                 }
         if (optind + 1 < argc) {
                 if (!streq(commands[cmd].name, "validate") && !streq(commands[cmd].name, "hash") &&
-                    !streq(commands[cmd].name, "restore-key")) {
+                    !streq(commands[cmd].name, "restore-key") && !streq(commands[cmd].name, "forget-node")) {
                         status = usage_error(&e, "unexpected argument \"%s\"", argv[optind + 1]);
                         goto finish;
                 }

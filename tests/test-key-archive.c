@@ -17,6 +17,7 @@
 #include "se-key-archive.h"
 #include "se-ops.h"
 #include "se-util.h"
+#include "lib-kine.h"
 #include "testlib.h"
 
 /* ---- freed-memory scan --------------------------------------------------------------------- */
@@ -532,7 +533,7 @@ typedef struct fixture {
 
 /* A state directory holding config at stage rotate (hash matching). */
 static void fixture_init(fixture *f, const char *config) {
-        _cleanup_free_ char *cpath = NULL, *spath = NULL, *state = NULL;
+        _cleanup_free_ char *cpath = NULL, *spath = NULL, *state = NULL, *db = NULL, *endpoint = NULL;
         se_error e = SE_ERROR_NULL;
         char hash[65];
 
@@ -547,7 +548,11 @@ static void fixture_init(fixture *f, const char *config) {
         ck_assert_int_eq(se_settings_init(&f->s), 0);
         ck_assert_int_eq(se_settings_set(&f->s, "state-dir", f->dir, &e), 0);
         ck_assert_int_eq(se_settings_set(&f->s, "node-name", "node-1", &e), 0);
-        ck_assert_int_eq(se_settings_set(&f->s, "datastore-endpoint", "sqlite:///nonexistent/state.db", &e), 0);
+        /* a real kine database (with /registry/health): restore-key checks the datastore first */
+        db = tl_path(f->dir, "db.sqlite");
+        tk_close(tk_create(db, true));
+        ck_assert_int_ge(asprintf(&endpoint, "sqlite://%s", db), 0);
+        ck_assert_int_eq(se_settings_set(&f->s, "datastore-endpoint", endpoint, &e), 0);
         ck_assert_msg(se_ctx_open(&f->ctx, &f->s, 0, &e) == 0, "%s", se_error_message(&e));
         f->open = true;
         se_error_done(&e);

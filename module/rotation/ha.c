@@ -386,6 +386,35 @@ _public_ int se_op_sync(se_ctx *ctx, bool from_cluster, char **ret_message, se_e
         return se_ha_sync_force(ctx, from_cluster, ret_message, e);
 }
 
+/* A server gone for good stops counting for the safety checks and the rolling rotation: the way a
+ * stuck HA rotation resumes (SPEC 5.0), never --force. */
+_public_ int se_op_forget_node(se_ctx *ctx, const char *name, se_error *e) {
+        se_node_record *nodes = NULL;
+        se_cluster *cl = NULL;
+        size_t n = 0;
+        bool known = false;
+        int r;
+
+        if (!se_ha_enabled(ctx))
+                return se_error_set(e, -ESTALE,
+                                    "forget-node needs the etcd datastore: with SQLite this node is the "
+                                    "whole cluster");
+        if (streq(name, ctx->settings->node_name))
+                return se_error_set(e, -EINVAL, "%s is this server: run forget-node on another one", name);
+        r = se_ha_nodes(ctx, &nodes, &n, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                known = known || streq(nodes[i].name, name);
+        se_node_records_free(nodes, n);
+        if (!known)
+                return se_error_set(e, -ENOENT, "no server named %s in the cluster registry", name);
+        r = se_ha_cluster(ctx, &cl, e);
+        if (r >= 0)
+                r = se_cluster_remove_node(cl, name, e);
+        return r;
+}
+
 _public_ int se_ha_lagging(se_ctx *ctx, const se_node_record *nodes, size_t n, char **ret) {
         _cleanup_free_ char *want = NULL;
         se_buf b = {};

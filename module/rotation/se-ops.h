@@ -70,6 +70,9 @@ int se_op_start_rolling(se_ctx *ctx, se_error *e);
 bool se_ha_enabled(const se_ctx *ctx);
 /* Whether a rolling rotation is under way (requested and not finished). */
 int se_ha_get_rolling(se_ctx *ctx, bool *ret, se_error *e);
+/* `forget-node NAME` (HA): removes a server gone for good from the registry, so it no longer has
+ * to restart before keys are rewritten or removed. */
+int se_op_forget_node(se_ctx *ctx, const char *name, se_error *e);
 /* `sync --from-cluster` / `--from-local` (HA). */
 int se_op_sync(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e);
 /* After a lost configuration: forgets the stage, generation and pending work, so the next start

@@ -215,6 +215,29 @@ SECRETS_ENCRYPT_LOG_TARGET=stderr "$HOOK" --config "$WORK/s3/config.yaml" 2>&1 |
 check "sync --from-cluster resolves it" cli 3 sync --from-cluster
 check "server-3 starts again" restart 3
 
+# A server gone for good (SPEC 5.0): it never restarts, so nothing may be rewritten under a key it
+# lacks and the rolling rotation waits for it; forget-node, not --force, lets the rotation resume.
+mkdir -p "$WORK/s4"
+sed 's/server-3/server-4/; s|/s3/|/s4/|' "$WORK/s3/config.yaml" >"$WORK/s4/config.yaml"
+check "server-4 joins (installs the cluster's config, publishes its record)" restart 4
+check "rotate-keys on server-1 with server-4 about to vanish (HA: the rolling rotation)" cli 1 rotate-keys
+for round in 1 2 3; do
+        check "round $round without server-4" rolling_round 1 2 3
+done
+check "the rotation waits for server-4 (still at prepare, nothing rewritten)" bash -c "$(declare -f cli stage_of expect_stage); CLI=$CLI WORK=$WORK; expect_stage prepare 1 2 3"
+cli 1 forget-node server-1 >"$WORK/out" 2>&1
+rc=$?
+[ $rc = 64 ] && ok "forget-node of this server is refused (64)" || not_ok "forget-node self (rc $rc)"
+cli 1 forget-node server-9 >"$WORK/out" 2>&1
+rc=$?
+[ $rc = 66 ] && ok "forget-node of an unknown server: 66" || not_ok "forget-node unknown (rc $rc)"
+check "forget-node server-4 on server-1" cli 1 forget-node server-4
+for round in 1 2 3; do
+        check "round $round after forget-node" rolling_round 1 2 3
+done
+check "the rotation completed without server-4" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI WORK=$WORK; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
+cli 1 status -o json | grep -q '"server-4"' && not_ok "server-4 still listed" || ok "server-4 no longer listed in status"
+
 # An etcd member dies mid-rotation: the rest go on through the endpoint list.
 check "rotate-keys --rolling before killing a member" cli 1 rotate-keys --rolling
 etcd_kill_member 0

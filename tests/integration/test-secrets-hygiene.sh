@@ -71,6 +71,7 @@ run hook "$HOOK"
 run verify "$CLI" verify
 run status "$CLI" status
 run disable "$CLI" disable
+run hook "$HOOK"
 run enable "$CLI" enable
 "$CLI" --secrets-encryption-provider secretbox rotate-keys >"$OUT/sb.stdout" 2>"$OUT/sb.stderr"
 cp "$ST/encryption-config.json" "$W/configs/secretbox.json"
