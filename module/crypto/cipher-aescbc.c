@@ -10,7 +10,8 @@
 /* kube-apiserver's aescbc: IV(16) ‖ AES-CBC(PKCS#7(plaintext)), no integrity. Padding is done here
  * rather than by EVP so that reads reject exactly what kube rejects, with its messages. */
 
-int se_aescbc_encrypt(se_cipher_key *k, const uint8_t *iv, const uint8_t *in, size_t n, se_buf *out) {
+static int aescbc_encrypt(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
+                          size_t n, se_buf *out) {
         size_t full = n / SE_AES_BLOCK_SIZE * SE_AES_BLOCK_SIZE, rest = n - full, total;
         uint8_t last[SE_AES_BLOCK_SIZE];
         EVP_CIPHER_CTX *ctx;
@@ -53,7 +54,8 @@ fail:
         return -EIO;
 }
 
-int se_aescbc_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *out, se_cipher_err *ret_err) {
+static int aescbc_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n,
+                          se_buf *out, se_cipher_err *ret_err) {
         EVP_CIPHER_CTX *ctx;
         size_t body, pad;
         uint8_t *dst, diff = 0;
@@ -112,19 +114,9 @@ int se_aescbc_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *out
         return 0;
 }
 
-static int encrypt_no_aad(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
-                          size_t n, se_buf *out) {
-        return se_aescbc_encrypt(k, iv, in, n, out);
-}
-
-static int decrypt_no_aad(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n,
-                          se_buf *out, se_cipher_err *ret_err) {
-        return se_aescbc_decrypt(k, in, n, out, ret_err);
-}
-
 const se_cipher_ops se_cipher_aescbc = {
         .type = SE_PROVIDER_AESCBC,
         .iv_size = SE_AESCBC_IV_SIZE,
-        .encrypt = encrypt_no_aad,
-        .decrypt = decrypt_no_aad,
+        .encrypt = aescbc_encrypt,
+        .decrypt = aescbc_decrypt,
 };

@@ -10,8 +10,8 @@
 /* kube-apiserver's aesgcm: nonce(12) ‖ ciphertext ‖ tag(16), AAD = the datastore key (Go's
  * cipher.NewGCM defaults). */
 
-int se_aesgcm_encrypt(se_cipher_key *k, const uint8_t *nonce, const uint8_t *aad, size_t aad_size, const uint8_t *in,
-                      size_t n, se_buf *out) {
+static int aesgcm_encrypt(se_cipher_key *k, const uint8_t *nonce, const uint8_t *aad, size_t aad_size,
+                          const uint8_t *in, size_t n, se_buf *out) {
         size_t total = SE_AESGCM_NONCE_SIZE + n + SE_AESGCM_TAG_SIZE;
         EVP_CIPHER_CTX *ctx;
         uint8_t *dst;
@@ -48,8 +48,8 @@ fail:
         return -EIO;
 }
 
-int se_aesgcm_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n, se_buf *out,
-                      se_cipher_err *ret_err) {
+static int aesgcm_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n,
+                          se_buf *out, se_cipher_err *ret_err) {
         uint8_t tag[SE_AESGCM_TAG_SIZE], *dst;
         EVP_CIPHER_CTX *ctx;
         size_t ct;
@@ -104,6 +104,6 @@ fail_io:
 const se_cipher_ops se_cipher_aesgcm = {
         .type = SE_PROVIDER_AESGCM,
         .iv_size = SE_AESGCM_NONCE_SIZE,
-        .encrypt = se_aesgcm_encrypt,
-        .decrypt = se_aesgcm_decrypt,
+        .encrypt = aesgcm_encrypt,
+        .decrypt = aesgcm_decrypt,
 };

@@ -10,7 +10,8 @@
 /* kube-apiserver's secretbox: nonce(24) ‖ NaCl secretbox.Seal (Poly1305 tag(16) ‖ XSalsa20
  * ciphertext), which is libsodium's crypto_secretbox_easy layout. */
 
-int se_secretbox_encrypt(se_cipher_key *k, const uint8_t *nonce, const uint8_t *in, size_t n, se_buf *out) {
+static int secretbox_encrypt(se_cipher_key *k, const uint8_t *nonce, const uint8_t *aad, size_t aad_size,
+                             const uint8_t *in, size_t n, se_buf *out) {
         size_t total = SE_SECRETBOX_NONCE_SIZE + SE_SECRETBOX_MAC_SIZE + n;
         uint8_t *dst;
         int r;
@@ -33,7 +34,8 @@ int se_secretbox_encrypt(se_cipher_key *k, const uint8_t *nonce, const uint8_t *
         return 0;
 }
 
-int se_secretbox_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *out, se_cipher_err *ret_err) {
+static int secretbox_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n,
+                             se_buf *out, se_cipher_err *ret_err) {
         size_t pt;
         uint8_t *dst;
         int r;
@@ -62,19 +64,9 @@ int se_secretbox_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *
         return 0;
 }
 
-static int encrypt_no_aad(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
-                          size_t n, se_buf *out) {
-        return se_secretbox_encrypt(k, iv, in, n, out);
-}
-
-static int decrypt_no_aad(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n,
-                          se_buf *out, se_cipher_err *ret_err) {
-        return se_secretbox_decrypt(k, in, n, out, ret_err);
-}
-
 const se_cipher_ops se_cipher_secretbox = {
         .type = SE_PROVIDER_SECRETBOX,
         .iv_size = SE_SECRETBOX_NONCE_SIZE,
-        .encrypt = encrypt_no_aad,
-        .decrypt = decrypt_no_aad,
+        .encrypt = secretbox_encrypt,
+        .decrypt = secretbox_decrypt,
 };

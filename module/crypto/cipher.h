@@ -66,27 +66,11 @@ EVP_CIPHER_CTX *se_cipher_ctx(se_cipher_key *k, bool encrypt);
 /* IV/nonce size of the provider's body (0 for others). */
 size_t se_cipher_iv_size(se_provider_type type);
 
-/* Appends IV/nonce ‖ ciphertext (‖ tag). iv must be se_cipher_iv_size() bytes. */
-int se_aescbc_encrypt(se_cipher_key *k, const uint8_t *iv, const uint8_t *in, size_t n, se_buf *out);
-int se_aesgcm_encrypt(se_cipher_key *k, const uint8_t *nonce, const uint8_t *aad, size_t aad_size, const uint8_t *in,
-                      size_t n, se_buf *out);
-int se_secretbox_encrypt(se_cipher_key *k, const uint8_t *nonce, const uint8_t *in, size_t n, se_buf *out);
-
-/* Append the plaintext. A failed attempt returns -EBADMSG/-ENOKEY with *ret_err set; other
- * negative errnos (-ENOMEM, -E2BIG, -EIO) are not about the data. */
-int se_aescbc_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *out, se_cipher_err *ret_err);
-int se_aesgcm_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n, se_buf *out,
-                      se_cipher_err *ret_err);
-int se_secretbox_decrypt(se_cipher_key *k, const uint8_t *in, size_t n, se_buf *out, se_cipher_err *ret_err);
-
-/* Dispatch on k->type. */
-int se_cipher_encrypt(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
-                      size_t n, se_buf *out);
-int se_cipher_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n, se_buf *out,
-                      se_cipher_err *ret_err);
-
-/* One provider's cipher (cipher-<provider>.c); cipher.c lists them. The AAD is the datastore key,
- * used by the AEADs that bind it (aesgcm) and ignored by the others. */
+/* One provider's cipher (cipher-<provider>.c); cipher.c lists them. encrypt appends IV/nonce ‖
+ * ciphertext (‖ tag), iv being iv_size bytes; decrypt appends the plaintext, and a failed attempt
+ * returns -EBADMSG/-ENOKEY with *ret_err set (other negative errnos, -ENOMEM, -E2BIG, -EIO, are
+ * not about the data). The AAD is the datastore key, bound by aesgcm and ignored by the others;
+ * on failure nothing is left appended. */
 typedef struct se_cipher_ops {
         se_provider_type type;
         size_t iv_size;
@@ -100,3 +84,8 @@ extern const se_cipher_ops se_cipher_aescbc, se_cipher_aesgcm, se_cipher_secretb
 
 /* The cipher of a provider type; NULL for identity and KMS. */
 const se_cipher_ops *se_cipher_ops_for(se_provider_type type);
+/* The key's cipher's encrypt and decrypt; -EINVAL for a type without one. */
+int se_cipher_encrypt(se_cipher_key *k, const uint8_t *iv, const uint8_t *aad, size_t aad_size, const uint8_t *in,
+                      size_t n, se_buf *out);
+int se_cipher_decrypt(se_cipher_key *k, const uint8_t *aad, size_t aad_size, const uint8_t *in, size_t n, se_buf *out,
+                      se_cipher_err *ret_err);
