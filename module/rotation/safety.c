@@ -131,12 +131,20 @@ static int check_shape(const se_config *cur, const se_config *next, const se_con
                                             "rotated",
                                             i);
         for (size_t i = 0; writer && i < writer->n_resources; i++) {
+                size_t j = i;
                 se_provider_type t;
                 const char *name;
 
                 if (!write_key(&writer->resources[i], &t, &name))
                         continue;
-                if (i < next->n_resources && se_entry_has_key(&next->resources[i], t, name))
+                /* the entry for the same resources (the config on disk may have been edited since
+                 * the server started), else the one at the same place */
+                for (size_t k = 0; k < next->n_resources; k++)
+                        if (same_resources(&writer->resources[i], &next->resources[k])) {
+                                j = k;
+                                break;
+                        }
+                if (j < next->n_resources && se_entry_has_key(&next->resources[j], t, name))
                         continue;
                 return se_error_set(e, -ESTALE,
                                     "refusing to write a configuration without %s key %s: %s writes with it and "
