@@ -19,6 +19,7 @@ LIBDIR ?= $(PREFIX)/lib
 LIBEXECDIR ?= $(PREFIX)/libexec
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
 SYSCONFDIR ?= /etc
 PKG_CONFIG ?= pkg-config
 SYSTEMDUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
@@ -40,7 +41,7 @@ endif
 DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev libjson-c-dev check \
 	libsqlite3-dev sqlite3 libcurl4-openssl-dev libsodium-dev etcd-server etcd-client openssl curl \
 	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
-	uuid-runtime python3 python3-cryptography python3-nacl jq
+	uuid-runtime python3 python3-cryptography python3-nacl jq prometheus
 
 # libcurl is compiled against but loaded with dlopen() (module/store/curl-dlopen.c): only the etcd
 # datastore needs it and its dependency tree would slow every start of the hook.
@@ -253,6 +254,7 @@ install: all
 	install -m 0755 $(HOOK) $(DESTDIR)$(LIBEXECDIR)/secrets-encrypt/
 	for f in man/*.8; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/ || true; done
 	[ ! -f units/secrets-encrypt.catalog ] || install -m 0644 units/secrets-encrypt.catalog $(DESTDIR)$(CATALOGDIR)/
+	install -D -m 0644 units/secrets-encrypt.rules.yml $(DESTDIR)$(DATADIR)/secrets-encrypt/secrets-encrypt.rules.yml
 	for d in units/*.service.d; do \
 		[ -d "$$d" ] || continue; \
 		install -d $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$d); \

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -20,6 +21,7 @@
 #include "se-event.h"
 #include "se-fleet-hooks.h"
 #include "se-hook.h"
+#include "se-metrics.h"
 #include "se-settings.h"
 
 static void on_deadline(int sig) {
@@ -125,8 +127,15 @@ finish:
         if (r >= 0 || status != SE_EXIT_USAGE) {
                 se_error me = SE_ERROR_NULL;
 
-                if (se_fleet_metrics_refresh(&s, &me) < 0)
+                /* the result of this start, for the SecretsEncryptionHookFailing alert */
+                se_metrics_set_hook_result(status != 0, (int64_t) time(NULL));
+                if (se_fleet_metrics_refresh(&s, &me) < 0) {
                         fprintf(stderr, "<4>secrets-encrypt-hook: %s\n", se_error_message(&me));
+                        se_error_done(&me);
+                        /* the state cannot be read (an invalid config): the hook's lines at least */
+                        if (!isempty(s.metrics_file) && se_metrics_write_hook_result(s.metrics_file, &me) < 0)
+                                fprintf(stderr, "<4>secrets-encrypt-hook: %s\n", se_error_message(&me));
+                }
                 se_error_done(&me);
         }
         se_fleet_observer_remove();

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "se-facts.h"
@@ -151,6 +152,136 @@ START_TEST(test_write_atomic_0644) {
 }
 END_TEST
 
+/* The stage-since timestamp and the hook result survive in the file from one write to the next. */
+START_TEST(test_history_carried_over) {
+        char *dir = tl_tmpdir();
+        _cleanup_free_ char *path = tl_path(dir, "secrets-encrypt.prom");
+        se_error e = SE_ERROR_NULL;
+        se_facts f = sample();
+        se_metrics_history h;
+        char *got;
+
+        /* first write: the stage is entered now; no hook result known yet */
+        ck_assert_int_eq(se_metrics_write(path, &f, &e), 0);
+        got = tl_read_file(path, NULL);
+        check_exposition(got);
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_stage_since_timestamp_seconds 1714557660\n"));
+        ck_assert_ptr_nonnull(strstr(got, "# TYPE secrets_encrypt_stage_since_timestamp_seconds gauge\n"));
+        ck_assert_ptr_null(strstr(got, "secrets_encrypt_hook_"));
+        free(got);
+
+        /* same stage later: the time it was entered stays */
+        f.now += 3600;
+        ck_assert_int_eq(se_metrics_write(path, &f, &e), 0);
+        got = tl_read_file(path, NULL);
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_stage_since_timestamp_seconds 1714557660\n"));
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_metrics_timestamp_seconds 1714561260\n"));
+        free(got);
+
+        /* a failed hook run, reported by this process */
+        se_metrics_set_hook_result(true, 1714561000);
+        ck_assert_int_eq(se_metrics_write(path, &f, &e), 0);
+        got = tl_read_file(path, NULL);
+        check_exposition(got);
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_hook_failed 1\n"));
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_hook_last_run_timestamp_seconds 1714561000\n"));
+        ck_assert_ptr_nonnull(strstr(got, "# TYPE secrets_encrypt_hook_failed gauge\n"));
+        free(got);
+
+        /* another process (none reported here) keeps it; a new stage is entered now */
+        se_metrics_set_hook_result(false, -1);
+        f.stage = (char *) "reencrypt_finished";
+        f.now += 60;
+        ck_assert_int_eq(se_metrics_write(path, &f, &e), 0);
+        got = tl_read_file(path, NULL);
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_hook_failed 1\n"));
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_stage_since_timestamp_seconds 1714561320\n"));
+        free(got);
+
+        /* the next successful hook run */
+        se_metrics_set_hook_result(false, 1714561400);
+        ck_assert_int_eq(se_metrics_write(path, &f, &e), 0);
+        got = tl_read_file(path, NULL);
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_hook_failed 0\n"));
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_hook_last_run_timestamp_seconds 1714561400\n"));
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_stage_since_timestamp_seconds 1714561320\n"));
+        free(got);
+        se_metrics_set_hook_result(false, -1);
+
+        /* text that is not ours, or another stage: nothing carried */
+        se_metrics_history_parse("stale\nsecrets_encrypt_hook_failed 7\n", "rotate", &h);
+        ck_assert_int_eq(h.stage_since, -1);
+        ck_assert_int_eq(h.hook_failed, -1);
+        se_metrics_history_parse("secrets_encrypt_stage{stage=\"prepare\"} 1\n"
+                                 "secrets_encrypt_stage_since_timestamp_seconds 5\n",
+                                 "rotate", &h);
+        ck_assert_int_eq(h.stage_since, -1);
+        se_metrics_history_parse("secrets_encrypt_stage{stage=\"rotate\"} 1\n"
+                                 "secrets_encrypt_stage_since_timestamp_seconds 5\n",
+                                 "rotate", &h);
+        ck_assert_int_eq(h.stage_since, 5);
+        se_metrics_history_parse("secrets_encrypt_stage{stage=\"rotate\"} 1\n"
+                                 "secrets_encrypt_stage_since_timestamp_seconds 5\n",
+                                 NULL, &h);
+        ck_assert_int_eq(h.stage_since, -1);
+
+        /* unconfigured: no stage, so no stage-since */
+        {
+                se_facts u = { .node = (char *) "n", .enabled = -1, .active_key_time = -1, .hashes_match = true };
+                _cleanup_free_ char *text = NULL;
+
+                ck_assert_int_eq(se_metrics_format(&u, &text), 0);
+                ck_assert_ptr_null(strstr(text, "stage_since"));
+        }
+        tl_tmpdir_remove(dir);
+}
+END_TEST
+
+static size_t count(const char *haystack, const char *needle) {
+        size_t n = 0;
+
+        for (const char *p = haystack; (p = strstr(p, needle)); p++)
+                n++;
+        return n;
+}
+
+/* The facts cannot be read (the hook failed on an invalid config): only the hook metrics change. */
+START_TEST(test_write_hook_result_only) {
+        char *dir = tl_tmpdir();
+        _cleanup_free_ char *path = tl_path(dir, "secrets-encrypt.prom"), *missing = tl_path(dir, "none.prom"),
+                            *before = NULL;
+        se_error e = SE_ERROR_NULL;
+        se_facts f = sample();
+        char *got;
+
+        se_metrics_set_hook_result(false, -1);
+        ck_assert_int_eq(se_metrics_write(path, &f, &e), 0);
+        before = tl_read_file(path, NULL);
+        ck_assert_int_eq(se_metrics_write_hook_result(path, &e), 0); /* no result: nothing written */
+        got = tl_read_file(path, NULL);
+        ck_assert_str_eq(got, before);
+        free(got);
+
+        se_metrics_set_hook_result(true, 1714561000);
+        ck_assert_int_eq(se_metrics_write_hook_result(path, &e), 0);
+        se_metrics_set_hook_result(true, 1714561100); /* a retry: replaced, not added */
+        ck_assert_int_eq(se_metrics_write_hook_result(path, &e), 0);
+        got = tl_read_file(path, NULL);
+        check_exposition(got);
+        ck_assert_uint_eq(count(got, "secrets_encrypt_hook_failed"), 3); /* HELP, TYPE, sample */
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_hook_failed 1\n"));
+        ck_assert_ptr_nonnull(strstr(got, "\nsecrets_encrypt_hook_last_run_timestamp_seconds 1714561100\n"));
+        ck_assert(strneq(got, before, strlen(before))); /* the rest as it was */
+        free(got);
+
+        /* no file yet: nothing names the node, nothing written */
+        ck_assert_int_eq(se_metrics_write_hook_result(missing, &e), 0);
+        ck_assert_int_lt(access(missing, F_OK), 0);
+        se_metrics_set_hook_result(false, -1);
+        tl_tmpdir_remove(dir);
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
         Suite *s = suite_create("metrics");
         TCase *tc = tcase_create("core");
@@ -158,6 +289,8 @@ static Suite *metrics_suite(void) {
         tcase_add_test(tc, test_format);
         tcase_add_test(tc, test_format_unconfigured);
         tcase_add_test(tc, test_write_atomic_0644);
+        tcase_add_test(tc, test_history_carried_over);
+        tcase_add_test(tc, test_write_hook_result_only);
         suite_add_tcase(s, tc);
         return s;
 }

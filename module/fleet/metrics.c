@@ -43,7 +43,67 @@ static int gauge(se_buf *b, const char *name, const char *help, int64_t v) {
         return r < 0 ? r : se_buf_printf(b, "%s %" PRIi64 "\n", name, v);
 }
 
+static int hook_gauges(se_buf *b, int failed, int64_t when) {
+        int r = gauge(b, "secrets_encrypt_hook_failed",
+                      "Whether secrets-encrypt-hook failed at its last run (the API server did not start).", failed);
+
+        return r < 0 ? r
+                     : gauge(b, "secrets_encrypt_hook_last_run_timestamp_seconds",
+                             "When secrets-encrypt-hook last ran.", when);
+}
+
+/* The hook result this process reported (se_metrics_set_hook_result()). */
+static struct {
+        int failed; /* -1: none */
+        int64_t when;
+} hook_result = {-1, -1};
+
+_public_ void se_metrics_set_hook_result(bool failed, int64_t when) {
+        hook_result.failed = when < 0 ? -1 : failed;
+        hook_result.when = when;
+}
+
+_public_ void se_metrics_history_parse(const char *text, const char *stage, se_metrics_history *ret) {
+        se_metrics_history h = SE_METRICS_HISTORY_NULL;
+        int64_t since = -1, hook_run = -1;
+        int hook_failed = -1;
+        bool same_stage = false;
+
+        for (const char *line = text; line && *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t n = nl ? (size_t) (nl - line) : strlen(line);
+                char buf[256], name[64];
+                long long v;
+
+                if (n < sizeof(buf)) {
+                        memcpy(buf, line, n);
+                        buf[n] = 0;
+                        if (sscanf(buf, "secrets_encrypt_stage{stage=\"%63[a-z_]\"} %lld", name, &v) == 2) {
+                                if (v == 1)
+                                        same_stage = stage && streq(name, stage);
+                        } else if (sscanf(buf, "secrets_encrypt_stage_since_timestamp_seconds %lld", &v) == 1)
+                                since = v;
+                        else if (sscanf(buf, "secrets_encrypt_hook_failed %lld", &v) == 1)
+                                hook_failed = v == 0 || v == 1 ? (int) v : -1;
+                        else if (sscanf(buf, "secrets_encrypt_hook_last_run_timestamp_seconds %lld", &v) == 1)
+                                hook_run = v;
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        if (same_stage && since > 0)
+                h.stage_since = since;
+        if (hook_failed >= 0 && hook_run > 0) {
+                h.hook_failed = hook_failed;
+                h.hook_last_run = hook_run;
+        }
+        *ret = h;
+}
+
 _public_ int se_metrics_format(const se_facts *f, char **ret) {
+        return se_metrics_format_full(f, NULL, ret);
+}
+
+_public_ int se_metrics_format_full(const se_facts *f, const se_metrics_history *h, char **ret) {
         se_buf b = {.max = METRICS_MAX_SIZE};
         int64_t age = se_facts_active_key_age(f);
         int r;
@@ -53,6 +113,10 @@ _public_ int se_metrics_format(const se_facts *f, char **ret) {
         for (int s = 0; s < _SE_STAGE_MAX && r >= 0; s++)
                 r = se_buf_printf(&b, "secrets_encrypt_stage{stage=\"%s\"} %d\n", se_stage_to_string(s),
                                   f->stage && streq(f->stage, se_stage_to_string(s)) ? 1 : 0);
+        if (r >= 0 && f->stage)
+                r = gauge(&b, "secrets_encrypt_stage_since_timestamp_seconds",
+                          "When this node entered its current stage (at the latest: first written with it).",
+                          h && h->stage_since > 0 ? h->stage_since : f->now);
         if (r >= 0)
                 r = gauge(&b, "secrets_encrypt_configured", "Whether an encryption configuration file exists.",
                           f->configured);
@@ -85,6 +149,8 @@ _public_ int se_metrics_format(const se_facts *f, char **ret) {
         if (r >= 0)
                 r = gauge(&b, "secrets_encrypt_hashes_match",
                           "Whether every server reports the same configuration hash.", f->hashes_match);
+        if (r >= 0 && h && h->hook_failed >= 0 && h->hook_last_run > 0)
+                r = hook_gauges(&b, h->hook_failed, h->hook_last_run);
         if (r >= 0)
                 r = gauge(&b, "secrets_encrypt_metrics_timestamp_seconds", "When this file was written.", f->now);
         if (r >= 0)
@@ -115,12 +181,59 @@ _public_ int se_metrics_format(const se_facts *f, char **ret) {
 
 _public_ int se_metrics_write(const char *path, const se_facts *f, se_error *e) {
         _cleanup_free_ char *text = NULL;
+        _cleanup_free_ uint8_t *old = NULL;
+        se_metrics_history h = SE_METRICS_HISTORY_NULL;
+        size_t size;
         int r;
 
-        r = se_metrics_format(f, &text);
+        if (se_read_file(path, METRICS_MAX_SIZE, &old, &size) >= 0)
+                se_metrics_history_parse((const char *) old, f->stage, &h);
+        if (hook_result.failed >= 0) {
+                h.hook_failed = hook_result.failed;
+                h.hook_last_run = hook_result.when;
+        }
+        r = se_metrics_format_full(f, &h, &text);
         if (r < 0)
                 return se_error_set(e, r, "cannot format metrics: %s", strerror(-r));
         r = se_write_file_atomic(path, text, strlen(text), 0644);
+        if (r < 0)
+                return se_error_set(e, r, "cannot write metrics-file %s: %s", path, strerror(-r));
+        return 0;
+}
+
+_public_ int se_metrics_write_hook_result(const char *path, se_error *e) {
+        _cleanup_free_ uint8_t *old = NULL;
+        se_buf b = {.max = METRICS_MAX_SIZE};
+        size_t size;
+        int r;
+
+        if (hook_result.failed < 0 || hook_result.when <= 0)
+                return 0;
+        r = se_read_file(path, METRICS_MAX_SIZE, &old, &size);
+        if (r == -ENOENT)
+                return 0; /* no file names the node yet */
+        if (r < 0)
+                return se_error_set(e, r, "cannot read metrics-file %s: %s", path, strerror(-r));
+        for (const char *line = (const char *) old; line && *line && r >= 0;) {
+                const char *nl = strchr(line, '\n');
+                size_t n = nl ? (size_t) (nl - line) + 1 : strlen(line);
+
+                if (!startswith(line, "secrets_encrypt_hook_") && !startswith(line, "# HELP secrets_encrypt_hook_") &&
+                    !startswith(line, "# TYPE secrets_encrypt_hook_")) {
+                        r = se_buf_append(&b, line, n);
+                        if (r >= 0 && !nl)
+                                r = se_buf_append_str(&b, "\n");
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        if (r >= 0)
+                r = hook_gauges(&b, hook_result.failed, hook_result.when);
+        if (r < 0) {
+                se_buf_free(&b);
+                return se_error_set(e, r, "cannot format metrics: %s", strerror(-r));
+        }
+        r = se_write_file_atomic(path, b.data, b.len, 0644);
+        se_buf_free(&b);
         if (r < 0)
                 return se_error_set(e, r, "cannot write metrics-file %s: %s", path, strerror(-r));
         return 0;
