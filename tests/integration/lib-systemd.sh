@@ -19,6 +19,10 @@
 #   se_systemctl start demo.service
 #   se_unit_prop demo.service ActiveState           # -> active
 #   se_journal_json MESSAGE_ID=...                  # our entries, one JSON object per line
+#   c=$(se_journal_cursor); se_journal_since "$c"  # the whole journal after a cursor, JSON lines
+#   se_journal_events MESSAGE_ID [CURSOR]           # one event's JSON lines, from anywhere
+#   se_dump_events [CURSOR [N]] / se_dump_unit UNIT [N]   # TAP comments for a failure
+#   se_key_scan SEEN-DIR FILE...                    # "KEYS FOUND": key bytes of SEEN-DIR/*.json in FILEs
 #   se_catalog_install; journalctl -x ...           # catalog text with the entries
 #   se_ok "name" / se_not_ok "name" / se_check "name" CMD...   # TAP lines
 #
@@ -345,4 +349,76 @@ se_unit_wait() {
                 sleep 0.1
         done
         return 1
+}
+
+# se_journal_cursor: the cursor of the newest entry, so later queries only see what came after it.
+se_journal_cursor() {
+        journalctl --sync 2>/dev/null
+        journalctl --no-pager -n 1 --show-cursor -o cat 2>/dev/null | sed -n 's/^-- cursor: //p'
+}
+
+# se_journal_since [CURSOR]: the journal after CURSOR (all of it without) as JSON lines. No field
+# matches: with matches, journalctl 252 skips the first matching entry after the cursor.
+se_journal_since() {
+        journalctl --sync 2>/dev/null
+        journalctl --no-pager -o json ${1:+--after-cursor="$1"} 2>/dev/null
+}
+
+# se_journal_events MESSAGE_ID [CURSOR]: JSON lines of that event since CURSOR, from anywhere.
+se_journal_events() {
+        se_journal_since "${2:-}" | grep -F "\"MESSAGE_ID\":\"$1\""
+}
+
+# se_dump_events [CURSOR [N]]: our last N (20) entries since CURSOR as "#   ID UNIT MESSAGE" lines.
+se_dump_events() {
+        se_journal_since "${1:-}" | grep -F '"SYSLOG_IDENTIFIER":"secrets-encrypt"' |
+                python3 -c '
+import json, sys
+for l in sys.stdin:
+    d = json.loads(l)
+    print("#   %s %s %s" % (d.get("MESSAGE_ID", "-"), d.get("_SYSTEMD_UNIT", d.get("_COMM", "-")), d.get("MESSAGE")))' |
+                tail -n "${2:-20}"
+}
+
+# se_dump_unit UNIT [N]: `systemctl --user status` and the last N (15) journal lines of UNIT, as
+# TAP comments.
+se_dump_unit() {
+        {
+                systemctl --user --no-pager status "$1" 2>&1 | head -n 12
+                journalctl --sync 2>/dev/null
+                journalctl --no-pager -o short-monotonic -n "${2:-15}" _SYSTEMD_UNIT="$1" 2>&1
+        } | sed 's/^/#   /'
+}
+
+# se_key_scan SEEN FILE...: the key material (base64, raw, hex) of every "secret" in the configs
+# SEEN/*.json, looked for in each FILE that exists. Prints "KEYS FOUND", then one
+# "#   key material I found in FILE" line per hit.
+se_key_scan() {
+        python3 - "$@" <<'PYEOF'
+import base64, glob, json, os, sys
+seen, files = sys.argv[1], sys.argv[2:]
+secrets = set()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == "secret" and isinstance(v, str):
+                secrets.add(v)
+            else:
+                walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+for p in glob.glob(os.path.join(seen, "*.json")):
+    with open(p, "rb") as f:
+        walk(json.load(f))
+needles = []
+for s in secrets:
+    raw = base64.b64decode(s)
+    needles += [s.encode(), raw, raw.hex().encode()]
+blobs = {p: open(p, "rb").read() for p in files if os.path.exists(p)}
+found = [(p, i) for p, b in blobs.items() for i, n in enumerate(needles) if n in b]
+print(len(secrets), len(found))
+for p, i in found:
+    print("#   key material %d found in %s" % (i, os.path.basename(p)))
+PYEOF
 }

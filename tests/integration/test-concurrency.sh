@@ -9,35 +9,10 @@
 #
 #   SE_CONCURRENCY_ROUNDS=N  (default 3; 10 with SE_STRESS=1)
 set -u
-cd "$(dirname "$0")/../.."
-B=${SE_BUILD:-build}
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-FAILED=0
-ok() { echo "ok - $*"; }
-not_ok() {
-        echo "not ok - $*"
-        FAILED=$((FAILED + 1))
-}
-for f in secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed tests/tools/stand-in-apiserver; do
-        [ -x "$B/$f" ] || { echo "not ok - $B/$f not built (make tests)"; exit 1; }
-done
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-concurrency.XXXXXX") || exit 1
-cleanup() {
-        local p
-        for p in $(jobs -p); do
-                kill -KILL "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
-        done
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$W/bin"
-cp "$B/secrets-encrypt" "$B/secrets-encrypt-hook" "$B/tests/tools/kine-seed" "$B/tests/tools/stand-in-apiserver" \
-        "$W/bin/" && cp -L "$B/libsecrets-encrypt.so.0" "$W/bin/" || exit 1
-CLI="$W/bin/secrets-encrypt"
-HOOK="$W/bin/secrets-encrypt-hook"
-STANDIN="$W/bin/stand-in-apiserver"
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib-common.sh
+se_common_init concurrency
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed tests/tools/stand-in-apiserver
 export SECRETS_ENCRYPT_LOG_TARGET=stderr
 
 NSEC=${SE_CONCURRENCY_SECRETS:-1500}
@@ -46,10 +21,9 @@ ROUNDS=${SE_CONCURRENCY_ROUNDS:-3}
 ST="$W/state"
 DB="$W/db.sqlite"
 # 200 secrets/s: rotate-keys holds the lock ~7 s, past the helpers' 5 s wait, within the hook's 30 s
-printf 'state-dir: %s\nnode-name: node-1\ndatastore-endpoint: sqlite://%s\nunit: stand-in.service\ntimeout: 30s\nreencrypt-rate: 200\n' \
-        "$ST" "$DB" >"$W/config.yaml"
+se_settings "$W/config.yaml" "$ST" "sqlite://$DB" node-1 "timeout: 30s" "reencrypt-rate: 200"
 export SECRETS_ENCRYPT_CONFIG="$W/config.yaml"
-"$W/bin/kine-seed" "$DB" "$NSEC" --value-size 64 >/dev/null 2>&1 || { not_ok "kine-seed"; exit 1; }
+se_kine_seed "$SEED" "$DB" "$NSEC" --value-size 64
 "$HOOK" >/dev/null 2>&1 || { not_ok "first start"; exit 1; }
 
 busy_ok=0
@@ -58,15 +32,15 @@ refused=0
 bad=0
 for ((round = 1; round <= ROUNDS; round++)); do
         # the first holds the lock through a long re-encryption; the others arrive while it runs
-        "$CLI" rotate-keys >"$W/a.out" 2>&1 &
-        pa=$!
+        bg "$CLI" rotate-keys >"$W/a.out" 2>&1
+        pa=$BG_PID
         sleep 0.3
-        "$CLI" prepare >"$W/b.out" 2>&1 &
-        pb=$!
-        "$HOOK" >"$W/c.out" 2>&1 &
-        pc=$!
-        "$CLI" reencrypt -f --skip >"$W/d.out" 2>&1 &
-        pd=$!
+        bg "$CLI" prepare >"$W/b.out" 2>&1
+        pb=$BG_PID
+        bg "$HOOK" >"$W/c.out" 2>&1
+        pc=$BG_PID
+        bg "$CLI" reencrypt -f --skip >"$W/d.out" 2>&1
+        pd=$BG_PID
         for p in a b c d; do
                 eval "pid=\$p$p"
                 wait "$pid"

@@ -20,21 +20,11 @@
 #   SE_CRASH_ETCD_KEEP=1       keep the work directory (traces, state dirs) for debugging
 #   SE_CRASH_ETCD_SECRETS=N    secrets in etcd (default 600: two 500-value batches)
 set -u
-cd "$(dirname "$0")/../.."
-B=${SE_BUILD:-build}
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib-common.sh
 # shellcheck source=tests/integration/lib-etcd.sh
 . tests/integration/lib-etcd.sh
-
-CLI="$B/secrets-encrypt"
-HOOK="$B/secrets-encrypt-hook"
-STANDIN="$B/tests/tools/stand-in-apiserver"
-FAULT="$B/tests/fault-inject.so"
-for f in "$CLI" "$HOOK" "$STANDIN" "$FAULT"; do
-        [ -e "$f" ] || { echo "not ok - $f not built (make tests)"; exit 1; }
-done
-command -v etcd >/dev/null || { echo "ok - # SKIP etcd missing"; exit 0; }
-command -v python3 >/dev/null || { echo "ok - # SKIP python3 missing"; exit 0; }
+se_need etcd python3
 
 STRESS=${SE_STRESS:-0}
 CYCLES=${SE_CRASH_ETCD_CYCLES:-$([ "$STRESS" = 1 ] && echo 6 || echo 1)}
@@ -42,51 +32,18 @@ NSEC=${SE_CRASH_ETCD_SECRETS:-600}
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0"
 export SECRETS_ENCRYPT_LOG_TARGET=stderr
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-crash-etcd.XXXXXX") || exit 1
-cleanup() {
-        etcd_stop_all
-        if [ "${SE_CRASH_ETCD_KEEP:-0}" = 1 ]; then echo "# kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-N_OK=0
-N_FAIL=0
-ok() {
-        echo "ok - $*"
-        N_OK=$((N_OK + 1))
-}
-not_ok() {
-        echo "not ok - $*"
-        N_FAIL=$((N_FAIL + 1))
-}
-
 # Private copies: a concurrent rebuild must not change the programs mid-run.
-mkdir -p "$W/bin"
-cp "$CLI" "$HOOK" "$STANDIN" "$FAULT" "$W/bin/" || exit 1
-cp -L "$B/libsecrets-encrypt.so.0" "$W/bin/" || exit 1
-CLI="$W/bin/secrets-encrypt"
-HOOK="$W/bin/secrets-encrypt-hook"
-STANDIN="$W/bin/stand-in-apiserver"
-FAULT="$W/bin/fault-inject.so"
+se_common_init crash-etcd
+se_common_at_exit etcd_stop_all
+[ "${SE_CRASH_ETCD_KEEP:-0}" = 1 ] && SE_KEEP_WORK=1
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/stand-in-apiserver tests/fault-inject.so
 
 etcd_start 3 || {
         not_ok "3-member etcd cluster started"
         exit 1
 }
 ok "3-member etcd cluster on loopback"
-printf 'K10c1a55e5::server:%s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$W/token"
-for i in 1 2 3; do
-        mkdir -p "$W/s$i"
-        cat >"$W/s$i/config.yaml" <<EOF
-state-dir: $W/s$i/cred
-node-name: server-$i
-datastore-endpoint: $ETCD_ENDPOINTS
-token-file: $W/token
-unit: stand-in.service
-timeout: 2m
-EOF
-done
+se_ha_settings "$W" "$ETCD_ENDPOINTS" 3
 
 # Plaintext secrets, as kube-apiserver stored them before encryption: 100 puts per transaction.
 python3 - "${ETCD_CLIENT_URLS[0]}" "$NSEC" <<'EOF' || { not_ok "seeding $NSEC secrets"; exit 1; }
@@ -118,7 +75,7 @@ cli() {
         shift
         "$CLI" --config "$W/s$i/config.yaml" "$@"
 }
-stage_of() { cli "$1" status 2>/dev/null | sed -n 's/^Current Rotation Stage: //p'; }
+stage_of() { se_stage_of cli "$1" status; }
 key_count() { cli "$1" status 2>/dev/null | grep -cE '^ (\*|  )  +(AES-CBC|XSalsa20-POLY1305|AES-GCM) '; }
 readable() { # readable I: the stand-in API server of server I would start and read every secret
         local out
@@ -336,10 +293,9 @@ done
 kinds=$(for k in "${!KIND_COUNT[@]}"; do echo "$k×${KIND_COUNT[$k]}"; done | sort | paste -sd, -)
 echo "# $TOTAL kill points in $((SECONDS - t0)) s, $KILLED killed the process [$kinds]"
 min=$((CYCLES * 15))
-if [ "$N_FAIL" = 0 ] && [ "$KILLED" -ge "$min" ]; then
+if [ "$FAILED" = 0 ] && [ "$KILLED" -ge "$min" ]; then
         ok "$KILLED kill points on etcd exercised and recovered (at least $min)"
 else
-        not_ok "$KILLED kill points killed the process (want at least $min), $N_FAIL failures"
+        not_ok "$KILLED kill points killed the process (want at least $min), $FAILED failures"
 fi
-echo "# $N_OK ok, $N_FAIL not ok"
-[ "$N_FAIL" = 0 ]
+se_common_finish

@@ -19,25 +19,9 @@
 #   SE_CRASH_JOBS=N          parallel points (default: CPUs)
 set -u
 shopt -s nullglob
-cd "$(dirname "$0")/../.."
-B=${SE_BUILD:-build}
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-CLI="$B/secrets-encrypt"
-HOOK="$B/secrets-encrypt-hook"
-SEED="$B/tests/tools/kine-seed"
-STANDIN="$B/tests/tools/stand-in-apiserver"
-FAULT="$B/tests/fault-inject.so"
-FAILED=0
-ok() { echo "ok - $*"; }
-not_ok() {
-        echo "not ok - $*"
-        FAILED=$((FAILED + 1))
-}
-
-for f in "$CLI" "$HOOK" "$SEED" "$STANDIN" "$FAULT"; do
-        [ -e "$f" ] || { echo "not ok - $f not built (make tests)"; exit 1; }
-done
-command -v python3 >/dev/null || { echo "ok - # SKIP python3 missing"; exit 0; }
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib-common.sh
+se_need python3
 
 NSEC=${SE_CRASH_SECRETS:-1100}
 PER=${SE_CRASH_PER_SCENARIO:-28}
@@ -47,34 +31,13 @@ STRESS=${SE_STRESS:-0}
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0"
 export SECRETS_ENCRYPT_LOG_TARGET=stderr
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-crash-points.XXXXXX") || exit 1
-cleanup() {
-        local p
-        for p in $(jobs -p); do
-                kill -KILL "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
-        done
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Private copies: a concurrent rebuild of build/ must not change the programs mid-run (the
-# executables find the library through $ORIGIN).
-mkdir -p "$W/bin"
-cp "$CLI" "$HOOK" "$SEED" "$STANDIN" "$FAULT" "$W/bin/" || exit 1
-cp -L "$B/libsecrets-encrypt.so.0" "$W/bin/" || exit 1
-CLI="$W/bin/secrets-encrypt"
-HOOK="$W/bin/secrets-encrypt-hook"
-SEED="$W/bin/kine-seed"
-STANDIN="$W/bin/stand-in-apiserver"
-FAULT="$W/bin/fault-inject.so"
+# Private copies: a concurrent rebuild of build/ must not change the programs mid-run.
+se_common_init crash-points
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed tests/tools/stand-in-apiserver \
+        tests/fault-inject.so
 
 # settings DIR: a settings file for a work directory holding state/ and db.sqlite.
-settings() {
-        printf 'state-dir: %s/state\nnode-name: node-1\ndatastore-endpoint: sqlite://%s/db.sqlite\nunit: stand-in.service\n' \
-                "$1" "$1" >"$1/config.yaml"
-}
+settings() { se_settings "$1/config.yaml" "$1/state" "sqlite://$1/db.sqlite"; }
 
 # cmd DIR COMMAND: runs a scenario command (hook = a restart) in DIR.
 cmd() {
@@ -141,7 +104,7 @@ restore() { # restore NAME DIR
 D="$W/build"
 mkdir -p "$D"
 settings "$D"
-"$SEED" "$D/db.sqlite" "$NSEC" --value-size 64 --namespaces 7 >/dev/null 2>&1 || { not_ok "kine-seed"; exit 1; }
+se_kine_seed "$SEED" "$D/db.sqlite" "$NSEC" --value-size 64 --namespaces 7
 mkdir -p "$D/state" && chmod 0700 "$D/state"
 snap first-start "$D"
 prep_ok=1
@@ -297,7 +260,7 @@ i=0
 while read -r sc n after phase; do
         i=$((i + 1))
         while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n 2>/dev/null; done
-        point "$i" "$sc" "$n" "$after" "$phase" &
+        bg point "$i" "$sc" "$n" "$after" "$phase"
 done <"$W/points"
 wait
 t1=$(date +%s)

@@ -6,38 +6,11 @@
 # a hanging hook; prometheus-node-exporter scrapes the metrics file through its textfile collector.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-ROOT=$PWD
-B=${SE_BUILD:-build}
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-CLI="$B/secrets-encrypt"
-HOOK="$B/secrets-encrypt-hook"
-SEED="$B/tests/tools/kine-seed"
-FAILED=0
-
-ok() { echo "ok - $*"; }
-not_ok() {
-        echo "not ok - $*"
-        FAILED=$((FAILED + 1))
-}
+. tests/integration/lib-common.sh
 show() { sed 's/^/#   /' | head -n 40; }
-
-for f in "$CLI" "$HOOK" "$SEED"; do
-        [ -x "$f" ] || { echo "not ok - $f not built (make all tests)"; exit 1; }
-done
-command -v python3 >/dev/null || { echo "ok - # SKIP python3 missing"; exit 0; }
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-fleet.XXXXXX") || exit 1
-BG_PIDS=()
-cleanup() {
-        local p
-        for p in "${BG_PIDS[@]}"; do
-                kill -TERM "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
-        done
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+se_need python3
+se_common_init fleet
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed
 
 # json FILE EXPR: evaluates a Python expression over the JSON object j read from FILE (first line
 # that parses when the file has several).
@@ -60,14 +33,8 @@ EOF
 STATE="$W/state"
 DB="$W/db.sqlite"
 mkdir -p "$STATE" "$W/hooks.d" "$W/metrics" "$W/facts.d"
-cat >"$W/config.yaml" <<EOF
-state-dir: $STATE
-node-name: fleet-node-1
-datastore-endpoint: sqlite://$DB
-unit: stand-in.service
-hooks-dir: $W/hooks.d
-metrics-file: $W/metrics/secrets-encrypt.prom
-EOF
+se_settings "$W/config.yaml" "$STATE" "sqlite://$DB" fleet-node-1 "hooks-dir: $W/hooks.d" \
+        "metrics-file: $W/metrics/secrets-encrypt.prom"
 export SECRETS_ENCRYPT_CONFIG="$W/config.yaml"
 export SECRETS_ENCRYPT_LOG_TARGET=stderr
 export SECRETS_ENCRYPT_FLEET_HOOK_TIMEOUT=1s
@@ -152,7 +119,7 @@ else
         # No systemd here: the playbook's restart_cmd runs the hook, as the unit's restart would.
         HOOK_CMD="$HOOK"
         play() {
-                ansible-playbook -i localhost, -c local "$ROOT/hooks/examples/rolling-rotation.yml" \
+                ansible-playbook -i localhost, -c local "$SE_ROOT/hooks/examples/rolling-rotation.yml" \
                         -e target=localhost -e use_become=false -e restart_unit= \
                         -e "restart_cmd='$HOOK_CMD'" \
                         -e "secrets_encrypt_cmd='$CLI --config $W/config.yaml'" -e max_key_age=90d "$@"
@@ -325,9 +292,8 @@ if [ -z "$NE" ] || ! command -v curl >/dev/null; then
         ok "# SKIP prometheus-node-exporter or curl missing"
 else
         port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        "$NE" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults --collector.textfile \
-                --collector.textfile.directory="$W/metrics" >"$W/ne.log" 2>&1 &
-        BG_PIDS+=($!)
+        bg "$NE" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults --collector.textfile \
+                --collector.textfile.directory="$W/metrics" >"$W/ne.log" 2>&1
         for _ in $(seq 100); do
                 curl -fsS "http://127.0.0.1:$port/metrics" >"$W/scrape.txt" 2>/dev/null && break
                 sleep 0.1

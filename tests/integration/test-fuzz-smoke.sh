@@ -11,17 +11,12 @@
 #   SE_FUZZ_ONLY=pat    only the targets whose name contains pat
 #   SE_FUZZ_NO_BUILD=1  do not run `make fuzz` for missing targets (skip them)
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib-common.sh
 SECS=${SE_FUZZ_SECONDS:-8}
 FORK=${SE_FUZZ_FORK:-0}
-FAILED=0
-ok() { echo "ok - $*"; }
-not_ok() {
-        echo "not ok - $*"
-        FAILED=$((FAILED + 1))
-}
 
-command -v clang >/dev/null || { echo "ok - # SKIP clang missing (libFuzzer)"; exit 0; }
+command -v clang >/dev/null || { skip "clang missing (libFuzzer)"; exit 0; }
 targets=()
 for src in tests/fuzz/fuzz-*.c; do
         t=$(basename "$src" .c)
@@ -44,18 +39,7 @@ else
         [ -n "$newer" ] && echo "# note: build-fuzz/ is older than $newer (make fuzz to refresh)"
 fi
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-fuzz-smoke.XXXXXX") || exit 1
-PIDS=()
-cleanup() {
-        local p
-        for p in "${PIDS[@]}"; do
-                kill -KILL "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
-        done
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+se_common_init fuzz-smoke
 
 for t in "${targets[@]}"; do
         bin="build-fuzz/$t"
@@ -73,11 +57,9 @@ for t in "${targets[@]}"; do
         [ "$FORK" -gt 0 ] && args+=(-fork="$FORK" -ignore_crashes=1)
         args+=("$W/$t")
         [ "$n_seeds" -gt 0 ] && args+=("$corpus")
-        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1" "$bin" "${args[@]}" >"$W/$t.log" 2>&1 &
-        PIDS+=($!)
-        wait "${PIDS[-1]}"
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1" bg "$bin" "${args[@]}" >"$W/$t.log" 2>&1
+        wait "$BG_PID"
         rc=$?
-        unset 'PIDS[-1]'
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$W/$t.log" | tail -n 1)
         # fork mode prints "#<total execs>: cov: … oom/timeout/crash: a/b/c time: …" status lines
         [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$W/$t.log" | tail -n 1)

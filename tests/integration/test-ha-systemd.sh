@@ -93,41 +93,14 @@ for i in 1 2 3; do write_settings "$i"; done
 unit() { echo "stand-in@$1.service"; }
 state() { echo "$W/s$1/state"; }
 
-journal_cursor() {
-        journalctl --sync 2>/dev/null
-        journalctl --no-pager -n 1 --show-cursor -o cat 2>/dev/null | sed -n 's/^-- cursor: //p'
-}
-# journal_since [CURSOR]: JSON lines (no field matches: journalctl 252 skips the first match
-# after a cursor when matches are given).
-journal_since() {
-        journalctl --sync 2>/dev/null
-        journalctl --no-pager -o json ${1:+--after-cursor="$1"} 2>/dev/null
-}
-# events MESSAGE_ID [CURSOR]
-events() {
-        journal_since "${2:-}" | grep -F "\"MESSAGE_ID\":\"$1\""
-}
+events() { se_journal_events "$@"; } # events MESSAGE_ID [CURSOR]
 # from_unit I: a regex for entries logged inside unit I (journald names a unit of this user
 # manager _SYSTEMD_UNIT or _SYSTEMD_USER_UNIT).
 from_unit() {
         echo "\"_SYSTEMD_(USER_)?UNIT\":\"stand-in@$1\\.service\""
 }
-dump_events() {
-        journal_since "${1:-}" | grep -F '"SYSLOG_IDENTIFIER":"secrets-encrypt"' |
-                python3 -c '
-import json, sys
-for l in sys.stdin:
-    d = json.loads(l)
-    print("#   %s %s %s" % (d.get("MESSAGE_ID", "-"), d.get("_SYSTEMD_UNIT", d.get("_COMM", "-")), d.get("MESSAGE")))' |
-                tail -n 20
-}
-dump_unit() {
-        {
-                systemctl --user --no-pager status "$(unit "$1")" 2>&1 | head -n 12
-                journalctl --sync 2>/dev/null
-                journalctl --no-pager -o short-monotonic -n 15 _SYSTEMD_UNIT="$(unit "$1")" 2>&1
-        } | sed 's/^/#   /'
-}
+dump_events() { se_dump_events "${1:-}"; }
+dump_unit() { se_dump_unit "$(unit "$1")"; }
 
 # snap: keeps every server's config by its sha256, so the config a running stand-in loaded can be
 # found from its STATUS= (and for the key scan at the end).
@@ -285,7 +258,7 @@ done
 
 # ---- 1. first start, in order ---------------------------------------------------------------------
 echo "# section 1 at ${SECONDS}s"
-cursor0=$(journal_cursor)
+cursor0=$(se_journal_cursor)
 restart_check "first start: stand-in@1 active, reads every secret" 1 1
 restart_check "first start: stand-in@2 active" 2 1 2
 restart_check "first start: stand-in@3 active; all three read every secret" 3 1 2 3
@@ -310,7 +283,7 @@ echo "# section 2 at ${SECONDS}s"
 # In HA a new write key may be used only once every server can read it (SPEC §5.0): plain
 # rotate-keys starts the rolling rotation there. Nothing is re-encrypted while servers 2 and 3 run
 # the old config, and the stand-ins go on writing with the old key throughout.
-cursor2=$(journal_cursor)
+cursor2=$(se_journal_cursor)
 key0=$(json_field 1 activekey)
 cli 1 rotate-keys
 rk_rc=$?
@@ -365,7 +338,7 @@ rolling_round() {
         done
 }
 key0=$(json_field 1 activekey)
-cursor3=$(journal_cursor)
+cursor3=$(se_journal_cursor)
 cli_check "rolling: rotate-keys --rolling on server-2" 2 rotate-keys --rolling
 for round in 1 2 3; do
         rolling_round "rolling (1 2 3) round $round" 1 2 3
@@ -403,7 +376,7 @@ gen_of() {
         python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["generation"])' "$(state "$1")/secrets-encrypt.json" 2>/dev/null
 }
 key0=$(json_field 1 activekey)
-cursor4=$(journal_cursor)
+cursor4=$(se_journal_cursor)
 cli_check "together: rotate-keys --rolling on server-3 (stand-in@3 keeps running the config from before)" 3 rotate-keys --rolling
 restart_check "together: round 1: stand-in@1 and stand-in@2 restarted in one systemctl call, every running server reads every secret" "1 2" 1 2 3
 se_check "together: no advance past prepare while stand-in@3 still runs the config from before the command (server-1: $(stage_of 1), server-2: $(stage_of 2))" \
@@ -451,7 +424,7 @@ n_bulk=$(etcd_ctl get --prefix --keys-only /registry/secrets/bulk/ 2>/dev/null |
 se_check "kill: $NSEED secrets seeded ($n_bulk)" test "${n_bulk:-0}" = "$NSEED" || sed 's/^/#   /' "$LOGS/seed.log"
 for i in 1 2 3; do write_settings "$i" 200; done # secrets/s: the hook's re-encryption takes ~10 s
 key0=$(json_field 1 activekey)
-cursor5=$(journal_cursor)
+cursor5=$(se_journal_cursor)
 cli_check "kill: rotate-keys --rolling on server-1" 1 rotate-keys --rolling
 rolling_round "kill: round 1" 1 2 3
 # Round 2: the restart that finds everyone at rotate re-encrypts; the restarts are not waited for
@@ -511,7 +484,7 @@ t0=$SECONDS
 # shellcheck disable=SC2086
 restart_check "kill: stand-in@$other restarts meanwhile and is not blocked by the lease" "$other" $others
 se_check "kill: ... it came up in $((SECONDS - t0)) s (the lease's TTL is 60 s)" test $((SECONDS - t0)) -lt 30
-cursor5b=$(journal_cursor)
+cursor5b=$(se_journal_cursor)
 restart_check "kill: stand-in@$victim restarted: its hook resumes, all read every secret" "$victim" 1 2 3
 se_check "kill: the resumed re-encryption finished in stand-in@$victim" \
         test -n "$(events c541c26f97474e71b87a27e440b2d4a2 "$cursor5b" | grep -E "$(from_unit "$victim")")" ||
@@ -554,8 +527,8 @@ for i in 1 2 3; do
         se_check "journal: config-installed from stand-in@$i over the run ($(grep -c . <<<"$inst") events in all)" \
                 has_event "$inst" "$i" "\"SECRETS_ENCRYPT_NODE\":\"server-$i\""
 done
-conv=$(journal_since "$cursor0" | grep -F '"MESSAGE_ID":"8ea6f59bfe7b43eaa6daa2cbc1e2196e"')
-mism=$(journal_since "$cursor0" | grep -F '"MESSAGE_ID":"943100034f1e4279b3157f0bdb13ef57"')
+conv=$(se_journal_since "$cursor0" | grep -F '"MESSAGE_ID":"8ea6f59bfe7b43eaa6daa2cbc1e2196e"')
+mism=$(se_journal_since "$cursor0" | grep -F '"MESSAGE_ID":"943100034f1e4279b3157f0bdb13ef57"')
 se_check "journal: hashes-converged events ($(grep -c . <<<"$conv")) from the units' hooks, PRIORITY 6, stage and hash" \
         has_event "$conv" '[123]' '"PRIORITY":"6"' '"SECRETS_ENCRYPT_STAGE":"' '"SECRETS_ENCRYPT_HASH":"'
 se_check "journal: hashes-mismatch events ($(grep -c . <<<"$mism")) from the units' hooks, PRIORITY 4, naming the servers" \
@@ -566,33 +539,8 @@ se_check "journal: hashes-converged and mismatch are catalogued" bash -c \
 # no key material (base64, raw, hex) of any config seen in the journal or the CLI's output
 journalctl --sync
 journalctl --no-pager -o export >"$LOGS/journal.export" 2>/dev/null
-scan=$(python3 - "$SEEN" "$LOGS/journal.export" "$LOGS/cli.out" "$LOGS/cli.err" <<'PYEOF'
-import base64, glob, json, os, sys
-seen, files = sys.argv[1], sys.argv[2:]
-secrets = set()
-def walk(o):
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if k == "secret" and isinstance(v, str):
-                secrets.add(v)
-            else:
-                walk(v)
-    elif isinstance(o, list):
-        for v in o:
-            walk(v)
-for p in glob.glob(os.path.join(seen, "*.json")):
-    with open(p, "rb") as f:
-        walk(json.load(f))
-needles = []
-for s in secrets:
-    raw = base64.b64decode(s)
-    needles += [s.encode(), raw, raw.hex().encode()]
-blobs = {p: open(p, "rb").read() for p in files if os.path.exists(p)}
-found = [(p, i) for p, b in blobs.items() for i, n in enumerate(needles) if n in b]
-print(len(secrets), len(found))
-PYEOF
-)
-read -r n_secrets n_found <<<"$scan"
+scan=$(se_key_scan "$SEEN" "$LOGS/journal.export" "$LOGS/cli.out" "$LOGS/cli.err")
+read -r n_secrets n_found <<<"$(head -n 1 <<<"$scan")"
 se_check "key scan: keys of every config seen collected ($n_secrets)" test "${n_secrets:-0}" -ge 5
 se_check "key scan: no key in the journal or the CLI's output ($n_found found)" test "${n_found:-x}" = 0
 

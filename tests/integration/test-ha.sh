@@ -4,70 +4,32 @@
 # A "restart" of server i runs its ExecStartPre hook and then the stand-in API server's start
 # check (every stored secret readable with the config it would load). Prints TAP lines.
 set -u
-cd "$(dirname "$0")/../.."
-B=${SE_BUILD:-build}
-B=$(cd "$B" && pwd)
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib-common.sh
 # shellcheck source=tests/integration/lib-etcd.sh
 . tests/integration/lib-etcd.sh
 
-CLI=$B/secrets-encrypt
-HOOK=$B/secrets-encrypt-hook
-STANDIN=$B/tests/tools/stand-in-apiserver
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/se-ha.XXXXXX")
-cleanup() {
-        etcd_stop_all
-        rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM HUP
+se_common_init ha
+se_common_at_exit etcd_stop_all
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/stand-in-apiserver
 export SECRETS_ENCRYPT_LOG_TARGET=null
-
-n_ok=0
-n_fail=0
-ok() {
-        echo "ok - $*"
-        n_ok=$((n_ok + 1))
-}
-not_ok() {
-        echo "not ok - $*"
-        n_fail=$((n_fail + 1))
-}
-check() { # check NAME CMD...
-        local name=$1
-        shift
-        if "$@" >"$WORK/check.out" 2>&1; then ok "$name"; else
-                not_ok "$name"
-                sed 's/^/#   /' "$WORK/check.out" | head -20
-        fi
-}
 
 etcd_start 3 || {
         echo "not ok - etcd cluster started"
         exit 1
 }
 ok "3-member etcd cluster on loopback"
-printf 'K10c1a55e5::server:%s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$WORK/token"
-
-for i in 1 2 3; do
-        mkdir -p "$WORK/s$i"
-        cat >"$WORK/s$i/config.yaml" <<EOF
-state-dir: $WORK/s$i/cred
-node-name: server-$i
-datastore-endpoint: $ETCD_ENDPOINTS
-token-file: $WORK/token
-unit: stand-in.service
-timeout: 2m
-EOF
-done
+se_ha_settings "$W" "$ETCD_ENDPOINTS" 3
 
 cli() { # cli I ARGS...
         local i=$1
         shift
-        "$CLI" --config "$WORK/s$i/config.yaml" "$@"
+        "$CLI" --config "$W/s$i/config.yaml" "$@"
 }
 restart() { # restart I: the hook, then the stand-in's start check
         local i=$1
-        "$HOOK" --config "$WORK/s$i/config.yaml" || return
-        "$STANDIN" --check-only --encryption-provider-config "$WORK/s$i/cred/encryption-config.json" \
+        "$HOOK" --config "$W/s$i/config.yaml" || return
+        "$STANDIN" --check-only --encryption-provider-config "$W/s$i/cred/encryption-config.json" \
                 --datastore "$ETCD_ENDPOINTS" >/dev/null
 }
 restart_all() {
@@ -102,8 +64,8 @@ expect_match() {
         done
 }
 same_config() {
-        cmp "$WORK/s1/cred/encryption-config.json" "$WORK/s2/cred/encryption-config.json" &&
-                cmp "$WORK/s1/cred/encryption-config.json" "$WORK/s3/cred/encryption-config.json"
+        cmp "$W/s1/cred/encryption-config.json" "$W/s2/cred/encryption-config.json" &&
+                cmp "$W/s1/cred/encryption-config.json" "$W/s3/cred/encryption-config.json"
 }
 
 # Secrets as kube-apiserver would have stored them before encryption: plaintext protobuf-ish.
@@ -116,7 +78,7 @@ etcd_ctl put /unrelated/key untouched >/dev/null
 check "first start of server-1 generates the config" restart 1
 check "server-2 and server-3 install the cluster's config (no second key)" restart_all 2 3
 check "all three servers hold byte-identical configs" same_config
-check "all servers: stage start, All hashes match" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match); CLI=$CLI WORK=$WORK; expect_stage start 1 2 3 && expect_match 1 2 3"
+check "all servers: stage start, All hashes match" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match); CLI=$CLI W=$W; expect_stage start 1 2 3 && expect_match 1 2 3"
 [ "$(key_count 1)" = 1 ] && ok "one key after first start" || not_ok "one key after first start ($(key_count 1))"
 
 # --- classic flow with restarts (k3s §9.3) ------------------------------------------------------
@@ -124,32 +86,32 @@ check "prepare on server-1" cli 1 prepare
 h=$(hashes_of 1)
 case "$h" in "hash does not match between server-1 and server-2") ok "status on server-1 names the mismatch like k3s" ;; *) not_ok "mismatch line: '$h'" ;; esac
 [ "$(stage_of 2)" = start ] && ok "server-2 still at start before its restart" || not_ok "server-2 stage $(stage_of 2)"
-cli 2 rotate >"$WORK/out" 2>&1
+cli 2 rotate >"$W/out" 2>&1
 rc=$?
-[ $rc = 79 ] && grep -q "restart stand-in.service on server-2 first" "$WORK/out" && ok "a command on a server behind the cluster is refused (79) with the remedy" || {
+[ $rc = 79 ] && grep -q "restart stand-in.service on server-2 first" "$W/out" && ok "a command on a server behind the cluster is refused (79) with the remedy" || {
         not_ok "stale server refused (rc $rc)"
-        cat "$WORK/out"
+        cat "$W/out"
 }
-cli 1 rotate >"$WORK/out" 2>&1
+cli 1 rotate >"$W/out" 2>&1
 rc=$?
-[ $rc = 79 ] && grep -q "hash does not match between server-1 and server-2" "$WORK/out" && ok "rotate before the others restart is refused with k3s's message" || {
+[ $rc = 79 ] && grep -q "hash does not match between server-1 and server-2" "$W/out" && ok "rotate before the others restart is refused with k3s's message" || {
         not_ok "rotate refused (rc $rc)"
-        cat "$WORK/out"
+        cat "$W/out"
 }
 grep -q "next_action" <(cli 1 status -o json) && cli 1 status -o json | grep -q '"next_action": "restart stand-in.service on server-1, server-2, server-3"' &&
         ok "status JSON next_action names the servers to restart" || not_ok "next_action: $(cli 1 status -o json | grep next_action)"
 check "restart all: every server installs prepare and reads every secret" restart_all 1 2 3
-check "all at prepare, hashes match" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match); CLI=$CLI WORK=$WORK; expect_stage prepare 1 2 3 && expect_match 1 2 3"
+check "all at prepare, hashes match" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match); CLI=$CLI W=$W; expect_stage prepare 1 2 3 && expect_match 1 2 3"
 check "rotate on server-1" cli 1 rotate
 check "restart all after rotate" restart_all 2 3 1
 check "reencrypt on server-1 (online)" cli 1 reencrypt
-check "server-1 reencrypt_finished" bash -c "$(declare -f cli stage_of expect_stage); CLI=$CLI WORK=$WORK; expect_stage reencrypt_finished 1"
+check "server-1 reencrypt_finished" bash -c "$(declare -f cli stage_of expect_stage); CLI=$CLI W=$W; expect_stage reencrypt_finished 1"
 check "restart all after reencrypt" restart_all 2 3 1
-check "all reencrypt_finished, matching, identical configs" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI WORK=$WORK; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
+check "all reencrypt_finished, matching, identical configs" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
 [ "$(key_count 2)" = 1 ] && ok "exactly one key after the classic rotation" || not_ok "keys: $(key_count 2)"
-cli 3 verify >"$WORK/out" 2>&1 && grep -q "0 not under the write key, 0 unreadable" "$WORK/out" && ok "verify: every secret under the new key" || {
+cli 3 verify >"$W/out" 2>&1 && grep -q "0 not under the write key, 0 unreadable" "$W/out" && ok "verify: every secret under the new key" || {
         not_ok "verify"
-        cat "$WORK/out"
+        cat "$W/out"
 }
 [ "$(etcd_ctl get /unrelated/key --print-value-only)" = untouched ] && ok "keys outside the prefixes untouched" || not_ok "unrelated key changed"
 
@@ -168,7 +130,7 @@ check "rotate-keys --rolling on server-2" cli 2 rotate-keys --rolling
 for round in 1 2 3; do
         check "rolling round $round (order 1 2 3): every restart succeeds and reads every secret" rolling_round 1 2 3
 done
-check "rolling rotation complete: all reencrypt_finished and matching" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI WORK=$WORK; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
+check "rolling rotation complete: all reencrypt_finished and matching" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
 new_key=$(active_key 1)
 [ -n "$new_key" ] && [ "$new_key" != "$old_key" ] && [ "$(key_count 1)" = 1 ] && ok "rolling rotation replaced the key ($old_key -> $new_key)" || not_ok "keys after rolling: $old_key -> $new_key ($(key_count 1))"
 
@@ -181,61 +143,61 @@ check "server-2 comes back and catches up" restart 2
 for round in 2 3 4; do
         check "round $round (order 2 3 1)" rolling_round 2 3 1
 done
-check "second rolling rotation complete" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI WORK=$WORK; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
+check "second rolling rotation complete" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
 new_key=$(active_key 2)
 [ "$new_key" != "$old_key" ] && [ "$(key_count 2)" = 1 ] && ok "second rolling rotation replaced the key" || not_ok "second rolling: $old_key -> $new_key"
 
 # --- faults -------------------------------------------------------------------------------
-cp "$WORK/token" "$WORK/token.good"
-echo "K10wrong::server:0000" >"$WORK/token"
-cli 1 prepare >"$WORK/out" 2>&1
+cp "$W/token" "$W/token.good"
+echo "K10wrong::server:0000" >"$W/token"
+cli 1 prepare >"$W/out" 2>&1
 rc=$?
-[ $rc = 65 ] && grep -q "token" "$WORK/out" && ok "wrong token: refused (65) with a message naming the token" || {
+[ $rc = 65 ] && grep -q "token" "$W/out" && ok "wrong token: refused (65) with a message naming the token" || {
         not_ok "wrong token (rc $rc)"
-        cat "$WORK/out"
+        cat "$W/out"
 }
-cp "$WORK/token.good" "$WORK/token"
-cmp -s "$WORK/s1/cred/encryption-config.json" "$WORK/s2/cred/encryption-config.json" && ok "nothing changed by the refused command" || not_ok "config changed"
+cp "$W/token.good" "$W/token"
+cmp -s "$W/s1/cred/encryption-config.json" "$W/s2/cred/encryption-config.json" && ok "nothing changed by the refused command" || not_ok "config changed"
 
 # "newer than datastore": a local generation ahead of the cluster's is refused with the remedy.
-python3 - "$WORK/s3/cred/secrets-encrypt.json" <<'EOF'
+python3 - "$W/s3/cred/secrets-encrypt.json" <<'EOF'
 import json, sys
 p = sys.argv[1]
 d = json.load(open(p))
 d["generation"] += 5
 json.dump(d, open(p, "w"))
 EOF
-"$HOOK" --config "$WORK/s3/config.yaml" >"$WORK/out" 2>&1
+"$HOOK" --config "$W/s3/config.yaml" >"$W/out" 2>&1
 rc=$?
 [ $rc = 79 ] && ok "local config newer than the cluster's: the hook refuses (79)" || {
         not_ok "local newer (rc $rc)"
-        cat "$WORK/out"
+        cat "$W/out"
 }
-SECRETS_ENCRYPT_LOG_TARGET=stderr "$HOOK" --config "$WORK/s3/config.yaml" 2>&1 | grep -q "sync --from-cluster" && ok "the refusal names secrets-encrypt sync" || not_ok "no remedy in the refusal"
+SECRETS_ENCRYPT_LOG_TARGET=stderr "$HOOK" --config "$W/s3/config.yaml" 2>&1 | grep -q "sync --from-cluster" && ok "the refusal names secrets-encrypt sync" || not_ok "no remedy in the refusal"
 check "sync --from-cluster resolves it" cli 3 sync --from-cluster
 check "server-3 starts again" restart 3
 
 # A server gone for good (SPEC 5.0): it never restarts, so nothing may be rewritten under a key it
 # lacks and the rolling rotation waits for it; forget-node, not --force, lets the rotation resume.
-mkdir -p "$WORK/s4"
-sed 's/server-3/server-4/; s|/s3/|/s4/|' "$WORK/s3/config.yaml" >"$WORK/s4/config.yaml"
+mkdir -p "$W/s4"
+sed 's/server-3/server-4/; s|/s3/|/s4/|' "$W/s3/config.yaml" >"$W/s4/config.yaml"
 check "server-4 joins (installs the cluster's config, publishes its record)" restart 4
 check "rotate-keys on server-1 with server-4 about to vanish (HA: the rolling rotation)" cli 1 rotate-keys
 for round in 1 2 3; do
         check "round $round without server-4" rolling_round 1 2 3
 done
-check "the rotation waits for server-4 (still at prepare, nothing rewritten)" bash -c "$(declare -f cli stage_of expect_stage); CLI=$CLI WORK=$WORK; expect_stage prepare 1 2 3"
-cli 1 forget-node server-1 >"$WORK/out" 2>&1
+check "the rotation waits for server-4 (still at prepare, nothing rewritten)" bash -c "$(declare -f cli stage_of expect_stage); CLI=$CLI W=$W; expect_stage prepare 1 2 3"
+cli 1 forget-node server-1 >"$W/out" 2>&1
 rc=$?
 [ $rc = 64 ] && ok "forget-node of this server is refused (64)" || not_ok "forget-node self (rc $rc)"
-cli 1 forget-node server-9 >"$WORK/out" 2>&1
+cli 1 forget-node server-9 >"$W/out" 2>&1
 rc=$?
 [ $rc = 66 ] && ok "forget-node of an unknown server: 66" || not_ok "forget-node unknown (rc $rc)"
 check "forget-node server-4 on server-1" cli 1 forget-node server-4
 for round in 1 2 3; do
         check "round $round after forget-node" rolling_round 1 2 3
 done
-check "the rotation completed without server-4" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI WORK=$WORK; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
+check "the rotation completed without server-4" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
 cli 1 status -o json | grep -q '"server-4"' && not_ok "server-4 still listed" || ok "server-4 no longer listed in status"
 
 # An etcd member dies mid-rotation: the rest go on through the endpoint list.
@@ -245,16 +207,15 @@ ok "killed etcd member 0 (${ETCD_CLIENT_URLS[0]})"
 for round in 1 2 3; do
         check "round $round with a member down" rolling_round 1 2 3
 done
-check "rotation completed with a member down" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match); CLI=$CLI WORK=$WORK; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3"
+check "rotation completed with a member down" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3"
 
 # No key material in etcd outside the secrets themselves.
 leak=0
 for i in 1 2 3; do
-        for k in $(grep -oE '"secret":"[^"]+"' "$WORK/s$i/cred/encryption-config.json" | cut -d'"' -f4); do
+        for k in $(grep -oE '"secret":"[^"]+"' "$W/s$i/cred/encryption-config.json" | cut -d'"' -f4); do
                 if etcd_ctl get /secrets-encrypt/ --prefix -w json | grep -qF "$k"; then leak=1; fi
         done
 done
 [ $leak = 0 ] && ok "no key in clear under /secrets-encrypt/" || not_ok "key material found in etcd"
 
-echo "# $n_ok ok, $n_fail not ok"
-[ "$n_fail" = 0 ]
+se_common_finish

@@ -67,48 +67,11 @@ se_ok "journald and systemd --user running in a private namespace"
 # accept both spellings.
 FROM_UNIT="\"_SYSTEMD_(USER_)?UNIT\":\"$UNIT\""
 
-# The cursor of the newest entry, so later checks only see what came after it.
-journal_cursor() {
-        journalctl --sync 2>/dev/null
-        journalctl --no-pager -n 1 --show-cursor -o cat 2>/dev/null | sed -n 's/^-- cursor: //p'
-}
-
-# The journal since CURSOR as JSON lines. No field matches: with matches, journalctl 252 skips the
-# first matching entry after the cursor (it seeks to the cursor and skips two entries).
-journal_since() {
-        journalctl --sync 2>/dev/null
-        journalctl --no-pager -o json ${1:+--after-cursor="$1"} 2>/dev/null
-}
-
 # unit_events MESSAGE_ID [CURSOR]: JSON lines of that event logged from inside the unit.
-unit_events() {
-        events "$@" | grep -E "$FROM_UNIT"
-}
-
-# dump_events CURSOR: our entries since CURSOR as comment lines (to explain a failed check).
-dump_events() {
-        journal_since "$1" | grep -F '"SYSLOG_IDENTIFIER":"secrets-encrypt"' |
-                python3 -c '
-import json, sys
-for l in sys.stdin:
-    d = json.loads(l)
-    print("#   %s %s %s" % (d.get("MESSAGE_ID", "-"), d.get("_SYSTEMD_UNIT", d.get("_COMM", "-")), d.get("MESSAGE")))' |
-                tail -n 30
-}
-
-# dump_unit: the unit's status and its last log lines, as comment lines.
-dump_unit() {
-        {
-                systemctl --user --no-pager status "$UNIT" 2>&1 | head -n 12
-                journalctl --sync 2>/dev/null
-                journalctl --no-pager -o short-monotonic -n 25 _SYSTEMD_UNIT="$UNIT" 2>&1
-        } | sed 's/^/#   /'
-}
-
-# events MESSAGE_ID [CURSOR]: JSON lines of that event, from anywhere.
-events() {
-        journal_since "${2:-}" | grep -F "\"MESSAGE_ID\":\"$1\""
-}
+unit_events() { se_journal_events "$@" | grep -E "$FROM_UNIT"; }
+# dump_events CURSOR / dump_unit: comment lines to explain a failed check.
+dump_events() { se_dump_events "$1" 30; }
+dump_unit() { se_dump_unit "$UNIT" 25; }
 
 n_snap=0
 # Keeps every config seen, for the key scan at the end.
@@ -303,7 +266,7 @@ total_before=$(verify_all 2>"$LOGS/verify.err")
 se_check "kill: 4000 more secrets seeded ($total_before in all)" test "${total_before:-0}" -ge 4300
 write_settings 400 # secrets/s, so the hook's re-encryption takes ~10 s
 se_systemctl start "$UNIT"
-cursor=$(journal_cursor)
+cursor=$(se_journal_cursor)
 
 cli rotate-keys --restart --user &
 cli_pid=$!
@@ -331,7 +294,7 @@ cli_rc=$?
 se_check "kill: rotate-keys --restart reports the failed restart (exit $cli_rc)" test "$cli_rc" != 0
 se_check "kill: unit failed (the server did not start)" test "$(se_unit_prop "$UNIT" ActiveState)" = failed
 se_check "kill: the re-encryption was interrupted, not finished" \
-        test -z "$(events c541c26f97474e71b87a27e440b2d4a2 "$cursor")"
+        test -z "$(se_journal_events c541c26f97474e71b87a27e440b2d4a2 "$cursor")"
 se_check "kill: STATUS= still names the re-encryption after the kill" bash -c \
         "systemctl --user show -p StatusText --value $UNIT | grep -q 'Re-encrypting secrets'"
 write_settings
@@ -358,7 +321,7 @@ printf '%s' '{"kind":"EncryptionConfiguration","apiVersion":"apiserver.config.k8
         >"$STATE/encryption-config.json"
 snap
 cp "$STATE/encryption-config.json" "$W/bad-config.json"
-cursor=$(journal_cursor)
+cursor=$(se_journal_cursor)
 se_systemctl start "$UNIT" >/dev/null 2>&1
 rc=$?
 se_check "invalid: systemctl start fails (rc $rc)" test "$rc" != 0
@@ -369,7 +332,7 @@ se_check "invalid: the server never ran" test "$(se_unit_prop "$UNIT" ExecMainPI
 se_check "invalid: systemctl status names 78/CONFIG" bash -c \
         "systemctl --user --no-pager status $UNIT 2>&1 | grep -q 'status=78/CONFIG'"
 se_check "invalid: config file untouched (same bytes)" cmp -s "$STATE/encryption-config.json" "$W/bad-config.json"
-ev=$(events 4bd0af8868764a20af8eb07fee8ea4f8 "$cursor")
+ev=$(se_journal_events 4bd0af8868764a20af8eb07fee8ea4f8 "$cursor")
 se_check "invalid: one config-invalid event (MESSAGE_ID 4bd0af88…)" test "$(grep -c . <<<"$ev")" = 1 ||
         dump_events "$cursor"
 se_check "invalid: the event has SECRETS_ENCRYPT_ERROR" grep -qF '"SECRETS_ENCRYPT_ERROR":"' <<<"$ev"
@@ -386,12 +349,12 @@ se_systemctl reset-failed "$UNIT"
 se_systemctl start --no-block "$UNIT"
 n_rep=0
 for _ in $(seq 100); do
-        n_rep=$(events 350881f3b40447dfa43c3d214416403d "$cursor" | grep -c .)
+        n_rep=$(se_journal_events 350881f3b40447dfa43c3d214416403d "$cursor" | grep -c .)
         [ "$n_rep" -ge 3 ] && break
         sleep 0.1
 done
 se_systemctl stop "$UNIT"
-n_full=$(events 4bd0af8868764a20af8eb07fee8ea4f8 "$cursor" | grep -c .)
+n_full=$(se_journal_events 4bd0af8868764a20af8eb07fee8ea4f8 "$cursor" | grep -c .)
 se_check "invalid + Restart=always: repeats logged as the short event ($n_rep)" test "$n_rep" -ge 3
 se_check "invalid + Restart=always: the full event was not repeated ($n_full)" test "$n_full" = 1
 se_check "invalid + Restart=always: config file still untouched" cmp -s "$STATE/encryption-config.json" "$W/bad-config.json"
@@ -409,36 +372,7 @@ se_systemctl stop "$UNIT"
 journalctl --sync
 journalctl --no-pager -o export >"$LOGS/journal.export" 2>/dev/null
 se_check "journal export is not empty" test -s "$LOGS/journal.export"
-scan=$(python3 - "$SEEN" "$LOGS/journal.export" "$LOGS/cli.out" "$LOGS/cli.err" <<'EOF'
-import base64, glob, json, os, sys
-seen, files = sys.argv[1], sys.argv[2:]
-secrets = set()
-def walk(o):
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if k == "secret" and isinstance(v, str):
-                secrets.add(v)
-            else:
-                walk(v)
-    elif isinstance(o, list):
-        for v in o:
-            walk(v)
-for p in glob.glob(os.path.join(seen, "*.json")):
-    with open(p, "rb") as f:
-        walk(json.load(f))
-needles = []
-for s in secrets:
-    needles.append(s.encode())
-    raw = base64.b64decode(s)
-    needles.append(raw)
-    needles.append(raw.hex().encode())
-blobs = {p: open(p, "rb").read() for p in files}
-found = [(p, i) for p, b in blobs.items() for i, n in enumerate(needles) if n in b]
-print(len(secrets), len(found))
-for p, i in found:
-    print("#   key material %d found in %s" % (i, os.path.basename(p)))
-EOF
-)
+scan=$(se_key_scan "$SEEN" "$LOGS/journal.export" "$LOGS/cli.out" "$LOGS/cli.err")
 echo "$scan" | sed -n '2,$p'
 read -r n_secrets n_found <<<"$(head -n 1 <<<"$scan")"
 se_check "key scan: collected the keys of every config seen ($n_secrets keys)" test "${n_secrets:-0}" -ge 4

@@ -15,19 +15,8 @@ if [ -z "${SE_IO_FAULTS_NS:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/d
         unshare --mount --propagation private true 2>/dev/null; then
         SE_IO_FAULTS_NS=1 exec unshare --mount --propagation private bash "$0" "$@"
 fi
-B=${SE_BUILD:-build}
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-FAILED=0
-ok() { echo "ok - $*"; }
-not_ok() {
-        echo "not ok - $*"
-        FAILED=$((FAILED + 1))
-}
-skip() { echo "ok - # SKIP $*"; }
+. tests/integration/lib-common.sh
 
-for f in secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed tests/tools/stand-in-apiserver tests/fault-inject.so; do
-        [ -e "$B/$f" ] || { echo "not ok - $B/$f not built (make tests)"; exit 1; }
-done
 ROOT=0
 [ "$(id -u)" = 0 ] && ROOT=1
 NS=${SE_IO_FAULTS_NS:-0}
@@ -35,47 +24,31 @@ STRESS=${SE_STRESS:-0}
 export SECRETS_ENCRYPT_LOG_TARGET=stderr
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0"
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-io-faults.XXXXXX") || exit 1
-BG_PIDS=()
-cleanup() {
-        local p
-        for p in "${BG_PIDS[@]}"; do
-                kill -KILL "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
-        done
-        if [ "$NS" = 1 ]; then
-                grep -F " $W/" /proc/self/mounts | awk '{ print $2 }' | sort -r | while read -r m; do umount -l "$m"; done
-        fi
-        rm -rf "$W"
+# umount_all: the tmpfs mounts under $W (inside the private mount namespace only).
+umount_all() {
+        [ "$NS" = 1 ] || return 0
+        grep -F " $W/" /proc/self/mounts | awk '{ print $2 }' | sort -r | while read -r m; do umount -l "$m"; done
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+se_common_init io-faults
+se_common_at_exit umount_all
 
-# Private copies of the programs, readable by nobody (the permission case).
+# Private copies of the programs, readable by everybody (the permission case).
 chmod 0755 "$W"
-mkdir -p "$W/bin"
-cp "$B/secrets-encrypt" "$B/secrets-encrypt-hook" "$B/tests/tools/kine-seed" "$B/tests/tools/stand-in-apiserver" \
-        "$B/tests/fault-inject.so" "$W/bin/" || exit 1
-cp -L "$B/libsecrets-encrypt.so.0" "$W/bin/" || exit 1
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed tests/tools/stand-in-apiserver \
+        tests/fault-inject.so
 chmod -R a+rX "$W/bin"
-CLI="$W/bin/secrets-encrypt"
-HOOK="$W/bin/secrets-encrypt-hook"
-SEED="$W/bin/kine-seed"
-STANDIN="$W/bin/stand-in-apiserver"
-FAULT="$W/bin/fault-inject.so"
 
 NSEC=30
 echo "io-faults-cluster-token" >"$W/token"
 chmod 0644 "$W/token"
-"$SEED" "$W/template.db" "$NSEC" --value-size 64 >/dev/null 2>&1 || { not_ok "kine-seed"; exit 1; }
+se_kine_seed "$SEED" "$W/template.db" "$NSEC" --value-size 64
 
 # setup DIR [STATE_DIR] [ENDPOINT]: a node with a good state after one start (config, stage).
 setup() {
         local d=$1 st=${2:-$1/state} ep=${3:-sqlite://$1/db.sqlite}
         mkdir -p "$d"
         cp "$W/template.db" "$d/db.sqlite"
-        printf 'state-dir: %s\nnode-name: node-1\ndatastore-endpoint: %s\nunit: stand-in.service\ntoken-file: %s\n' \
-                "$st" "$ep" "$W/token" >"$d/config.yaml"
+        se_settings "$d/config.yaml" "$st" "$ep" node-1 "token-file: $W/token"
         chmod 0644 "$d/config.yaml"
         SECRETS_ENCRYPT_CONFIG="$d/config.yaml" "$HOOK" >/dev/null 2>&1 || return 1
         SECRETS_ENCRYPT_CONFIG="$d/config.yaml" "$CLI" rotate-keys >/dev/null 2>&1 || return 1
@@ -370,8 +343,7 @@ EOF
         for mode in http500 http400grpc badjson wrongtypes badbase64 notobject http404 empty; do
                 port=$((port + 1))
                 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-                python3 "$W/fake-etcd.py" "$port" "$mode" >"$W/fake.out" 2>&1 &
-                BG_PIDS+=($!)
+                bg python3 "$W/fake-etcd.py" "$port" "$mode" >"$W/fake.out" 2>&1
                 for _ in $(seq 50); do grep -q ready "$W/fake.out" 2>/dev/null && break; sleep 0.1; done
                 sed -i "s|^datastore-endpoint: .*|datastore-endpoint: http://127.0.0.1:$port|" "$d/config.yaml"
                 run "$d" "$CLI" verify
@@ -382,9 +354,7 @@ EOF
                         not_ok "etcd endpoint answering $mode: exit $rc"
                         sed 's/^/#   /' <<<"$out" | head -n 5
                 fi
-                kill "${BG_PIDS[-1]}" 2>/dev/null
-                wait "${BG_PIDS[-1]}" 2>/dev/null
-                unset 'BG_PIDS[-1]'
+                stop_bg "$BG_PID"
         done
         also "etcd faults: config untouched" cmp -s "$d/good/encryption-config.json" "$STATE/encryption-config.json"
 else
@@ -396,14 +366,13 @@ d="$W/busy"
 setup "$d" || not_ok "busy: setup"
 if command -v python3 >/dev/null; then
         hold_lock() { # hold_lock DB SECONDS
-                python3 -c '
+                bg python3 -c '
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
-c.execute("ROLLBACK")' "$1" "$2" >"$W/lock.out" 2>&1 &
-                BG_PIDS+=($!)
+c.execute("ROLLBACK")' "$1" "$2" >"$W/lock.out" 2>&1
                 for _ in $(seq 50); do grep -q locked "$W/lock.out" 2>/dev/null && break; sleep 0.1; done
         }
         # rotate-keys leaves the re-encryption to the restart (the server runs the old config);
@@ -417,7 +386,7 @@ c.execute("ROLLBACK")' "$1" "$2" >"$W/lock.out" 2>&1 &
         expect "SQLite locked by another writer for 2 s: the hook's re-encryption waits and completes" 0 "reencrypted"
         also "busy: waited for the lock (>= 1.5 s)" test $(((t1 - t0) / 1000000)) -ge 1500
         also "busy: consistent and readable" bash -c "$(declare -f consistent); CLI='$CLI' consistent '$STATE'"
-        wait "${BG_PIDS[-1]}" 2>/dev/null
+        wait "$BG_PID" 2>/dev/null
         if [ "$STRESS" = 1 ]; then
                 run "$d" "$CLI" rotate-keys
                 hold_lock "$d/db.sqlite" 40

@@ -6,78 +6,25 @@
 # preconditions and exit codes, `status -o json` against k3s's shape, and the state-dir lock.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-B=${SE_BUILD:-build}
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-FAILED=0
+. tests/integration/lib-common.sh
+se_need python3
 
-ok() { echo "ok - $*"; }
-not_ok() {
-        echo "not ok - $*"
-        FAILED=$((FAILED + 1))
-}
-# check NAME CMD...: a TAP line; the output of a failing CMD is shown indented.
-check() {
-        local name=$1 out rc
-        shift
-        out=$("$@" 2>&1)
-        rc=$?
-        if [ "$rc" = 0 ]; then
-                ok "$name"
-        else
-                not_ok "$name (exit $rc)"
-                [ -n "$out" ] && sed 's/^/#   /' <<<"$out" | head -n 30
-        fi
-        return "$rc"
-}
-
-command -v python3 >/dev/null || { echo "ok - # SKIP python3 missing"; exit 0; }
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-rotation-cli.XXXXXX") || exit 1
-BG_PIDS=()
-cleanup() {
-        local p
-        for p in "${BG_PIDS[@]}"; do
-                kill -KILL "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
-        done
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A private copy of the programs ($ORIGIN runpath): a rebuild during the run cannot swap them.
-mkdir -p "$W/bin"
-for f in secrets-encrypt secrets-encrypt-hook libsecrets-encrypt.so.0 tests/tools/kine-seed; do
-        [ -e "$B/$f" ] || { echo "not ok - $B/$f not built (make all tests)"; exit 1; }
-        cp -L "$B/$f" "$W/bin/" || exit 1
-done
-CLI="$W/bin/secrets-encrypt"
-HOOK="$W/bin/secrets-encrypt-hook"
-SEED="$W/bin/kine-seed"
+se_common_init rotation-cli
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed
 
 STATE="$W/state"
 DB="$W/db.sqlite"
 NSEED=40
-cat >"$W/config.yaml" <<EOF
-state-dir: $STATE
-node-name: node-1
-datastore-endpoint: sqlite://$DB
-unit: stand-in.service
-EOF
+se_settings "$W/config.yaml" "$STATE" "sqlite://$DB"
 export SECRETS_ENCRYPT_CONFIG="$W/config.yaml"
 # events as <N> lines on stderr, never a host journal
 export SECRETS_ENCRYPT_LOG_TARGET=stderr
 YEAR=$(date -u +%Y)
 
-"$SEED" "$DB" "$NSEED" >/dev/null 2>&1 || { echo "not ok - kine-seed failed"; exit 1; }
+se_kine_seed "$SEED" "$DB" "$NSEED"
 
 # run ARGS...: the CLI; stdout in $W/out, stderr in $W/err, exit code in $rc.
-run() {
-        "$CLI" "$@" >"$W/out" 2>"$W/err"
-        rc=$?
-        cat "$W/out" "$W/err" >>"$W/all-output"
-        return "$rc"
-}
+run() { se_capture "$W" "$CLI" "$@"; }
 # restart: the hook, as systemd would run it before the server.
 restart() {
         "$HOOK" --unit=stand-in.service >>"$W/hook.log" 2>&1

@@ -11,42 +11,20 @@
 # match. Those key files are 0600, every other state file 0600, the archive and the state directory
 # 0700.
 set -u
-cd "$(dirname "$0")/../.."
-B=${SE_BUILD:-build}
-case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
-FAILED=0
-ok() { echo "ok - $*"; }
-not_ok() {
-        echo "not ok - $*"
-        FAILED=$((FAILED + 1))
-}
-for f in secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed; do
-        [ -x "$B/$f" ] || { echo "not ok - $B/$f not built (make tests)"; exit 1; }
-done
-command -v python3 >/dev/null || { echo "ok - # SKIP python3 missing"; exit 0; }
-W=$(mktemp -d "${TMPDIR:-/tmp}/se-hygiene.XXXXXX") || exit 1
-cleanup() {
-        local p
-        for p in $(jobs -p); do
-                kill -KILL "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
-        done
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib-common.sh
+se_need python3
+se_common_init hygiene
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed
 
-CLI="$B/secrets-encrypt"
-HOOK="$B/secrets-encrypt-hook"
 ST="$W/state"
 DB="$W/db.sqlite"
 OUT="$W/out"
 mkdir -p "$OUT" "$W/configs" "$W/tmp"
-printf 'state-dir: %s\nnode-name: node-1\ndatastore-endpoint: sqlite://%s\nunit: stand-in.service\nmetrics-file: %s/metrics.prom\n' \
-        "$ST" "$DB" "$OUT" >"$W/config.yaml"
+se_settings "$W/config.yaml" "$ST" "sqlite://$DB" node-1 "metrics-file: $OUT/metrics.prom"
 export SECRETS_ENCRYPT_CONFIG="$W/config.yaml" SECRETS_ENCRYPT_LOG_TARGET=stderr SECRETS_ENCRYPT_LOG_LEVEL=debug
 export TMPDIR="$W/tmp"
-"$B/tests/tools/kine-seed" "$DB" 120 --value-size 64 >/dev/null 2>&1 || { not_ok "kine-seed"; exit 1; }
+se_kine_seed "$SEED" "$DB" 120 --value-size 64
 
 step=0
 # run NAME PROGRAM ARGS...: output kept for the scan; each config version kept for the key list
