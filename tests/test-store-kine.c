@@ -168,6 +168,46 @@ START_TEST(test_missing_db_is_empty) {
 }
 END_TEST
 
+/* A name with a NUL byte (kine never writes one) is an error, never a key cut at the NUL: rows
+ * "k\0a", "k\0b", … would all list as "k" and a pager resuming after the last key would never end
+ * (found by fuzz-kine-rows). A UTF-16 database is not kine's: its name ranges do not follow key
+ * order. And with require_data, a missing file is an error, not an empty store. */
+START_TEST(test_hostile_names_and_encoding) {
+        se_error e = SE_ERROR_NULL;
+        _cleanup_free_ char *ep = NULL;
+        sqlite3 *db = tk_create(dbpath, true);
+        se_kv_list l = {};
+        se_store *s;
+
+        tk_exec(db, "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, "
+                    "old_value) VALUES(CAST(x'2f72656769737472792f736563726574732f6b00' || x'61' AS TEXT), 1, 0, "
+                    "0, 0, 0, x'00', NULL)");
+        tk_close(db);
+        s = store_open(dbpath);
+        ck_assert_int_eq(se_store_range(s, "/registry/secrets/", NULL, 10, &l, &e), -EIO);
+        ck_assert_msg(strstr(se_error_message(&e), "NUL byte"), "%s", se_error_message(&e));
+        se_error_done(&e);
+        se_kv_list_done(&l);
+        se_store_close(s);
+
+        ck_assert_int_eq(unlink(dbpath), 0);
+        ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+        tk_exec(db, "PRAGMA encoding = 'UTF-16le'");
+        tk_ensure_schema(db);
+        tk_close(db);
+        ck_assert_int_ge(asprintf(&ep, "sqlite://%s", dbpath), 0);
+        ck_assert_int_eq(se_store_open(&(se_store_options){.endpoint = ep}, &s, &e), -EMEDIUMTYPE);
+        ck_assert_msg(strstr(se_error_message(&e), "UTF-8"), "%s", se_error_message(&e));
+        se_error_done(&e);
+
+        ck_assert_int_eq(unlink(dbpath), 0);
+        ck_assert_int_eq(se_store_open(&(se_store_options){.endpoint = ep, .require_data = true}, &s, &e),
+                         -ENOMEDIUM);
+        ck_assert_msg(strstr(se_error_message(&e), "does not exist"), "%s", se_error_message(&e));
+        se_error_done(&e);
+}
+END_TEST
+
 START_TEST(test_endpoint_forms) {
         _cleanup_free_ char *ep = NULL;
         se_error e = SE_ERROR_NULL;
@@ -854,6 +894,7 @@ static Suite *store_kine_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_missing_db_is_empty);
         tcase_add_test(tc, test_endpoint_forms);
+        tcase_add_test(tc, test_hostile_names_and_encoding);
         tcase_add_loop_test(tc, test_row_styles, 0, 2);
         tcase_add_test(tc, test_special_rows);
         tcase_add_loop_test(tc, test_compacted_history, 0, 2);

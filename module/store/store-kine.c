@@ -208,6 +208,24 @@ static int kine_connect(kine *k, se_error *e) {
         if (rc != SQLITE_DONE)
                 goto fail_rc;
 
+        /* kine's databases are UTF-8; in a UTF-16 one the name ranges would not match key order */
+        rc = sqlite3_prepare_v2(k->db, "PRAGMA encoding", -1, &q, NULL);
+        if (rc != SQLITE_OK)
+                goto fail_rc;
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW &&
+            (!sqlite3_column_text(q, 0) || !streq((const char *) sqlite3_column_text(q, 0), "UTF-8"))) {
+                sqlite3_finalize(q);
+                kine_disconnect(k);
+                return se_error_set(e, -EMEDIUMTYPE,
+                                    "kine database %s: not a kine database (text encoding is not "
+                                    "UTF-8)",
+                                    k->path);
+        }
+        sqlite3_finalize(q);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                goto fail_rc;
+
         if (!has_kine) {
                 kine_disconnect(k);
                 if (n_tables == 0)
@@ -382,6 +400,15 @@ static int kine_range(void *impl, const char *prefix, const char *start, size_t 
                 if (l.n_items == limit) {
                         l.more = true;
                         break;
+                }
+                /* kine never writes one; cut at the NUL, such names would repeat and a pager that
+                 * resumes after the last key would never end */
+                if (name && memchr(name, 0, name_size)) {
+                        r = se_error_set(e, -EIO,
+                                         "kine database %s: a key under %s holds a NUL byte: the database is "
+                                         "damaged or not kine's",
+                                         k->path, prefix);
+                        goto reset;
                 }
                 if (l.n_items == cap) {
                         size_t ncap = cap ? cap * 2 : MIN(limit, 64u);

@@ -3,10 +3,18 @@
  * libFuzzer target for the envelope read path: arbitrary stored values through kube's prefix
  * dispatch and every cipher. The first input byte picks one of a few configurations; a value that
  * reads back is re-written and must read back to the same plaintext.
+ *
+ * SE_FUZZ_WRITE_SEEDS=DIR build-fuzz/fuzz-envelope-read writes, instead of fuzzing, the library's own
+ * values for every provider and key of every configuration (fixed IVs, so the output is stable)
+ * into DIR, each prefixed with its configuration byte; tests/fuzz/gen-seeds-data.py adds corrupted
+ * variants and the reference vectors.
  */
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "se-envelope.h"
@@ -100,7 +108,99 @@ static se_transformer *build(const fz_provider *ps, size_t n) {
         return t;
 }
 
+#define DSKEY "/registry/secrets/default/fuzz"
+
+static void write_file(const char *dir, const char *name, uint8_t config, const uint8_t *p, size_t n) {
+        char path[4096];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, &config, 1) != 1 || (n > 0 && write(fd, p, n) != (ssize_t) n) || close(fd) < 0) {
+                perror(path);
+                exit(EXIT_FAILURE);
+        }
+}
+
+static void write_seeds(const char *dir) {
+        static const char secret[] = "k8s\0\n\x0c\n\x02v1\x12\x06Secret\x12\x2a\n\x1c\n\x04" "fuzz\x12\x00\x1a\x07"
+                                     "default\"\x00*\x00\x32\x00\x38\x00\x42\x00\x12\x0a\n\x01k\x12\x05value"
+                                     "\x1a\x06Opaque\x1a\x00\"\x00";
+        static char big[4100];
+        static const struct {
+                const char *name;
+                const char *text;
+                size_t len;
+        } plains[] = {
+                { "empty", "", 0 },
+                { "short", "pandas are the best", 19 },
+                { "block", "0123456789abcdef", 16 },
+                { "secret", secret, sizeof(secret) - 1 },
+                { "encprefix", "k8s:enc:aescbc:v1:key1:plaintext", 32 },
+                { "nul", "\0\0\0", 3 },
+                { "4k", big, sizeof(big) },
+        };
+        static const char *const type_names[] = {
+                [SE_PROVIDER_IDENTITY] = "identity",   [SE_PROVIDER_AESCBC] = "aescbc", [SE_PROVIDER_AESGCM] = "aesgcm",
+                [SE_PROVIDER_SECRETBOX] = "secretbox", [SE_PROVIDER_KMS] = "kms",
+        };
+        uint8_t iv[24];
+
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (char) ('a' + i % 26);
+        for (size_t i = 0; i < sizeof(iv); i++)
+                iv[i] = (uint8_t) i;
+        for (size_t c = 0; c < ELEMENTSOF(configs); c++)
+                for (size_t p = 0; p < ELEMENTSOF(configs[c]); p++) {
+                        const fz_provider *fp = &configs[c][p];
+
+                        if (fp->type == SE_PROVIDER_NONE || fp->type == SE_PROVIDER_KMS)
+                                continue; /* KMS values are made by gen-seeds-data.py */
+                        for (size_t k = 0; k < 2; k++) {
+                                fz_provider one = { fp->type, { fp->names[k] }, { fp->secrets[k] } };
+                                size_t iv_size = fp->type == SE_PROVIDER_AESCBC   ? 16
+                                                 : fp->type == SE_PROVIDER_AESGCM ? 12
+                                                 : fp->type == SE_PROVIDER_SECRETBOX ? 24
+                                                                                     : 0;
+                                se_transformer *t;
+
+                                if (fp->type != SE_PROVIDER_IDENTITY && !fp->names[k])
+                                        break;
+                                if (fp->type == SE_PROVIDER_IDENTITY && k > 0)
+                                        break;
+                                t = build(&one, 1);
+                                for (size_t j = 0; j < ELEMENTSOF(plains); j++) {
+                                        se_buf out = {};
+                                        char name[256];
+
+                                        if (se_transformer_write_with_iv(t, DSKEY, (const uint8_t *) plains[j].text,
+                                                                         plains[j].len, iv_size ? iv : NULL, iv_size,
+                                                                         &out, NULL) < 0)
+                                                abort();
+                                        snprintf(name, sizeof(name), "c%zu-%s-%s-%s", c, type_names[fp->type],
+                                                 fp->names[k] ?: "none", plains[j].name);
+                                        write_file(dir, name, (uint8_t) c, out.data, out.len);
+                                        se_buf_free(&out);
+                                }
+                                se_transformer_free(t);
+                        }
+                }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+        const char *dir = getenv("SE_FUZZ_WRITE_SEEDS");
+
+        (void) argc;
+        (void) argv;
+        if (dir) {
+                write_seeds(dir);
+                exit(EXIT_SUCCESS);
+        }
+        return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         se_buf plain = {}, enc = {}, again = {};
@@ -118,15 +218,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         t = transformers[data[0] % ELEMENTSOF(transformers)];
 
-        r = se_transformer_read(t, "/registry/secrets/default/fuzz", data + 1, size - 1, &plain, &info, NULL);
-        /* an identity writer stores such a plaintext as is, and it then reads as ciphertext */
-        if (r == 0 && !(plain.len >= 8 && memcmp(plain.data, "k8s:enc:", 8) == 0)) {
-                if (se_transformer_write(t, "/registry/secrets/default/fuzz", plain.data, plain.len, &enc, NULL) ==
-                    0) {
+        r = se_transformer_read(t, DSKEY, data + 1, size - 1, &plain, &info, NULL);
+        if (r == 0) {
+                /* an identity writer stores such a plaintext as is, and it then reads as ciphertext:
+                 * no round trip for it */
+                if (!(plain.len >= 8 && memcmp(plain.data, "k8s:enc:", 8) == 0) &&
+                    se_transformer_write(t, DSKEY, plain.data, plain.len, &enc, NULL) == 0) {
                         if (!se_transformer_is_current(t, enc.data, enc.len))
                                 abort();
-                        if (se_transformer_read(t, "/registry/secrets/default/fuzz", enc.data, enc.len, &again, &info,
-                                                NULL) != 0)
+                        if (se_transformer_read(t, DSKEY, enc.data, enc.len, &again, &info, NULL) != 0)
                                 abort();
                         if (again.len != plain.len || (plain.len > 0 && memcmp(again.data, plain.data, plain.len)))
                                 abort();

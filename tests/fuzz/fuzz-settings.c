@@ -19,13 +19,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char path[64];
 
+static void remove_file(void) {
+        (void) unlink(path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         se_error e = SE_ERROR_NULL;
         se_settings s;
         int fd, r;
 
-        if (!path[0])
+        if (!path[0]) {
                 snprintf(path, sizeof(path), "/tmp/fuzz-settings-%d.yaml", (int) getpid());
+                atexit(remove_file); /* libFuzzer ends with exit() */
+        }
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
                 abort();
