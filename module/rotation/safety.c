@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coverage-internal.h"
 #include "macro.h"
@@ -21,12 +22,23 @@
 
 #define RUNNING_CONFIG_FILE "running-config.json"
 
+static bool annotation_has_hash(const char *annotation, const char *hash) {
+        char h[65];
+        se_stage stage;
+
+        return annotation && se_annotation_parse(annotation, &stage, h) >= 0 && streq(h, hash);
+}
+
 int se_safety_record_running(se_ctx *ctx, se_error *e) {
         _cleanup_free_ char *path = NULL;
         int r;
 
         if (asprintf(&path, "%s/" RUNNING_CONFIG_FILE, ctx->state.dir) < 0)
                 return se_error_set(e, -ENOMEM, "out of memory");
+        /* A start with the config the server already ran (most starts) writes nothing: the hook
+         * with nothing to do stays cheap. */
+        if (annotation_has_hash(ctx->state.running, ctx->state.hash) && access(path, F_OK) == 0)
+                return 0;
         r = se_write_file_atomic(path, ctx->state.config_bytes, ctx->state.config_size, 0600);
         if (r < 0)
                 return se_error_set(e, r, "cannot write %s: %s", path, strerror(-r));
@@ -51,13 +63,6 @@ static int running_config(se_ctx *ctx, se_config **ret, se_error *e) {
         r = se_config_parse(path, bytes, size, ret, e);
         explicit_wipe(bytes, size);
         return r;
-}
-
-static bool annotation_has_hash(const char *annotation, const char *hash) {
-        char h[65];
-        se_stage stage;
-
-        return annotation && se_annotation_parse(annotation, &stage, h) >= 0 && streq(h, hash);
 }
 
 /* The servers (the local one included unless it is stopped) whose API server has not started with
