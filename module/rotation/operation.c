@@ -309,6 +309,7 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         _cleanup_free_ char *removed = NULL;
         se_reencrypt_result res = {};
         se_rotation_scope sc = {};
+        int64_t last_rotation;
         se_reencrypt_options o = {
                 .state_dir = ctx->state.dir,
                 .config_hash = ctx->state.hash,
@@ -366,6 +367,7 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         /* The pending flags stay set through the commit: a crash inside it resumes, and a resume
          * after a completed prune finds nothing left to remove. The commit's safety check scans the
          * whole registry for values under the removed keys first. */
+        last_rotation = ctx->state.last_rotation;
         ctx->state.last_rotation = (int64_t) time(NULL);
         if (pruned)
                 r = archive_removed(ctx, ctx->state.config, pruned, e);
@@ -373,6 +375,7 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
                 r = se_ops_commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
         se_config_free(pruned);
         if (r < 0) {
+                ctx->state.last_rotation = last_rotation; /* nothing was finished */
                 if (removed)
                         se_error_prefix(e, r, "not removing key %s", removed);
                 return reencrypt_failed(ctx, r, e);

@@ -142,10 +142,11 @@ static int check_shape(const se_config *cur, const se_config *next, const se_con
 
                 if (!write_key(&writer->resources[i], &t, &name))
                         continue;
-                /* the entry for the same resources (the config on disk may have been edited since
-                 * the server started), else the one at the same place */
+                /* the entry at the same place if it is for the same resources, else the first one
+                 * that is (the config on disk may have been edited since the server started) */
                 for (size_t k = 0; k < next->n_resources; k++)
-                        if (same_resources(&writer->resources[i], &next->resources[k])) {
+                        if (!(i < next->n_resources && same_resources(&writer->resources[i], &next->resources[i])) &&
+                            same_resources(&writer->resources[i], &next->resources[k])) {
                                 j = k;
                                 break;
                         }
