@@ -50,7 +50,7 @@ PKGS_DLOPEN := libcurl
 
 # module/ by subsystem, in dependency order: a folder uses only the folders before it
 # (tests/integration/test-layout.sh checks that).
-MODULE_DIRS := base journal config state store crypto cluster rotation systemd fleet
+MODULE_DIRS := base journal config state host store crypto cluster rotation systemd fleet
 MODULE_INCLUDES := -Imodule $(addprefix -Imodule/,$(MODULE_DIRS))
 
 WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes -Wundef \
@@ -65,7 +65,7 @@ CFLAGS ?=
 LDFLAGS ?=
 BASE_CFLAGS := -std=gnu11 $(OPT) $(WARNINGS) -fPIC -fvisibility=hidden -MMD -MP \
 	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -D_GNU_SOURCE \
-	-DSE_VERSION=\"$(VERSION)\" -DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" \
+	-DSE_VERSION=\"$(VERSION)\" -DSE_SYSCONFDIR=\"$(SYSCONFDIR)\" -DSE_LIBEXECDIR=\"$(LIBEXECDIR)\" \
 	$(MODULE_INCLUDES) -Itests $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null)
 LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl -lpthread -lm
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)

@@ -28,6 +28,12 @@ typedef struct cli {
         const char *want_provider;
         bool check;
         bool salt;
+        /* setup */
+        const char *setup_for;
+        bool dry_run, undo;
+        bool unit_given;      /* --unit or a settings file named the unit */
+        bool datastore_given; /* ... the datastore-endpoint */
+        bool have_settings;   /* a settings file exists (--config, $SECRETS_ENCRYPT_CONFIG or the default) */
 } cli;
 
 /* Each command returns 0 or a negative errno with e filled; main() prints the message once and
@@ -48,6 +54,11 @@ int cmd_ensure(cli *c, se_error *e);
 int cmd_restore_key(cli *c, se_error *e); /* NAME in file */
 int cmd_reset_state(cli *c, se_error *e);
 int cmd_forget_node(cli *c, se_error *e); /* NAME in file */
+int cmd_setup(cli *c, se_error *e);
+
+/* Before a command runs: mutating commands need settings and an API server that reads the config
+ * they change (exit 79 otherwise); read-only ones without settings use what detection finds. */
+int cli_check_host(cli *c, const char *command, se_error *e);
 
 /* Progress on stderr: a bar on a terminal, a line per 10% otherwise. */
 int cli_progress(const se_reencrypt_progress *p, void *userdata);

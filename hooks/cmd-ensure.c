@@ -371,6 +371,8 @@ int cmd_ensure(cli *c, se_error *e) {
         int r;
 
         r = parse_want(c, &w, e);
+        if (r >= 0)
+                r = cli_check_host(c, "ensure", e);
         if (r >= 0 && c->check)
                 r = se_facts_read(&c->settings, (int64_t) time(NULL), &before, e);
         else if (r >= 0) {

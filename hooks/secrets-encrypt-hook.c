@@ -21,6 +21,7 @@
 #include "se-event.h"
 #include "se-fleet-hooks.h"
 #include "se-hook.h"
+#include "se-host.h"
 #include "se-metrics.h"
 #include "se-settings.h"
 
@@ -92,6 +93,15 @@ int main(int argc, char *argv[]) {
                 return SE_EXIT_USAGE;
         }
 
+        /* Installed but not set up: change nothing, so that installing never alters a start. */
+        if (!config && access(SE_SETTINGS_DEFAULT_PATH, F_OK) < 0 && errno == ENOENT) {
+                se_event(SE_EVENT_NOT_CONFIGURED,
+                         SE_MESSAGE("secrets-encrypt is not set up here (no %s): the API server starts unchanged. "
+                                    "Run `secrets-encrypt setup` to manage its encryption keys.",
+                                    SE_SETTINGS_DEFAULT_PATH));
+                return 0;
+        }
+
         if (se_settings_init(&s) < 0)
                 return SE_EXIT_SOFTWARE;
         r = se_settings_load(&s, config ? config : SE_SETTINGS_DEFAULT_PATH, !config, &e);
@@ -100,6 +110,14 @@ int main(int argc, char *argv[]) {
         if (r < 0) {
                 (void) se_hook_report_failure(&s, r, se_error_message(&e));
                 status = SE_EXIT_USAGE;
+                goto finish;
+        }
+        /* A config no server reads must not be changed, nor its values re-encrypted (SPEC §5.0). */
+        /* under a user manager ($MANAGERPID is set for user services only) its units are per-user */
+        r = se_host_check_settings(&s, secure_getenv("MANAGERPID") != NULL, &e);
+        if (r < 0) {
+                (void) se_hook_report_failure(&s, r, se_error_message(&e));
+                status = se_exit_code_from_errno(r);
                 goto finish;
         }
 

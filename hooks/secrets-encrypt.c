@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "macro.h"
@@ -35,6 +36,8 @@ static const struct {
          "After a lost configuration: forget the old keys' state so a new config can be generated"},
         {"restore-key", cmd_restore_key, "",
          "Bring a removed key back from the archive as a read key: restore-key NAME"},
+        {"setup", cmd_setup, "GNV",
+         "Connect this host's API server (k3s, rke2, kube-apiserver) to secrets-encrypt; --undo gives it back"},
 };
 
 static void help(void) {
@@ -59,6 +62,9 @@ static void help(void) {
                "      --provider P               ensure: aescbc or secretbox; a change rotates (migration)\n"
                "      --check                    ensure: report what would be done, change nothing\n"
                "      --salt                     ensure: add Salt's stateful last line changed=… comment=…\n"
+               "      --for k3s|rke2|kube-apiserver  setup: the distribution (default: detected)\n"
+               "      --dry-run                  setup: print the changes as a diff, write nothing\n"
+               "      --undo                     setup: give key management back when that is safe\n"
                "\nSettings (each also a key in the settings file):\n"
                "      --config FILE                      Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
                "      --state-dir DIR                    Holds encryption-config.json and encryption-state.json\n"
@@ -99,6 +105,9 @@ enum {
         ARG_DISCARD_KEYS,
         ARG_FROM_CLUSTER,
         ARG_FROM_LOCAL,
+        ARG_FOR,
+        ARG_DRY_RUN,
+        ARG_UNDO,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -136,6 +145,9 @@ int main(int argc, char *argv[]) {
                 {"discard-keys", no_argument, NULL, ARG_DISCARD_KEYS},
                 {"from-cluster", no_argument, NULL, ARG_FROM_CLUSTER},
                 {"from-local", no_argument, NULL, ARG_FROM_LOCAL},
+                {"for", required_argument, NULL, ARG_FOR},
+                {"dry-run", no_argument, NULL, ARG_DRY_RUN},
+                {"undo", no_argument, NULL, ARG_UNDO},
         };
         _cleanup_free_ char *seen_opts = calloc(1, 32);
         const char *settings_args[32] = {};
@@ -204,6 +216,18 @@ int main(int argc, char *argv[]) {
                 case ARG_FROM_LOCAL:
                         c.from_local = true;
                         seen(seen_opts, 'L');
+                        break;
+                case ARG_FOR:
+                        c.setup_for = optarg;
+                        seen(seen_opts, 'G');
+                        break;
+                case ARG_DRY_RUN:
+                        c.dry_run = true;
+                        seen(seen_opts, 'N');
+                        break;
+                case ARG_UNDO:
+                        c.undo = true;
+                        seen(seen_opts, 'V');
                         break;
                 case ARG_RESTART:
                         c.restart = true;
@@ -275,6 +299,11 @@ int main(int argc, char *argv[]) {
         }
 
         /* Settings: defaults < file < flags. The default file may be absent; a named one may not. */
+        c.have_settings = c.settings_path || access(SE_SETTINGS_DEFAULT_PATH, F_OK) == 0;
+        /* NULL until a file or a flag names them: setup detects what is not given */
+        free(c.settings.unit);
+        free(c.settings.datastore_endpoint);
+        c.settings.unit = c.settings.datastore_endpoint = NULL;
         r = se_settings_load(&c.settings, c.settings_path ? c.settings_path : SE_SETTINGS_DEFAULT_PATH,
                              !c.settings_path, &e);
         if (r < 0) {
@@ -290,6 +319,21 @@ int main(int argc, char *argv[]) {
                                 goto finish;
                         }
                 }
+
+        c.unit_given = c.settings.unit;
+        c.datastore_given = c.settings.datastore_endpoint;
+        if ((!c.unit_given && se_settings_set(&c.settings, "unit", SE_SETTINGS_DEFAULT_UNIT, &e) < 0) ||
+            (!c.datastore_given &&
+             se_settings_set(&c.settings, "datastore-endpoint", SE_SETTINGS_DEFAULT_DATASTORE, &e) < 0)) {
+                status = SE_EXIT_SOFTWARE;
+                goto finish;
+        }
+        /* ensure reports a refusal in its JSON answer: it checks for itself */
+        r = streq(commands[cmd].name, "ensure") ? 0 : cli_check_host(&c, commands[cmd].name, &e);
+        if (r < 0) {
+                status = se_exit_code_from_errno(r);
+                goto finish;
+        }
 
         umask(0077);
         /* hooks-dir and metrics-file follow every event of the command */

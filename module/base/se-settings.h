@@ -8,7 +8,9 @@
 
 /* /etc/secrets-encrypt/config.yaml: keys named like k3s's flags; every key is also a CLI flag. */
 
-#define SE_SETTINGS_DEFAULT_PATH "/etc/secrets-encrypt/config.yaml"
+#define SE_SETTINGS_DEFAULT_PATH      "/etc/secrets-encrypt/config.yaml"
+#define SE_SETTINGS_DEFAULT_UNIT      "k3s.service"
+#define SE_SETTINGS_DEFAULT_DATASTORE "sqlite:///var/lib/rancher/k3s/server/db/state.db"
 
 typedef struct se_settings {
         char *state_dir;

@@ -60,8 +60,9 @@ _public_ int se_settings_init(se_settings *s) {
                 strcpy(host, "localhost");
         if (set_str(&s->state_dir, "/var/lib/secrets-encrypt") < 0 || set_str(&s->node_name, host) < 0 ||
             set_str(&s->provider, "aescbc") < 0 ||
-            set_str(&s->datastore_endpoint, "sqlite:///var/lib/rancher/k3s/server/db/state.db") < 0 ||
-            set_str(&s->unit, "k3s.service") < 0 || set_str(&s->hooks_dir, "/etc/secrets-encrypt/hooks.d") < 0) {
+            set_str(&s->datastore_endpoint, SE_SETTINGS_DEFAULT_DATASTORE) < 0 ||
+            set_str(&s->unit, SE_SETTINGS_DEFAULT_UNIT) < 0 ||
+            set_str(&s->hooks_dir, "/etc/secrets-encrypt/hooks.d") < 0) {
                 se_settings_done(s);
                 return -ENOMEM;
         }

@@ -6,6 +6,7 @@
 
 #include "se-config.h"
 #include "se-error.h"
+#include "se-strv.h"
 
 /* Which part of a config a rotation owns (coverage.c). */
 
@@ -26,7 +27,6 @@ bool se_entry_covers_only_secrets(const se_resource_config *rc);
 /* The value prefixes of the keys (and KMS providers) of `before` that the same entry of `after`
  * no longer has; *ret NULL when none. */
 int se_config_removed_keys(const se_config *before, const se_config *after, char ***ret);
-void se_strv_free(char **l);
 
 /* Where kube-apiserver stores a resource ("secrets" → "/registry/secrets/", "services" →
  * "/registry/services/specs/", a custom resource "r.g" → "/registry/g/r/"); *ret NULL for a
@@ -45,6 +45,3 @@ typedef struct se_rotation_scope {
 
 int se_rotation_scope_init(const se_config *c, se_rotation_scope *ret, se_error *e);
 void se_rotation_scope_done(se_rotation_scope *sc);
-static inline void se_strv_freep(char ***l) {
-        se_strv_free(*l);
-}

@@ -75,28 +75,6 @@ int se_value_prefix(se_provider_type t, const char *name, char **ret) {
         return asprintf(ret, "k8s:enc:%s:v1:%s:", se_provider_type_to_string(t), name) < 0 ? -ENOMEM : 0;
 }
 
-static int strv_push(char ***l, size_t *n, char *s) {
-        char **nl;
-
-        if (!s)
-                return -ENOMEM;
-        nl = reallocarray(*l, *n + 2, sizeof(char *));
-        if (!nl) {
-                free(s);
-                return -ENOMEM;
-        }
-        nl[(*n)++] = s;
-        nl[*n] = NULL;
-        *l = nl;
-        return 0;
-}
-
-void se_strv_free(char **l) {
-        for (size_t i = 0; l && l[i]; i++)
-                free(l[i]);
-        free(l);
-}
-
 int se_entry_owned_value_prefixes(const se_config *c, size_t entry, char ***ret) {
         const se_resource_config *rc = &c->resources[entry];
         char **l = NULL;
@@ -117,7 +95,7 @@ int se_entry_owned_value_prefixes(const se_config *c, size_t entry, char ***ret)
                                 continue;
                         r = se_value_prefix(t, keys->keys[k].name, &s);
                         if (r >= 0)
-                                r = strv_push(&l, &n, s);
+                                r = se_strv_consume(&l, &n, s);
                         if (r < 0) {
                                 se_strv_free(l);
                                 return r;
@@ -160,7 +138,7 @@ int se_config_removed_keys(const se_config *before, const se_config *after, char
                                             ? -ENOMEM
                                             : 0;
                                 if (r >= 0)
-                                        r = strv_push(&l, &n, s);
+                                        r = se_strv_consume(&l, &n, s);
                                 if (r < 0) {
                                         se_strv_free(l);
                                         return r;
@@ -174,7 +152,7 @@ int se_config_removed_keys(const se_config *before, const se_config *after, char
                                         continue;
                                 r = se_value_prefix(t, keys->keys[k].name, &s);
                                 if (r >= 0)
-                                        r = strv_push(&l, &n, s);
+                                        r = se_strv_consume(&l, &n, s);
                                 if (r < 0) {
                                         se_strv_free(l);
                                         return r;
@@ -275,18 +253,18 @@ int se_rotation_scope_init(const se_config *c, se_rotation_scope *ret, se_error 
                         wildcard = true;
                         continue;
                 }
-                r = strv_push(&sc.strict, &n_strict, p);
+                r = se_strv_consume(&sc.strict, &n_strict, p);
                 if (r >= 0 && (p = strdup(p)))
-                        r = strv_push(&sc.walk, &n_walk, p);
+                        r = se_strv_consume(&sc.walk, &n_walk, p);
                 else if (r >= 0)
                         r = -ENOMEM;
         }
         if (r >= 0 && wildcard)
-                r = strv_push(&sc.walk, &n_walk, strdup(SE_REGISTRY_PREFIX));
+                r = se_strv_consume(&sc.walk, &n_walk, strdup(SE_REGISTRY_PREFIX));
         if (r >= 0 && wildcard)
                 r = se_entry_owned_value_prefixes(c, entry, &sc.owned);
         if (r >= 0 && !sc.walk)
-                r = strv_push(&sc.walk, &n_walk, strdup(SE_REGISTRY_PREFIX "secrets/"));
+                r = se_strv_consume(&sc.walk, &n_walk, strdup(SE_REGISTRY_PREFIX "secrets/"));
         if (r < 0) {
                 se_rotation_scope_done(&sc);
                 return se_error_set(e, r, "out of memory");

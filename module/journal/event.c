@@ -43,6 +43,7 @@ static const se_event_info event_table[_SE_EVENT_MAX] = {
         EVENT(HOOK_FAILED_REPEAT, LOG_ERR, "hook-failed-repeat"),
         EVENT(FLEET_HOOK_FAILED, LOG_WARNING, "fleet-hook-failed"),
         EVENT(REENCRYPT_PENDING, LOG_WARNING, "reencrypt-pending"),
+        EVENT(NOT_CONFIGURED, LOG_NOTICE, "not-configured"),
 };
 
 static const char *const allowed_fields[] = {

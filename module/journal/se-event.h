@@ -46,6 +46,7 @@ typedef enum se_event_type {
         SE_EVENT_HOOK_FAILED_REPEAT, /* short line for the same failure on a later retry */
         SE_EVENT_FLEET_HOOK_FAILED,  /* a hooks-dir executable failed; never fatal */
         SE_EVENT_REENCRYPT_PENDING,  /* pending work cannot finish yet; the server starts anyway */
+        SE_EVENT_NOT_CONFIGURED,     /* hook without a settings file: changes nothing */
         _SE_EVENT_MAX,
         _SE_EVENT_NONE = -1, /* plain log lines */
 } se_event_type;
@@ -73,6 +74,7 @@ typedef enum se_event_type {
 #define SE_MESSAGE_HOOK_FAILED_REPEAT_STR  "350881f3b40447dfa43c3d214416403d"
 #define SE_MESSAGE_FLEET_HOOK_FAILED_STR   "2004851d4a4d4c789fc7d872703372dc"
 #define SE_MESSAGE_REENCRYPT_PENDING_STR   "4c6bd0112ff34b6689f1eccaba5026ff"
+#define SE_MESSAGE_NOT_CONFIGURED_STR      "9ded1fc177a941adb9304f6488569da6"
 
 /* The journal fields of SPEC §7. */
 #define SE_FIELD_STAGE          "SECRETS_ENCRYPT_STAGE"

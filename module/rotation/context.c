@@ -17,7 +17,8 @@ static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, 
         int r;
 
         *ctx = (se_ctx){.settings = s, .lock_fd = -1};
-        if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST && !(read_only && errno == EROFS))
+        /* a reader never creates anything: a missing state-dir reads as no state at all */
+        if (!read_only && mkdir(s->state_dir, 0700) < 0 && errno != EEXIST)
                 return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
 
         r = se_lock_dir(s->state_dir, lock_wait_usec, &ctx->lock_fd, &holder);
@@ -30,8 +31,8 @@ static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, 
                 return se_error_set(e, r, "%s is locked by another secrets-encrypt process; retry later",
                                     s->state_dir);
         }
-        /* a reader on a read-only or foreign state directory reads without the lock */
-        if (r < 0 && !(read_only && (r == -EROFS || r == -EACCES)))
+        /* a reader on a read-only, foreign or missing state directory reads without the lock */
+        if (r < 0 && !(read_only && (r == -EROFS || r == -EACCES || r == -ENOENT)))
                 return se_error_set(e, r, "cannot lock state-dir %s: %s", s->state_dir, strerror(-r));
 
         r = se_state_load(s->state_dir, &ctx->state, e);

@@ -34,3 +34,5 @@ void se_hook_clear_failure(const se_settings *s);
  * timeout_usec). user: the calling user's manager ($XDG_RUNTIME_DIR/systemd/private) instead of
  * the system manager. A failed start: -ENOEXEC… with the unit's Result in the message. */
 int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec, se_error *e);
+/* systemctl daemon-reload: the manager rereads unit files and drop-ins (waits until done). */
+int se_manager_reload(bool user, se_error *e);

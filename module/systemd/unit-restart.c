@@ -146,3 +146,21 @@ finish:
         sd_bus_flush_close_unref(bus);
         return r;
 }
+
+_public_ int se_manager_reload(bool user, se_error *e) {
+        sd_bus_error err = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        r = connect_manager(user, &bus);
+        if (r < 0)
+                return se_error_set(e, r, "cannot connect to the %s service manager: %s", user ? "user" : "system",
+                                    strerror(-r));
+        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                               "org.freedesktop.systemd1.Manager", "Reload", &err, NULL, NULL);
+        if (r < 0)
+                r = se_error_set(e, r, "systemd daemon-reload failed: %s", err.message ? err.message : strerror(-r));
+        sd_bus_error_free(&err);
+        sd_bus_flush_close_unref(bus);
+        return r < 0 ? r : 0;
+}

@@ -127,6 +127,20 @@ def resource_of(name):
 
 # ---- kube-apiserver's envelope formats ---------------------------------------------------------
 
+def standin_unit(unit_dir, state):
+    """The stand-in API server's unit, whose command reads this state dir: secrets-encrypt refuses to
+    change a config no server reads (as lib-common.sh's se_standin_unit). Each scenario has its own
+    unit directory, the programs' $SYSTEMD_UNIT_PATH."""
+    os.makedirs(unit_dir, exist_ok=True)
+    path = os.path.join(unit_dir, "stand-in.service")
+    line = "ExecStart=/bin/true --encryption-provider-config=%s/encryption-config.json --\n" % state
+    old = open(path).read() if os.path.exists(path) else \
+        "[Unit]\nDescription=Stand-in API server (never started here)\n\n[Service]\nType=oneshot\n"
+    if line not in old:
+        with open(path, "w") as f:
+            f.write(old + line)
+
+
 class DecryptError(Exception):
     pass
 
@@ -602,6 +616,7 @@ class Scenario:
                     % (self.state, self.db, os.path.join(self.dir, "hooks.d"), provider))
             if slow:
                 f.write("reencrypt-rate: %d\n" % rng.choice((300, 600)))
+        standin_unit(os.path.join(self.dir, "units"), self.state)
         seed_tool = os.path.join(self.ex.build, "tests", "tools", "kine-seed")
         for prefix, count in (("/registry/secrets/", n_sec), ("/registry/configmaps/", n_cm),
                               ("/registry/deployments/", n_dep)):
@@ -751,6 +766,7 @@ class Scenario:
                if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS", "LISTEN_PID")}
         env["SECRETS_ENCRYPT_CONFIG"] = self.settings
         env["SECRETS_ENCRYPT_LOG_TARGET"] = "stderr"
+        env["SYSTEMD_UNIT_PATH"] = os.path.join(self.dir, "units")
         return env
 
     def run(self, argv, kill_after=None, timeout=120):

@@ -17,7 +17,11 @@
 #   bg CMD… ; the pid is in $BG_PID and killed on exit;  stop_bg PID
 #   se_settings FILE STATE-DIR ENDPOINT [NODE [LINE…]]
 #                                  # a settings file: node NODE (node-1), unit stand-in.service,
-#                                  # then each LINE ("key: value") as given
+#                                  # then each LINE ("key: value") as given; also se_standin_unit
+#   se_standin_unit STATE-DIR      # the stand-in API server unit, stand-in.service in
+#                                  # $SYSTEMD_UNIT_PATH (set by se_common_init), gains a command
+#                                  # that reads STATE-DIR's config: mutating commands and the
+#                                  # hook check that the server reads the config they change
 #   se_kine_seed SEED DB N [ARG…]  # N secrets into a kine SQLite DB; not ok and exit on failure
 #   se_ha_settings DIR ENDPOINTS N # a cluster token DIR/token and N servers DIR/sI/config.yaml
 #                                  # (state DIR/sI/cred, node server-I, timeout 2m)
@@ -82,7 +86,9 @@ _se_common_cleanup() {
 se_common_init() {
         W=$(mktemp -d "${TMPDIR:-/tmp}/se-$1.XXXXXX") || exit 1
         BIN="$W/bin"
-        mkdir -p "$BIN"
+        mkdir -p "$BIN" "$W/units"
+        # where secrets-encrypt looks for the API server's unit (systemd's own variable)
+        export SYSTEMD_UNIT_PATH="$W/units"
         trap _se_common_cleanup EXIT
         trap 'exit 130' INT TERM HUP
 }
@@ -125,6 +131,16 @@ se_settings() {
                 printf 'state-dir: %s\nnode-name: %s\ndatastore-endpoint: %s\nunit: stand-in.service\n' "$st" "$node" "$ep"
                 [ $# -gt 0 ] && printf '%s\n' "$@"
         } >"$f"
+        se_standin_unit "$st"
+}
+
+# A oneshot unit may have several ExecStart= commands: one per state directory of the script.
+se_standin_unit() {
+        local u="${SYSTEMD_UNIT_PATH%%:*}/stand-in.service"
+        [ -n "${SYSTEMD_UNIT_PATH:-}" ] || return 0
+        [ -f "$u" ] || printf '[Unit]\nDescription=Stand-in API server (never started here)\n\n[Service]\nType=oneshot\n' >"$u"
+        grep -qF -- "--encryption-provider-config=$1/encryption-config.json --" "$u" ||
+                printf 'ExecStart=/bin/true --encryption-provider-config=%s/encryption-config.json --\n' "$1" >>"$u"
 }
 
 se_kine_seed() {

@@ -241,6 +241,9 @@ EOF
         unset DBUS_SESSION_BUS_ADDRESS NOTIFY_SOCKET JOURNAL_STREAM INVOCATION_ID
         export SE_UNIT_DIR="$XDG_CONFIG_HOME/systemd/user"
         mkdir -p "$SE_UNIT_DIR"
+        # The manager, the hook it runs and the helper all read units from here first (the trailing
+        # ':' keeps systemd's own user directories after it).
+        export SYSTEMD_UNIT_PATH="$SE_UNIT_DIR:"
 
         if [ -z "${SE_LIBEXECDIR:-}" ]; then
                 SE_LIBEXECDIR="$SE_HARNESS_DIR/libexec"

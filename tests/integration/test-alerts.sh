@@ -136,6 +136,7 @@ datastore-endpoint: sqlite://$W/db.sqlite
 unit: stand-in.service
 metrics-file: $PROMFILE
 EOF
+se_standin_unit "$STATE"
 export SECRETS_ENCRYPT_CONFIG="$W/settings.yaml"
 # A key from 2020, secrets written under it.
 printf '{"kind":"EncryptionConfiguration","apiVersion":"apiserver.config.k8s.io/v1","resources":[{"resources":["secrets"],"providers":[{"aescbc":{"keys":[{"name":"aescbckey-2020-01-01T00:00:00Z","secret":"%s"}]}},{"identity":{}}]}]}' \

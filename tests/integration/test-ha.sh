@@ -181,6 +181,7 @@ check "server-3 starts again" restart 3
 # lacks and the rolling rotation waits for it; forget-node, not --force, lets the rotation resume.
 mkdir -p "$W/s4"
 sed 's/server-3/server-4/; s|/s3/|/s4/|' "$W/s3/config.yaml" >"$W/s4/config.yaml"
+se_standin_unit "$W/s4/cred"
 check "server-4 joins (installs the cluster's config, publishes its record)" restart 4
 check "rotate-keys on server-1 with server-4 about to vanish (HA: the rolling rotation)" cli 1 rotate-keys
 for round in 1 2 3; do

@@ -150,6 +150,8 @@ inject() {
         local base=$1 c=$2 n total step i bad=0 checked=0 why d
         rm -rf "$W/count" && cp -a "$base" "$W/count"
         sed -i "s|$base|$W/count|g" "$W/count/config.yaml"
+        se_standin_unit "$W/count/state"
+        se_standin_unit "$W/inj/state"
         SE_FAULT_OPS=write,fsync SE_FAULT_COUNT_FILE="$W/count.n" LD_PRELOAD="$FAULT" \
                 SECRETS_ENCRYPT_CONFIG="$W/count/config.yaml" "$CLI" $c >/dev/null 2>&1
         total=$(cat "$W/count.n" 2>/dev/null || echo 0)

@@ -42,6 +42,7 @@ datastore-endpoint: sqlite://$DB
 unit: stand-in.service
 secrets-encryption-provider: ${2:-aescbc}
 EOS
+        se_standin_unit "$STATE"
         export SECRETS_ENCRYPT_CONFIG="$S/settings.yaml"
 }
 run() {

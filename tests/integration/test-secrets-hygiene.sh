@@ -181,7 +181,7 @@ loose=$(find "$ST" -type f -perm /077 | xargs -r -n1 basename | paste -sd' ')
 [ -z "$loose" ] && ok "every file in the state directory is private (no group/other bits)" || not_ok "group/other-accessible: $loose"
 # a fresh state dir made by the programs themselves under a permissive umask
 mkdir -p "$W/fresh"
-(umask 022 && "$HOOK" --config /dev/null >/dev/null 2>&1) || true
+se_standin_unit "$W/fresh/state"
 (umask 022 && SECRETS_ENCRYPT_CONFIG="$W/config.yaml" "$CLI" --state-dir "$W/fresh/state" enable >/dev/null 2>&1)
 if [ -d "$W/fresh/state" ]; then
         p1=$(stat -c %a "$W/fresh/state")

@@ -5,8 +5,9 @@
  * secret is unreadable with it, reports READY=1 (Type=notify), and keeps writing secrets with the
  * write key while it runs.
  *
- *   stand-in-apiserver --encryption-provider-config FILE --datastore sqlite://DB
+ *   stand-in-apiserver --encryption-provider-config FILE --datastore sqlite://DB|https://…
  *                      [--write-interval-ms N] [--check-only]
+ *                      [--etcd-cafile F --etcd-certfile F --etcd-keyfile F]   (kube-apiserver's names)
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -103,9 +104,12 @@ int main(int argc, char *argv[]) {
                 { "datastore", required_argument, NULL, 'd' },
                 { "write-interval-ms", required_argument, NULL, 'i' },
                 { "check-only", no_argument, NULL, 'k' },
+                { "etcd-cafile", required_argument, NULL, 'A' },
+                { "etcd-certfile", required_argument, NULL, 'C' },
+                { "etcd-keyfile", required_argument, NULL, 'K' },
                 {},
         };
-        const char *config_path = NULL, *endpoint = NULL;
+        const char *config_path = NULL, *endpoint = NULL, *cafile = NULL, *certfile = NULL, *keyfile = NULL;
         unsigned interval_ms = 200, idx = 0;
         bool check_only = false;
         se_config *config = NULL;
@@ -130,6 +134,15 @@ int main(int argc, char *argv[]) {
                 case 'k':
                         check_only = true;
                         break;
+                case 'A':
+                        cafile = optarg;
+                        break;
+                case 'C':
+                        certfile = optarg;
+                        break;
+                case 'K':
+                        keyfile = optarg;
+                        break;
                 default:
                         return 2;
                 }
@@ -142,7 +155,9 @@ int main(int argc, char *argv[]) {
         if (r >= 0)
                 r = se_transformer_new(config, "secrets", &t, &e);
         if (r >= 0) {
-                se_store_options o = { .endpoint = endpoint };
+                se_store_options o = {
+                        .endpoint = endpoint, .cafile = cafile, .certfile = certfile, .keyfile = keyfile
+                };
                 r = se_store_open(&o, &store, &e);
         }
         if (r >= 0)
