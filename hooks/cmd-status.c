@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "macro.h"
+#include "se-util.h"
 
 int cmd_status(cli *c, se_error *e) {
         _cleanup_free_ char *out = NULL;
@@ -18,6 +19,12 @@ int cmd_status(cli *c, se_error *e) {
         se_ctx_close(&ctx);
         if (r < 0)
                 return r;
+        s.state_dir = strdup(c->settings.state_dir);
+        s.datastore = se_url_strip_userinfo(c->settings.datastore_endpoint);
+        if (!s.state_dir || !s.datastore) {
+                se_status_done(&s);
+                return se_error_set(e, -ENOMEM, "out of memory");
+        }
         r = c->json ? se_status_format_json(&s, &out) : se_status_format_text(&s, &out);
         se_status_done(&s);
         if (r < 0)

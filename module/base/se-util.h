@@ -23,6 +23,9 @@ int se_buf_printf(se_buf *b, const char *fmt, ...) __attribute__((format(printf,
 void se_buf_clear(se_buf *b); /* len = 0, keeps memory (contents wiped) */
 void se_buf_free(se_buf *b);  /* wipes, frees, resets */
 
+/* A copy of a URL (or comma list of URLs) without user names and passwords, for messages. */
+char *se_url_strip_userinfo(const char *urls);
+
 /* Reads a whole regular file, refusing symlinks (O_NOFOLLOW) and files larger than max (-EFBIG).
  * The result is NUL-terminated (not counted in ret_size). */
 int se_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size);

@@ -34,6 +34,9 @@ typedef struct se_status {
         uint64_t progress_done, progress_total;
         char *next_action;
         bool safe_to_proceed;
+        /* where this answer was read from; userinfo is stripped from the datastore URL */
+        char *state_dir;
+        char *datastore;
 } se_status;
 
 void se_status_done(se_status *s);

@@ -19,6 +19,8 @@ _public_ void se_status_done(se_status *s) {
                 free(s->inactive_keys[i]);
         free(s->inactive_keys);
         free(s->config_hash);
+        free(s->state_dir);
+        free(s->datastore);
         for (size_t i = 0; i < s->n_nodes; i++) {
                 free(s->nodes[i].name);
                 free(s->nodes[i].annotation);
@@ -213,7 +215,19 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
         if (r >= 0)
                 r = se_go_json_append_string(&b, s->next_action ? s->next_action : "");
         if (r >= 0)
-                r = se_buf_printf(&b, ",\n\t\"safe_to_proceed\": %s\n}\n", s->safe_to_proceed ? "true" : "false");
+                r = se_buf_printf(&b, ",\n\t\"safe_to_proceed\": %s", s->safe_to_proceed ? "true" : "false");
+        if (r >= 0 && s->state_dir) {
+                r = field(&b, "\t", "state_dir");
+                if (r >= 0)
+                        r = se_go_json_append_string(&b, s->state_dir);
+        }
+        if (r >= 0 && s->datastore) {
+                r = field(&b, "\t", "datastore");
+                if (r >= 0)
+                        r = se_go_json_append_string(&b, s->datastore);
+        }
+        if (r >= 0)
+                r = se_buf_append_str(&b, "\n}\n");
 
         if (r < 0) {
                 se_buf_free(&b);

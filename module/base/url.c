@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "se-util.h"
+
+/* For every URL of a comma list, "scheme://user:pass@rest" becomes "scheme://rest". The last '@'
+ * before a '?' counts, so a password with '/' or '@' in it is dropped whole; a URL with an empty
+ * authority (sqlite:///path) is left alone. */
+_public_ char *se_url_strip_userinfo(const char *urls) {
+        char *out, *o;
+
+        if (!urls)
+                return NULL;
+        out = o = malloc(strlen(urls) + 1);
+        if (!out)
+                return NULL;
+        while (*urls) {
+                size_t len = strcspn(urls, ",");
+                const char *sep = strstr(urls, "://"), *at = NULL;
+
+                if (sep && (size_t) (sep - urls) < len && sep[3] != '/') {
+                        const char *auth = sep + 3, *end = urls + len;
+
+                        for (const char *p = auth; p < end && *p != '?'; p++)
+                                if (*p == '@')
+                                        at = p;
+                        if (at) {
+                                memcpy(o, urls, (size_t) (auth - urls));
+                                o += auth - urls;
+                                memcpy(o, at + 1, (size_t) (end - at - 1));
+                                o += end - at - 1;
+                        }
+                }
+                if (!at) {
+                        memcpy(o, urls, len);
+                        o += len;
+                }
+                urls += len;
+                if (*urls == ',')
+                        *o++ = *urls++;
+        }
+        *o = 0;
+        return out;
+}
