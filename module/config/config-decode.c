@@ -765,8 +765,7 @@ finish:
 
 /* Checks the sniffed kind and apiVersion the way the scheme does (schema.ParseGroupVersion, then
  * the registered kinds), with explicit lengths throughout. */
-static int check_gvk(const gostr *kind, const gostr *version, json_object *root, const char *data, size_t size,
-                     char **ret_err) {
+static int check_gvk(const gostr *kind, const gostr *version, char **ret_err) {
         const char *v = version->s, *slash, *group, *ver;
         size_t group_len, ver_len;
         int r;
@@ -795,12 +794,12 @@ static int check_gvk(const gostr *kind, const gostr *version, json_object *root,
         }
 
         if (kind->n == 0 || ver_len == 0) {
-                _cleanup_free_ char *echo = se_config_redact(data, size, root);
-
-                if (!echo)
-                        return -ENOMEM;
-                if (asprintf(ret_err, "Object '%s' is missing in '%s'", kind->n == 0 ? "Kind" : "apiVersion", echo) <
-                    0)
+                /* kube-apiserver echoes the whole file here; we never do: whatever the redaction,
+                 * a key written in some other form would leak to the journal and STATUS=. */
+                if (asprintf(ret_err, "Object '%s' is missing in '…' " SE_CONFIG_NOT_ECHOED "; set %s",
+                             kind->n == 0 ? "Kind" : "apiVersion",
+                             kind->n == 0 ? "kind to EncryptionConfiguration"
+                                          : "apiVersion to apiserver.config.k8s.io/v1") < 0)
                         return -ENOMEM;
                 return -EBADMSG;
         }
@@ -824,8 +823,7 @@ static int check_gvk(const gostr *kind, const gostr *version, json_object *root,
         return 0;
 }
 
-int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, const char *data, size_t size,
-                          se_config **ret, char **ret_err) {
+int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, se_config **ret, char **ret_err) {
         decoder d = {.yaml = from_yaml, .struct_name = "EncryptionConfiguration"};
         gostr kind = {}, version = {};
         se_config *c = NULL;
@@ -835,7 +833,7 @@ int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_st
         r = interpret(&d, root, &kind, &version, ret_err);
         if (r < 0)
                 return r;
-        r = check_gvk(&kind, &version, root, data, size, ret_err);
+        r = check_gvk(&kind, &version, ret_err);
         if (r < 0) {
                 gostr_done(&kind);
                 gostr_done(&version);

@@ -17,6 +17,10 @@
 #define SE_CONFIG_MAX_KEYS  1000u           /* keys over all providers */
 #define SE_CONFIG_MAX_DEPTH 32u             /* nesting; the schema needs 7 */
 
+/* Where kube-apiserver echoes the whole file ("Object 'Kind' is missing in '<file>'"), we print
+ * '…' and this note instead: no redaction can know every form a key may be written in. */
+#define SE_CONFIG_NOT_ECHOED "(the file's content is not shown: it may hold key material)"
+
 typedef enum se_provider_type {
         SE_PROVIDER_AESGCM,
         SE_PROVIDER_AESCBC,
