@@ -299,8 +299,11 @@ static int decode_keys(decoder *d, json_object *v, se_key_list *l) {
         if (!json_object_is_type(v, json_type_array))
                 return type_error(d, kind_of(v), "[]v1.Key");
         n = json_object_array_length(v);
-        if (n == 0)
-                return 0;
+        if (n == 0) {
+                /* keys: [] is an empty, non-nil slice to Go: kube prints it as [], not null */
+                l->keys = calloc(1, sizeof(se_key));
+                return l->keys ? 0 : -ENOMEM;
+        }
         if (d->n_keys + n > SE_CONFIG_MAX_KEYS)
                 return set_fatal(d, "more than %u keys over all providers are not allowed", SE_CONFIG_MAX_KEYS);
         d->n_keys += n;
@@ -823,7 +826,8 @@ static int check_gvk(const gostr *kind, const gostr *version, char **ret_err) {
         return 0;
 }
 
-int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, se_config **ret, char **ret_err) {
+int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, se_config **ret,
+                          char **ret_err) {
         decoder d = {.yaml = from_yaml, .struct_name = "EncryptionConfiguration"};
         gostr kind = {}, version = {};
         se_config *c = NULL;

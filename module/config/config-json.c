@@ -407,8 +407,8 @@ typedef struct go_scanner {
 
 /* Go's quoteChar: the byte as a rune (so 0x80..0xFF are U+0080..U+00FF) in strconv.Quote's form. */
 static void go_quote_char(unsigned char c, char buf[static 16]) {
-        static const char esc[] = {['\a'] = 'a', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n',
-                                   ['\r'] = 'r', ['\t'] = 't', ['\v'] = 'v'};
+        static const char esc[] = {
+                ['\a'] = 'a', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', ['\v'] = 'v'};
 
         if (c == '\'' || c == '"')
                 snprintf(buf, 16, "'%s%c'", c == '\'' ? "\\" : "", c);
