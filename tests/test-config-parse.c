@@ -1013,6 +1013,40 @@ START_TEST(test_json_syntax_go_wording) {
 }
 END_TEST
 
+/* Issue 16, decided like kube-apiserver: go-yaml v2 refuses %YAML other than 1.1, and keeps (so
+ * refuses) a byte-order mark at the start of a later line, where libyaml skips both. */
+START_TEST(test_yaml_version_and_bom) {
+        static const char body[] = "resources:\n- resources: [secrets]\n  providers:\n  - identity: {}\n";
+        _cleanup_free_ char *v11 = NULL, *v12 = NULL, *v12_late = NULL, *v10 = NULL, *bom = NULL;
+
+        ck_assert_int_ge(asprintf(&v11, "%%YAML 1.1\n---\n" HDR "%s", body), 0);
+        ck_assert_int_ge(asprintf(&v12, "%%YAML 1.2\n---\n" HDR "%s", body), 0);
+        ck_assert_int_ge(asprintf(&v12_late, "# a comment\n\n%%YAML 1.2\n---\n" HDR "%s", body), 0);
+        ck_assert_int_ge(asprintf(&v10, "%%YAML 1.0\n---\n" HDR "%s", body), 0);
+        ck_assert_int_ge(asprintf(&bom, "\xef\xbb\xbf" HDR "%s", body), 0);
+        expect(v11, strlen(v11), NULL);
+        expect(v12, strlen(v12), "yaml: found incompatible YAML document");
+        /* go-yaml's parser errors give the 0-based line */
+        expect(v12_late, strlen(v12_late), "yaml: line 2: found incompatible YAML document");
+        expect(v10, strlen(v10), "yaml: found incompatible YAML document");
+        /* only the first document is read: a later directive is never seen */
+        expect_lit("---\n" HDR "resources: []\n...\n%YAML 1.2\n---\nx: 1\n", NULL);
+
+        /* the leading byte-order mark is the encoding's, as everywhere */
+        expect(bom, strlen(bom), NULL);
+        expect_lit("kind: EncryptionConfiguration\n\xef\xbb\xbf" "apiVersion: apiserver.config.k8s.io/v1\n",
+                   "yaml: line 2: a byte-order mark (U+FEFF) at the start of a line is not allowed; remove it");
+        expect_lit(HDR "resources:\n\xef\xbb\xbf- resources: [secrets]\n  providers:\n  - identity: {}\n",
+                   "yaml: line 4: a byte-order mark (U+FEFF) at the start of a line is not allowed; remove it");
+        expect_lit(HDR "resources: []\r\xef\xbb\xbf# c\n",
+                   "yaml: line 4: a byte-order mark (U+FEFF) at the start of a line is not allowed; remove it");
+        expect_lit("\xef\xbb\xbf\xef\xbb\xbf" HDR,
+                   "yaml: line 1: a byte-order mark (U+FEFF) at the start of a line is not allowed; remove it");
+        /* inside a line it is text for both (here in a comment) */
+        expect_lit(HDR "resources: [] # \xef\xbb\xbf\n", NULL);
+}
+END_TEST
+
 /* Issue 16: a NUL byte never truncates a string; both reported inputs are refused by field. */
 START_TEST(test_nul_issue_inputs) {
         expect_lit(JHDR "\"resources\":[{\"resources\":[\"secrets\"],\"providers\":[{\"aescbc\":{\"keys\":[{\"name\":"
@@ -1055,6 +1089,7 @@ static Suite *config_parse_suite(void) {
         tcase_add_test(tc, test_nul_secret_redacted);
         tcase_add_test(tc, test_json_syntax_go_wording);
         tcase_add_test(tc, test_nul_issue_inputs);
+        tcase_add_test(tc, test_yaml_version_and_bom);
         suite_add_tcase(s, tc);
         return s;
 }
