@@ -751,8 +751,11 @@ static int fix_tree_utf8(json_object *o) {
                         return -ENOMEM;
                 if (!fixed)
                         return 0;
+                /* any string may be a secret: json-c frees the old text without wiping it */
+                explicit_wipe((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
                 if (!json_object_set_string_len(o, fixed, (int) n))
                         r = -ENOMEM;
+                explicit_wipe(fixed, n);
                 free(fixed);
                 return r;
         }
