@@ -1047,6 +1047,26 @@ START_TEST(test_yaml_version_and_bom) {
 }
 END_TEST
 
+/* Issue 16: an unknown field's name is echoed only when it cannot be key material. */
+START_TEST(test_unknown_field_not_key_material) {
+        /* a flow mapping with a missing colon: the whole "secret <key>" becomes a field name */
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n"
+                       "      - {name: k, secret " SECRET "}\n",
+                   "strict decoding error: unknown field \"resources[0].providers[0].aescbc.keys[0].REDACTED\"");
+        expect_lit(JHDR "\"resources\":[{\"resources\":[\"s\"],\"providers\":[{\"aescbc\":{\"keys\":[{\"name\":\"k\","
+                        "\"" SECRET "\":\"\"}]}}]}]}",
+                   "strict decoding error: unknown field \"resources[0].providers[0].aescbc.keys[0].REDACTED\"");
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n"
+                       "      - name: k\n        YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY: 1\n",
+                   "strict decoding error: unknown field \"resources[0].providers[0].aescbc.keys[0].REDACTED\"");
+        /* typos of field names are printed */
+        expect_lit(HDR "resources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n"
+                       "      - {name: k, secert: " SECRET "}\n      - {name: j, secret: " SECRET ", encryption_Key-name: 1}\n",
+                   "strict decoding error: unknown field \"resources[0].providers[0].aescbc.keys[0].secert\", unknown "
+                   "field \"resources[0].providers[0].aescbc.keys[1].encryption_Key-name\"");
+}
+END_TEST
+
 /* Issue 16: a NUL byte never truncates a string; both reported inputs are refused by field. */
 START_TEST(test_nul_issue_inputs) {
         expect_lit(JHDR "\"resources\":[{\"resources\":[\"secrets\"],\"providers\":[{\"aescbc\":{\"keys\":[{\"name\":"
@@ -1090,6 +1110,7 @@ static Suite *config_parse_suite(void) {
         tcase_add_test(tc, test_json_syntax_go_wording);
         tcase_add_test(tc, test_nul_issue_inputs);
         tcase_add_test(tc, test_yaml_version_and_bom);
+        tcase_add_test(tc, test_unknown_field_not_key_material);
         suite_add_tcase(s, tc);
         return s;
 }

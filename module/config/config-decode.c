@@ -110,6 +110,23 @@ static int set_fatal(decoder *d, const char *fmt, ...) {
         return -EBADMSG;
 }
 
+/* An unknown field's name may be key material: a flow mapping with a missing colon,
+ * "{name: k, secret c2VjcmV0…}", makes the whole "secret c2VjcmV0…" a field name. Field names
+ * (and their typos) are short or plain words; anything else is printed as REDACTED, as kube-apiserver
+ * prints secrets. */
+static const char *printable_field(const char *key) {
+        size_t n = strlen(key);
+
+        if (n <= 8)
+                return key;
+        if (n > 24)
+                return "REDACTED";
+        for (const char *p = key; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'))
+                        return "REDACTED";
+        return key;
+}
+
 /* sigs.k8s.io/json: strict errors are deduplicated and capped at 100. */
 static int strict_error(decoder *d, const char *what, const char *key) {
         _cleanup_free_ char *msg = NULL;
@@ -117,7 +134,8 @@ static int strict_error(decoder *d, const char *what, const char *key) {
 
         if (d->n_strict >= 100)
                 return 0;
-        if (asprintf(&msg, "%s field \"%s%s%s\"", what, sb_str(&d->path), d->path.len > 0 ? "." : "", key) < 0)
+        if (asprintf(&msg, "%s field \"%s%s%s\"", what, sb_str(&d->path), d->path.len > 0 ? "." : "",
+                     printable_field(key)) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < d->n_strict; i++)
                 if (streq(d->strict[i], msg))
