@@ -586,6 +586,24 @@ START_TEST(test_model_edge_values) {
 }
 END_TEST
 
+/* keys: [] survives a copy (rotations copy the config) and a write as an empty list, as in Go */
+START_TEST(test_empty_keys_copy_and_write) {
+        se_config *c = parse_yaml(ONE("      - aescbc: {keys: []}\n        identity: {}\n")), *copy = NULL;
+        _cleanup_free_ char *json = NULL;
+        se_error e = SE_ERROR_NULL;
+        size_t n = 0;
+
+        ck_assert_int_eq(se_config_copy(c, &copy), 0);
+        ck_assert_int_eq(se_config_validate_kube(copy, false, &e), -EBADMSG);
+        ck_assert_msg(strstr(se_error_message(&e), "\"AESCBC\":{\"Keys\":[]}"), "%s", se_error_message(&e));
+        se_error_done(&e);
+        ck_assert_int_eq(se_config_to_json(copy, &json, &n), 0);
+        ck_assert_msg(strstr(json, "{\"aescbc\":{\"keys\":[]}"), "%s", json);
+        se_config_free(copy);
+        se_config_free(c);
+}
+END_TEST
+
 /* KMS v1 (written or defaulted) stops kube-apiserver ≥ 1.29 unless its KMSv1 gate is on; the
  * kms-v1 setting turns our gate on (issue 16). */
 START_TEST(test_kms_v1_gate) {
@@ -728,6 +746,7 @@ static Suite *config_validate_suite(void) {
         tcase_add_test(tc, test_kms_control_char_in_fragment);
         tcase_add_test(tc, test_model_edge_values);
         tcase_add_test(tc, test_kms_v1_gate);
+        tcase_add_test(tc, test_empty_keys_copy_and_write);
         tcase_add_test(tc, test_no_secret_in_any_message);
         tcase_add_test(tc, test_through_load);
         suite_add_tcase(s, tc);
