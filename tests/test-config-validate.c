@@ -586,6 +586,31 @@ START_TEST(test_model_edge_values) {
 }
 END_TEST
 
+/* A key name that is a key (name and secret swapped) is never printed either. */
+START_TEST(test_key_shaped_name_redacted) {
+        static const char *const inputs[] = {
+                /* more than one provider in an element: kube dumps the element */
+                ONE("      - aescbc: {keys: [{name: " S32 ", secret: k1}]}\n        identity: {}\n"),
+                /* our duplicate-name and prefix checks quote names */
+                ONE("      - aescbc: {keys: [{name: " S32 ", secret: " S32B "}]}\n"
+                    "      - aescbc: {keys: [{name: " S32 ", secret: " S32B "}]}\n"),
+                ONE("      - aescbc: {keys: [{name: " S32 ", secret: " S32B "}, {name: \"" S32 ":x\", secret: " S32B "}]}\n"),
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(inputs); i++) {
+                se_config *c = parse_yaml(inputs[i]);
+                se_error e = SE_ERROR_NULL;
+
+                ck_assert_int_eq(se_config_validate(c, false, &e), -EBADMSG);
+                ck_assert_msg(!strstr(se_error_message(&e), S32) && !strstr(se_error_message(&e), "YWJjZGVm"),
+                              "%zu leaks: %s", i, se_error_message(&e));
+                ck_assert_msg(strstr(se_error_message(&e), "REDACTED"), "%zu: %s", i, se_error_message(&e));
+                se_error_done(&e);
+                se_config_free(c);
+        }
+}
+END_TEST
+
 /* keys: [] survives a copy (rotations copy the config) and a write as an empty list, as in Go */
 START_TEST(test_empty_keys_copy_and_write) {
         se_config *c = parse_yaml(ONE("      - aescbc: {keys: []}\n        identity: {}\n")), *copy = NULL;
@@ -747,6 +772,7 @@ static Suite *config_validate_suite(void) {
         tcase_add_test(tc, test_model_edge_values);
         tcase_add_test(tc, test_kms_v1_gate);
         tcase_add_test(tc, test_empty_keys_copy_and_write);
+        tcase_add_test(tc, test_key_shaped_name_redacted);
         tcase_add_test(tc, test_no_secret_in_any_message);
         tcase_add_test(tc, test_through_load);
         suite_add_tcase(s, tc);

@@ -244,6 +244,23 @@ static char *json_duration(int64_t ns) {
         return asprintf(&s, "\"%s\"", d) < 0 ? NULL : s;
 }
 
+/* A key name that holds a key (name and secret swapped, a pasted key, "<key>:x") is printed as
+ * REDACTED like a secret: any run of 20 or more base64 characters counts. k3s's names
+ * ("aescbckey-<RFC 3339>") and kube's ("key1") have none. */
+static const char *key_name_for_message(const char *name) {
+        size_t run = 0;
+
+        for (const char *p = name ?: ""; *p; p++) {
+                bool b64 = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                           *p == '+' || *p == '/' || *p == '=';
+
+                run = b64 ? run + 1 : 0;
+                if (run >= 20)
+                        return "REDACTED";
+        }
+        return name ?: "";
+}
+
 static int json_keys_redacted(se_buf *b, const se_key_list *l) {
         int r;
 
@@ -261,7 +278,7 @@ static int json_keys_redacted(se_buf *b, const se_key_list *l) {
                 if (r >= 0)
                         r = se_buf_append_str(b, "{\"Name\":");
                 if (r >= 0)
-                        r = se_go_json_append_string(b, l->keys[i].name);
+                        r = se_go_json_append_string(b, key_name_for_message(l->keys[i].name));
                 /* kube prints the secret here; we never do */
                 if (r >= 0)
                         r = se_buf_append_str(b, ",\"Secret\":\"REDACTED\"}");
@@ -1134,10 +1151,10 @@ static void check_entry_keys(errlist *l, const se_resource_config *rc, size_t i)
                 if (!kl)
                         continue;
                 for (size_t k = 0; k < kl->n_keys; k++) {
-                        const char *name = kl->keys[k].name ?: "";
+                        const char *name = kl->keys[k].name ?: "", *shown = key_name_for_message(name);
                         _cleanup_free_ char *path = pathf("resources[%zu].providers[%zu].%s.keys[%zu].name", i, j,
                                                           se_provider_type_to_string(t), k);
-                        _cleanup_free_ char *q = go_quote(name);
+                        _cleanup_free_ char *q = go_quote(shown);
                         bool dup = false, shadowed = false;
 
                         for (size_t m = 0; m < k && !dup; m++)
@@ -1166,7 +1183,7 @@ static void check_entry_keys(errlist *l, const se_resource_config *rc, size_t i)
                                                   "prefix k8s:enc:%s:v1:%s: and could be decrypted with the wrong "
                                                   "key; rename one key " STRICT_HINT,
                                                   i, j2, se_provider_type_to_string(t), k2,
-                                                  se_provider_type_to_string(t), name);
+                                                  se_provider_type_to_string(t), shown);
                                         add_invalid(l, path, q, d);
                                 }
                         }
@@ -1185,14 +1202,14 @@ static void check_entry_keys(errlist *l, const se_resource_config *rc, size_t i)
                                         if (!name_shadows(other, name))
                                                 continue;
                                         shadowed = true;
-                                        qo = go_quote(other);
+                                        qo = go_quote(key_name_for_message(other));
                                         d = qo ? pathf("key name starts with the name of key %s "
                                                        "(resources[%zu].providers[%zu].%s.keys[%zu]) "
                                                        "followed by ':', so values stored under this key also carry "
                                                        "that key's prefix k8s:enc:%s:v1:%s: and could be decrypted "
                                                        "with the wrong key; rename one key " STRICT_HINT,
                                                        qo, i, j2, se_provider_type_to_string(t), k2,
-                                                       se_provider_type_to_string(t), other)
+                                                       se_provider_type_to_string(t), key_name_for_message(other))
                                                : NULL;
                                         add_invalid(l, path, q, d);
                                 }
