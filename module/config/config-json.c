@@ -444,7 +444,7 @@ static bool go_is_hex(unsigned char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static void go_push(go_scanner *s, unsigned char c, go_parse p) {
+static void go_push(go_scanner *s, go_parse p) {
         /* Go allows 10000 levels; we refuse what the schema never needs, as for YAML */
         if (s->depth >= SE_CONFIG_MAX_DEPTH) {
                 s->state = GO_ERROR;
@@ -484,11 +484,11 @@ static void go_step(go_scanner *s, unsigned char c) {
                         switch (c) {
                         case '{':
                                 s->state = GO_BEGIN_STRING_OR_EMPTY;
-                                go_push(s, c, GO_PARSE_OBJECT_KEY);
+                                go_push(s, GO_PARSE_OBJECT_KEY);
                                 return;
                         case '[':
                                 s->state = GO_BEGIN_VALUE_OR_EMPTY;
-                                go_push(s, c, GO_PARSE_ARRAY_VALUE);
+                                go_push(s, GO_PARSE_ARRAY_VALUE);
                                 return;
                         case '"':
                                 s->state = GO_IN_STRING;
