@@ -18,6 +18,7 @@
 
 #include "macro.h"
 #include "secrets-encrypt.h"
+#include "se-config.h"
 #include "se-event.h"
 #include "se-fleet-hooks.h"
 #include "se-hook.h"
@@ -120,6 +121,9 @@ int main(int argc, char *argv[]) {
                 status = se_exit_code_from_errno(r);
                 goto finish;
         }
+
+        /* kube-apiserver's KMSv1 gate as this cluster runs it: a config it would refuse never passes */
+        se_config_set_kms_v1_gate(s.kms_v1);
 
         /* hooks-dir and metrics-file follow every event; a failing hook never blocks the start */
         se_fleet_observer_install(&s);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "se-config.h"
 #include "macro.h"
 #include "se-fleet-hooks.h"
 
@@ -80,6 +81,7 @@ static void help(void) {
                "      --auto-advance BOOL                Rolling rotation driven by restarts\n"
                "      --removed-key-retention DURATION   How long removed keys stay archived for restore-key\n"
                "                                         (default 7d, 0 = not kept)\n"
+               "      --kms-v1 BOOL                      kube-apiserver runs with --feature-gates=KMSv1=true\n"
                "\n  -h, --help     Show this help\n      --version  Show the version\n"
                "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
                "69 datastore unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
@@ -320,6 +322,8 @@ int main(int argc, char *argv[]) {
                         }
                 }
 
+        /* kube-apiserver's KMSv1 gate as this cluster runs it (settings: kms-v1) */
+        se_config_set_kms_v1_gate(c.settings.kms_v1);
         c.unit_given = c.settings.unit;
         c.datastore_given = c.settings.datastore_endpoint;
         if ((!c.unit_given && se_settings_set(&c.settings, "unit", SE_SETTINGS_DEFAULT_UNIT, &e) < 0) ||

@@ -472,6 +472,43 @@ START_TEST(test_invalid_config) {
 }
 END_TEST
 
+/* Go's JSON scanner and its U+FFFD replacement (issue 16): each input gets its verdict or -ENOMEM. */
+static int op_go_json(void *userdata, se_error *e) {
+        static const struct {
+                const char *text;
+                int verdict;
+        } inputs[] = {
+                { "{\"kind\":\"EncryptionConfiguration\",\"apiVersion\":\"apiserver.config.k8s.io/v1\",\"resources\":[{"
+                  "\"resources\":[\"secr\xffts\"],\"providers\":[{\"aescbc\":{\"keys\":[{\"name\":\"k\xc0\","
+                  "\"secret\":\"c2VjcmV0IGlzIHNlY3VyZQ==\"}]}}]}]}",
+                  0 },
+                { /* a string, not a number: json-c frees a number's literal, out of the tracker's sight */
+                  "{\"kind\":\"EncryptionConfiguration\",\"x\xff\":\"v\",\"apiVersion\":\"apiserver.config.k8s.io/v1\"}",
+                  -EBADMSG },
+                { "{\"kind\":\"EncryptionConfiguration\",\"apiVersion\":1.}", -EBADMSG },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(inputs); i++) {
+                se_config *c = NULL;
+                int r;
+
+                r = se_config_parse("go.json", (const uint8_t *) inputs[i].text, strlen(inputs[i].text), &c, e);
+                if (r >= 0)
+                        r = se_config_validate(c, false, e);
+                se_config_free(c);
+                if (r == -ENOMEM)
+                        return r;
+                PAUSED(ck_assert_msg(r == inputs[i].verdict, "input %zu: %d %s", i, r, se_error_message(e)));
+                se_error_done(e);
+        }
+        return 0;
+}
+
+START_TEST(test_go_json) {
+        torture("Go JSON scanner and UTF-8 replacement", op_go_json, NULL, NULL, NULL);
+}
+END_TEST
+
 typedef struct settings_case {
         char *path;
 } settings_case;
@@ -628,6 +665,7 @@ static Suite *alloc_suite(void) {
 
         tcase_set_timeout(tc, 300);
         tcase_add_test(tc, test_parse_json);
+        tcase_add_test(tc, test_go_json);
         tcase_add_test(tc, test_parse_yaml);
         tcase_add_test(tc, test_invalid_config);
         tcase_add_test(tc, test_settings);

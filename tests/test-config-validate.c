@@ -31,6 +31,11 @@
 #define HINT "(secrets-encrypt refuses this because a rotation could remove the wrong key)"
 #define P0 "resources[0].providers[0]"
 #define K0 P0 ".kms"
+/* kube-apiserver ≥ 1.29 with its default gates, then our pointer to the setting (issue 16) */
+#define KMSV1                                                                                                          \
+        "error while building transformers: KMSv1 is deprecated and will only receive security updates going "       \
+        "forward. Use KMSv2 instead.  Set --feature-gates=KMSv1=true to use the deprecated KMSv1 feature. "           \
+        SE_CONFIG_KMS_V1_HINT
 
 typedef struct vcase {
         const char *name;
@@ -172,13 +177,13 @@ static const vcase cases[] = {
           "resources[0].resources: Invalid value: [\"\\u003ca\\u003e\\u0026\",\"\\u003ca\\u003e\\u0026\"]: " DUPRES, NULL },
 
         /* ---- KMS ---- */
-        { "kms-v1-defaults-ok", ONE("      - kms: {name: k, endpoint: \"unix:///k.sock\"}\n"), false, NULL, NULL },
+        { "kms-v1-defaults-ok", ONE("      - kms: {name: k, endpoint: \"unix:///k.sock\"}\n"), false, NULL, KMSV1 },
         { "kms-name-empty", ONE("      - kms: {apiVersion: v2, name: \"\", endpoint: \"unix:///k.sock\"}\n"), false,
           K0 ".name: Required value: name is a mandatory field for a provider", NULL },
         { "kms-v2-name-colon", ONE("      - kms: {apiVersion: v2, name: \"a:b\", endpoint: \"unix:///k.sock\"}\n"), false,
           K0 ".name: Invalid value: \"a:b\": invalid KMS provider name a:b, must not contain ':'", NULL },
         { "kms-v1-name-colon-ok", ONE("      - kms: {apiVersion: v1, name: \"a:b\", endpoint: \"unix:///k.sock\"}\n"), false,
-          NULL, NULL },
+          NULL, KMSV1 },
         { "kms-name-go-quoting", ONE("      - kms: {apiVersion: v2, name: \"\xc3\xa9:\\u00a0\\t\\\"\", endpoint: \"unix:///k\"}\n"),
           false, K0 ".name: Invalid value: \"\xc3\xa9:\\u00a0\\t\\\"\": invalid KMS provider name \xc3\xa9:\xc2\xa0\t\", must not contain ':'",
           NULL },
@@ -188,13 +193,13 @@ static const vcase cases[] = {
           "resources[1].providers[0].kms.name: Invalid value: \"k\": duplicate KMS provider name k, names must be unique", NULL },
         { "kms-v1-duplicate-no-reload",
           ONE("      - kms: {name: k, endpoint: \"unix:///a\"}\n      - kms: {name: k, endpoint: \"unix:///b\"}\n"), false, NULL,
-          NULL },
+          KMSV1 },
         { "kms-v1-duplicate-reload",
           ONE("      - kms: {name: k, endpoint: \"unix:///a\"}\n      - kms: {name: k, endpoint: \"unix:///b\"}\n"), true,
           "resources[0].providers[1].kms.name: Invalid value: \"k\": duplicate KMS provider name k, names must be unique", NULL },
         { "kms-v1-then-v2-same-name", ONE("      - kms: {name: k, endpoint: \"unix:///a\"}\n" KMS2("")), false,
           "resources[0].providers[1].kms.name: Invalid value: \"k\": duplicate KMS provider name k, names must be unique", NULL },
-        { "kms-v2-then-v1-same-name", ONE(KMS2("") "      - kms: {name: k, endpoint: \"unix:///a\"}\n"), false, NULL, NULL },
+        { "kms-v2-then-v1-same-name", ONE(KMS2("") "      - kms: {name: k, endpoint: \"unix:///a\"}\n"), false, NULL, KMSV1 },
         /* an invalid name is still recorded */
         { "kms-empty-names-twice",
           ONE("      - kms: {apiVersion: v2, name: \"\", endpoint: \"unix:///a\"}\n      - kms: {apiVersion: v2, name: \"\", endpoint: \"unix:///a\"}\n"),
@@ -278,7 +283,7 @@ static const vcase cases[] = {
         { "kms-v1-cachesize-zero", ONE("      - kms: {name: k, endpoint: \"unix:///k\", cachesize: 0}\n"), false,
           K0 ".cachesize: Invalid value: 0: cachesize should be a positive value, or negative to disable", NULL },
         { "kms-v1-cachesize-negative-ok", ONE("      - kms: {name: k, endpoint: \"unix:///k\", cachesize: -1}\n"), false, NULL,
-          NULL },
+          KMSV1 },
         { "kms-apiversion-v3", ONE("      - kms: {apiVersion: v3, name: k, endpoint: \"unix:///k\"}\n"), false,
           K0 ".apiVersion: Invalid value: \"v3\": unsupported apiVersion apiVersion for KMS provider, only v1 and v2 are supported",
           NULL },
@@ -345,8 +350,36 @@ static const vcase cases[] = {
           false, NULL,
           "resources[0].providers[1].secretbox.keys[2].name: Invalid value: \"s\": duplicate key name within provider; "
           "rename one key " HINT },
-        { "strict-duplicate-across-providers-ok",
+        /* issue 16: one prefix for two keys, so aescbc decrypted 0.2-0.6 % of values with the wrong key */
+        /* keys: [] is Go's empty, non-nil slice: kube prints [] where null would be absent (issue 16) */
+        { "keys-empty-list-printed-as-list", ONE("      - aescbc: {keys: []}\n        identity: {}\n"), false,
+          "[" P0 ": Invalid value: {\"AESGCM\":null,\"AESCBC\":{\"Keys\":[]},\"Secretbox\":null,\"Identity\":{},"
+          "\"KMS\":null}: " MORE_DETAIL ", " P0 ".aescbc.keys: Required value: at least one keys is required]",
+          NULL },
+        { "keys-null-printed-as-null", ONE("      - aescbc: {keys: null}\n        identity: {}\n"), false,
+          "[" P0 ": Invalid value: {\"AESGCM\":null,\"AESCBC\":{\"Keys\":null},\"Secretbox\":null,\"Identity\":{},"
+          "\"KMS\":null}: " MORE_DETAIL ", " P0 ".aescbc.keys: Required value: at least one keys is required]",
+          NULL },
+        { "strict-duplicate-across-providers",
           ONE("      - aescbc: {keys: [{name: a, secret: " S32 "}]}\n      - aescbc: {keys: [{name: a, secret: " S32B "}]}\n"),
+          false, NULL,
+          "resources[0].providers[1].aescbc.keys[0].name: Invalid value: \"a\": duplicate key name: key "
+          "resources[0].providers[0].aescbc.keys[0] has the same name, so values stored under either key carry the "
+          "prefix k8s:enc:aescbc:v1:a: and could be decrypted with the wrong key; rename one key " HINT },
+        { "strict-duplicate-across-providers-secretbox",
+          ONE("      - secretbox: {keys: [{name: x, secret: " S32 "}]}\n      - identity: {}\n"
+              "      - secretbox: {keys: [{name: z1, secret: " S32 "}, {name: x, secret: " S32B "}]}\n"),
+          false, NULL,
+          "resources[0].providers[2].secretbox.keys[1].name: Invalid value: \"x\": duplicate key name: key "
+          "resources[0].providers[0].secretbox.keys[0] has the same name, so values stored under either key carry the "
+          "prefix k8s:enc:secretbox:v1:x: and could be decrypted with the wrong key; rename one key " HINT },
+        /* other types, other entries: other prefixes or other data */
+        { "strict-same-name-other-type-ok",
+          ONE("      - aescbc: {keys: [{name: a, secret: " S32 "}]}\n      - aesgcm: {keys: [{name: a, secret: " S32B "}]}\n"),
+          false, NULL, NULL },
+        { "strict-same-name-other-entry-ok",
+          H ENTRY("      - aescbc: {keys: [{name: a, secret: " S32 "}]}\n")
+            "  - resources: [configmaps]\n    providers:\n      - aescbc: {keys: [{name: a, secret: " S32B "}]}\n",
           false, NULL, NULL },
         { "strict-colon-shadow", ONE("      - aescbc: {keys: [{name: a, secret: " S32 "}, {name: \"a:b\", secret: " S32B "}]}\n"),
           false, NULL,
@@ -548,8 +581,107 @@ START_TEST(test_model_edge_values) {
         c = mk_config();
         i = mk_entry(c, "secrets", NULL);
         mk_provider(c, i)->kms = mk_kms("v1", "k", "unix:///k");
-        check_model("v1-no-cachesize", c, false, NULL, NULL);
+        check_model("v1-no-cachesize", c, false, NULL, KMSV1);
         se_config_free(c);
+}
+END_TEST
+
+/* A key name that is a key (name and secret swapped) is never printed either. */
+START_TEST(test_key_shaped_name_redacted) {
+        static const char *const inputs[] = {
+                /* more than one provider in an element: kube dumps the element */
+                ONE("      - aescbc: {keys: [{name: " S32 ", secret: k1}]}\n        identity: {}\n"),
+                /* our duplicate-name and prefix checks quote names */
+                ONE("      - aescbc: {keys: [{name: " S32 ", secret: " S32B "}]}\n"
+                    "      - aescbc: {keys: [{name: " S32 ", secret: " S32B "}]}\n"),
+                ONE("      - aescbc: {keys: [{name: " S32 ", secret: " S32B "}, {name: \"" S32 ":x\", secret: " S32B "}]}\n"),
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(inputs); i++) {
+                se_config *c = parse_yaml(inputs[i]);
+                se_error e = SE_ERROR_NULL;
+
+                ck_assert_int_eq(se_config_validate(c, false, &e), -EBADMSG);
+                ck_assert_msg(!strstr(se_error_message(&e), S32) && !strstr(se_error_message(&e), "YWJjZGVm"),
+                              "%zu leaks: %s", i, se_error_message(&e));
+                ck_assert_msg(strstr(se_error_message(&e), "REDACTED"), "%zu: %s", i, se_error_message(&e));
+                se_error_done(&e);
+                se_config_free(c);
+        }
+}
+END_TEST
+
+/* keys: [] survives a copy (rotations copy the config) and a write as an empty list, as in Go */
+START_TEST(test_empty_keys_copy_and_write) {
+        se_config *c = parse_yaml(ONE("      - aescbc: {keys: []}\n        identity: {}\n")), *copy = NULL;
+        _cleanup_free_ char *json = NULL;
+        se_error e = SE_ERROR_NULL;
+        size_t n = 0;
+
+        ck_assert_int_eq(se_config_copy(c, &copy), 0);
+        ck_assert_int_eq(se_config_validate_kube(copy, false, &e), -EBADMSG);
+        ck_assert_msg(strstr(se_error_message(&e), "\"AESCBC\":{\"Keys\":[]}"), "%s", se_error_message(&e));
+        se_error_done(&e);
+        ck_assert_int_eq(se_config_to_json(copy, &json, &n), 0);
+        ck_assert_msg(strstr(json, "{\"aescbc\":{\"keys\":[]}"), "%s", json);
+        se_config_free(copy);
+        se_config_free(c);
+}
+END_TEST
+
+/* KMS v1 (written or defaulted) stops kube-apiserver ≥ 1.29 unless its KMSv1 gate is on; the
+ * kms-v1 setting turns our gate on (issue 16). */
+START_TEST(test_kms_v1_gate) {
+        static const char *const v1[] = {
+                ONE("      - kms: {name: k, endpoint: \"unix:///k\"}\n"),
+                ONE("      - kms: {apiVersion: v1, name: k, endpoint: \"unix:///k\"}\n"),
+                ONE("      - kms: {apiVersion: \"\", name: k, endpoint: \"unix:///k\"}\n"),
+                /* behind a v2 provider and a write key: still built, still refused */
+                ONE("      - aescbc: {keys: [{name: a, secret: " S32 "}]}\n" KMS2("")
+                    "      - kms: {name: old, endpoint: \"unix:///o\"}\n"),
+                /* in a later entry */
+                H ENTRY("      - identity: {}\n") "  - resources: [configmaps]\n    providers:\n"
+                  "      - kms: {name: k, endpoint: \"unix:///k\"}\n",
+        };
+
+        ck_assert(!se_config_get_kms_v1_gate());
+        for (size_t i = 0; i < ELEMENTSOF(v1); i++) {
+                se_config *c = parse_yaml(v1[i]);
+
+                se_config_set_kms_v1_gate(false);
+                check_model("kms-v1 gate off", c, false, NULL, KMSV1);
+                se_config_set_kms_v1_gate(true);
+                check_model("kms-v1 gate on", c, false, NULL, NULL);
+                se_config_set_kms_v1_gate(false);
+                se_config_free(c);
+        }
+
+        /* v2 needs no gate */
+        {
+                se_config *c = parse_yaml(ONE(KMS2("")));
+
+                check_model("kms-v2", c, false, NULL, NULL);
+                se_config_free(c);
+        }
+        /* kube builds entry by entry: the first entry's KMS v1 comes before a later masking, and a
+         * masking found before a later entry's KMS v1 comes first */
+        {
+                se_config *c = parse_yaml(H "  - resources: [\"*.\"]\n    providers:\n      - kms: {name: k, endpoint: "
+                                            "\"unix:///k\"}\n  - resources: [secrets]\n    providers:\n      - identity: {}\n");
+
+                check_model("kms-v1 before masking", c, false, NULL, KMSV1);
+                se_config_free(c);
+                c = parse_yaml(H "  - resources: [\"*.\"]\n    providers:\n      - identity: {}\n  - resources: [secrets]\n"
+                                 "    providers:\n      - kms: {name: k, endpoint: \"unix:///k\"}\n");
+                check_model("kms-v1 of a masked entry", c, false, NULL, KMSV1);
+                se_config_free(c);
+                c = parse_yaml(H "  - resources: [\"*.\"]\n    providers:\n      - identity: {}\n  - resources: [secrets]\n"
+                                 "    providers:\n      - identity: {}\n  - resources: [pods]\n    providers:\n"
+                                 "      - kms: {name: k, endpoint: \"unix:///k\"}\n");
+                check_model("masking before a later kms-v1", c, false, NULL,
+                            "error while building transformers: resource \"secrets\" is masked by earlier rule \"*.\"");
+                se_config_free(c);
+        }
 }
 END_TEST
 
@@ -585,11 +717,11 @@ END_TEST
 
 /* se_config_load wraps the same text the way kube-apiserver's LoadEncryptionConfig does. */
 START_TEST(test_through_load) {
-        _cleanup_free_ char *path = NULL, *m1 = NULL, *m2 = NULL;
+        _cleanup_free_ char *path = NULL, *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL;
         char *dir = tl_tmpdir();
         se_error e = SE_ERROR_NULL;
         se_config *c = NULL;
-        int r1, r2;
+        int r1, r2, r3, r4;
 
         /* everything that touches the directory first, then remove it, then assert */
         path = tl_path(dir, "enc.yaml");
@@ -601,6 +733,16 @@ START_TEST(test_through_load) {
         r2 = se_config_load(path, &c, NULL, &e);
         m2 = strdup(se_error_message(&e));
         se_error_done(&e);
+        /* building errors are not parse errors: kube prints them without "error while parsing file: " */
+        tl_write_str(path, H "  - resources: [\"*.\"]\n    providers:\n      - identity: {}\n"
+                             "  - resources: [secrets]\n    providers:\n      - identity: {}\n");
+        r3 = se_config_load(path, &c, NULL, &e);
+        m3 = strdup(se_error_message(&e));
+        se_error_done(&e);
+        tl_write_str(path, ONE("      - kms: {name: k, endpoint: \"unix:///k\"}\n"));
+        r4 = se_config_load(path, &c, NULL, &e);
+        m4 = strdup(se_error_message(&e));
+        se_error_done(&e);
         tl_tmpdir_remove(dir);
 
         ck_assert_int_eq(r1, -EBADMSG);
@@ -611,6 +753,11 @@ START_TEST(test_through_load) {
         ck_assert_ptr_null(c);
         ck_assert_str_eq(m2, "error while parsing file: " P0 ".aescbc.keys[1].name: Invalid value: \"a\": duplicate key "
                              "name within provider; rename one key " HINT);
+        ck_assert_int_eq(r3, -EBADMSG);
+        ck_assert_str_eq(m3, "error while building transformers: resource \"secrets\" is masked by earlier rule \"*.\"");
+        ck_assert_int_eq(r4, -EBADMSG);
+        ck_assert_ptr_null(c);
+        ck_assert_str_eq(m4, KMSV1);
 }
 END_TEST
 
@@ -623,6 +770,9 @@ static Suite *config_validate_suite(void) {
         tcase_add_test(tc, test_invalid_utf8_resource);
         tcase_add_test(tc, test_kms_control_char_in_fragment);
         tcase_add_test(tc, test_model_edge_values);
+        tcase_add_test(tc, test_kms_v1_gate);
+        tcase_add_test(tc, test_empty_keys_copy_and_write);
+        tcase_add_test(tc, test_key_shaped_name_redacted);
         tcase_add_test(tc, test_no_secret_in_any_message);
         tcase_add_test(tc, test_through_load);
         suite_add_tcase(s, tc);

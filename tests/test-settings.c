@@ -67,6 +67,13 @@ START_TEST(test_load_all_keys) {
         ck_assert_uint_eq(s.timeout_usec, 5400ULL * 1000000ULL);
         ck_assert(s.reencrypt_rate == 250.0);
         ck_assert(s.auto_advance);
+        ck_assert(!s.kms_v1); /* kube-apiserver's default gate */
+        se_settings_done(&s);
+        se_error_done(&e);
+
+        ck_assert_int_eq(se_settings_init(&s), 0);
+        ck_assert_int_eq(load_str(&s, "kms-v1: true\n", &e), 0);
+        ck_assert(s.kms_v1);
         se_settings_done(&s);
         se_error_done(&e);
 }
@@ -83,6 +90,7 @@ START_TEST(test_errors_name_key_and_line) {
                 { "timeout: soon\n", "timeout: invalid duration \"soon\"" },
                 { "reencrypt-rate: -3\n", "reencrypt-rate: invalid value \"-3\"" },
                 { "auto-advance: maybe\n", "auto-advance: invalid boolean \"maybe\"" },
+                { "kms-v1: perhaps\n", "kms-v1: invalid boolean \"perhaps\"" },
                 { "unit:\n  - a\n", "must be a plain value, not a list" },
                 { "node-name: a/b\n", "node-name: invalid value" },
                 { "state-dir: a: b\n", "invalid YAML" },

@@ -31,6 +31,9 @@ typedef struct se_settings {
          * restore-key (se-key-archive.h); default 7d. keep_removed_keys is false when it is 0. */
         uint64_t removed_key_retention_usec;
         bool keep_removed_keys;
+        /* kms-v1: kube-apiserver runs with --feature-gates=KMSv1=true, so KMS v1 providers are
+         * accepted (default false, as kube-apiserver ≥ 1.29; se_config_set_kms_v1_gate) */
+        bool kms_v1;
 } se_settings;
 
 #define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)

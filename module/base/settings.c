@@ -28,6 +28,7 @@ _public_ const char *const se_settings_keys[] = {
         "reencrypt-rate",
         "auto-advance",
         "removed-key-retention",
+        "kms-v1",
         NULL,
 };
 
@@ -175,6 +176,11 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                 s->keep_removed_keys = u > 0;
                 return 0;
         }
+        if (streq(key, "kms-v1")) {
+                if (parse_bool(value, &s->kms_v1) < 0)
+                        return se_error_set(e, -EINVAL, "kms-v1: invalid boolean \"%s\" (true or false)", value);
+                return 0;
+        }
         if (streq(key, "auto-advance")) {
                 if (parse_bool(value, &s->auto_advance) < 0)
                         return se_error_set(e, -EINVAL, "auto-advance: invalid boolean \"%s\" (true or false)", value);
@@ -250,7 +256,8 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                                                          "node-name, secrets-encryption-provider, datastore-endpoint, "
                                                          "datastore-cafile, datastore-certfile, datastore-keyfile, "
                                                          "token-file, unit, hooks-dir, metrics-file, timeout, "
-                                                         "reencrypt-rate, auto-advance, removed-key-retention)",
+                                                         "reencrypt-rate, auto-advance, removed-key-retention, "
+                                                         "kms-v1)",
                                                          path, line, v);
                                         break;
                                 }

@@ -110,6 +110,23 @@ static int set_fatal(decoder *d, const char *fmt, ...) {
         return -EBADMSG;
 }
 
+/* An unknown field's name may be key material: a flow mapping with a missing colon,
+ * "{name: k, secret c2VjcmV0…}", makes the whole "secret c2VjcmV0…" a field name. Field names
+ * (and their typos) are short or plain words; anything else is printed as REDACTED, as kube-apiserver
+ * prints secrets. */
+static const char *printable_field(const char *key) {
+        size_t n = strlen(key);
+
+        if (n <= 8)
+                return key;
+        if (n > 24)
+                return "REDACTED";
+        for (const char *p = key; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'))
+                        return "REDACTED";
+        return key;
+}
+
 /* sigs.k8s.io/json: strict errors are deduplicated and capped at 100. */
 static int strict_error(decoder *d, const char *what, const char *key) {
         _cleanup_free_ char *msg = NULL;
@@ -117,7 +134,8 @@ static int strict_error(decoder *d, const char *what, const char *key) {
 
         if (d->n_strict >= 100)
                 return 0;
-        if (asprintf(&msg, "%s field \"%s%s%s\"", what, sb_str(&d->path), d->path.len > 0 ? "." : "", key) < 0)
+        if (asprintf(&msg, "%s field \"%s%s%s\"", what, sb_str(&d->path), d->path.len > 0 ? "." : "",
+                     printable_field(key)) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < d->n_strict; i++)
                 if (streq(d->strict[i], msg))
@@ -299,8 +317,11 @@ static int decode_keys(decoder *d, json_object *v, se_key_list *l) {
         if (!json_object_is_type(v, json_type_array))
                 return type_error(d, kind_of(v), "[]v1.Key");
         n = json_object_array_length(v);
-        if (n == 0)
-                return 0;
+        if (n == 0) {
+                /* keys: [] is an empty, non-nil slice to Go: kube prints it as [], not null */
+                l->keys = calloc(1, sizeof(se_key));
+                return l->keys ? 0 : -ENOMEM;
+        }
         if (d->n_keys + n > SE_CONFIG_MAX_KEYS)
                 return set_fatal(d, "more than %u keys over all providers are not allowed", SE_CONFIG_MAX_KEYS);
         d->n_keys += n;
@@ -765,8 +786,7 @@ finish:
 
 /* Checks the sniffed kind and apiVersion the way the scheme does (schema.ParseGroupVersion, then
  * the registered kinds), with explicit lengths throughout. */
-static int check_gvk(const gostr *kind, const gostr *version, json_object *root, const char *data, size_t size,
-                     char **ret_err) {
+static int check_gvk(const gostr *kind, const gostr *version, char **ret_err) {
         const char *v = version->s, *slash, *group, *ver;
         size_t group_len, ver_len;
         int r;
@@ -795,12 +815,12 @@ static int check_gvk(const gostr *kind, const gostr *version, json_object *root,
         }
 
         if (kind->n == 0 || ver_len == 0) {
-                _cleanup_free_ char *echo = se_config_redact(data, size, root);
-
-                if (!echo)
-                        return -ENOMEM;
-                if (asprintf(ret_err, "Object '%s' is missing in '%s'", kind->n == 0 ? "Kind" : "apiVersion", echo) <
-                    0)
+                /* kube-apiserver echoes the whole file here; we never do: whatever the redaction,
+                 * a key written in some other form would leak to the journal and STATUS=. */
+                if (asprintf(ret_err, "Object '%s' is missing in '…' " SE_CONFIG_NOT_ECHOED "; set %s",
+                             kind->n == 0 ? "Kind" : "apiVersion",
+                             kind->n == 0 ? "kind to EncryptionConfiguration"
+                                          : "apiVersion to apiserver.config.k8s.io/v1") < 0)
                         return -ENOMEM;
                 return -EBADMSG;
         }
@@ -824,8 +844,8 @@ static int check_gvk(const gostr *kind, const gostr *version, json_object *root,
         return 0;
 }
 
-int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, const char *data, size_t size,
-                          se_config **ret, char **ret_err) {
+int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, se_config **ret,
+                          char **ret_err) {
         decoder d = {.yaml = from_yaml, .struct_name = "EncryptionConfiguration"};
         gostr kind = {}, version = {};
         se_config *c = NULL;
@@ -835,7 +855,7 @@ int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_st
         r = interpret(&d, root, &kind, &version, ret_err);
         if (r < 0)
                 return r;
-        r = check_gvk(&kind, &version, root, data, size, ret_err);
+        r = check_gvk(&kind, &version, ret_err);
         if (r < 0) {
                 gostr_done(&kind);
                 gostr_done(&version);

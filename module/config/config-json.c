@@ -4,12 +4,17 @@
 #include <string.h>
 
 #include "config-parse-internal.h"
+#include "go-json.h"
 #include "macro.h"
 
 /*
- * JSON front end: json-c (strict, UTF-8 validated, depth-limited) builds the tree; a second walk
- * over the now known-valid text records each object's keys in written order, duplicates included,
- * because json-c silently keeps only the last duplicate (checked with json-c 0.16).
+ * JSON front end. First Go's encoding/json scanner (checkValid) runs over the whole input, so a
+ * syntax error is refused exactly where kube-apiserver refuses it, in Go's words. Then json-c
+ * (strict, depth-limited) builds the tree; a second walk over the now known-valid text records
+ * each object's keys in written order, duplicates included, because json-c silently keeps only the
+ * last duplicate (checked with json-c 0.16). Invalid UTF-8 inside strings is accepted and replaced
+ * by U+FFFD, byte by byte, as Go's decoder does: the names we then use are the names
+ * kube-apiserver uses.
  */
 
 static void key_order_free(json_object *o, void *userdata) {
@@ -170,6 +175,7 @@ static int scan_string(const char **pp, const char *end, char **ret, size_t *ret
 }
 
 static int scan_value(const char *base, const char **pp, const char *end, json_object *jo, char **ret_err);
+static char *go_fix_utf8(const char *s, size_t n, size_t *ret_len, bool *oom);
 
 /* -EILSEQ: a key holds a NUL byte, *ret_err says where. json-c cuts such a key at the NUL
  * ("kind\u0000x" would become "kind"), while Go keeps it whole and its strict decoder refuses it as an
@@ -217,11 +223,22 @@ static int scan_object(const char *base, const char **pp, const char *end, json_
                 }
                 if (jo) {
                         char **n = reallocarray(ko->keys, ko->n + 1, sizeof(char *));
+                        bool oom = false;
+                        size_t fixed_len;
+                        char *fixed;
 
                         if (!n)
                                 return -ENOMEM;
                         ko->keys = n;
                         (void) json_object_object_get_ex(jo, key, &child);
+                        /* the name Go sees; one with U+FFFD matches no field, so it is never looked up */
+                        fixed = go_fix_utf8(key, key_len, &fixed_len, &oom);
+                        if (oom)
+                                return -ENOMEM;
+                        if (fixed) {
+                                free(key);
+                                key = fixed;
+                        }
                         ko->keys[ko->n++] = TAKE_PTR(key);
                 }
                 p = skip_ws(p, end);
@@ -346,6 +363,426 @@ static int scan_value(const char *base, const char **pp, const char *end, json_o
         }
 }
 
+/* ---- Go's encoding/json scanner (scanner.go), for its verdict and its error text ---- */
+
+typedef enum go_state {
+        GO_BEGIN_VALUE_OR_EMPTY,
+        GO_BEGIN_VALUE,
+        GO_BEGIN_STRING_OR_EMPTY,
+        GO_BEGIN_STRING,
+        GO_END_VALUE,
+        GO_END_TOP,
+        GO_IN_STRING,
+        GO_IN_STRING_ESC,
+        GO_IN_STRING_ESC_U, /* u_left hex digits to go */
+        GO_NEG,
+        GO_1,
+        GO_0,
+        GO_DOT,
+        GO_DOT0,
+        GO_E,
+        GO_E_SIGN,
+        GO_E0,
+        GO_LITERAL, /* the rest of true, false or null */
+        GO_ERROR,
+} go_state;
+
+typedef enum go_parse {
+        GO_PARSE_OBJECT_KEY,
+        GO_PARSE_OBJECT_VALUE,
+        GO_PARSE_ARRAY_VALUE,
+} go_parse;
+
+typedef struct go_scanner {
+        go_state state;
+        bool end_top;
+        go_parse stack[SE_CONFIG_MAX_DEPTH];
+        size_t depth;
+        unsigned u_left;
+        const char *literal; /* "true", "false" or "null" */
+        size_t literal_pos;  /* next expected byte */
+        char *err;           /* the message; NULL = out of memory when error is set */
+        bool error;
+} go_scanner;
+
+/* Go's quoteChar: the byte as a rune (so 0x80..0xFF are U+0080..U+00FF) in strconv.Quote's form. */
+static void go_quote_char(unsigned char c, char buf[static 16]) {
+        static const char esc[] = {
+                ['\a'] = 'a', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', ['\v'] = 'v'};
+
+        if (c == '\'' || c == '"')
+                snprintf(buf, 16, "'%s%c'", c == '\'' ? "\\" : "", c);
+        else if (c == '\\')
+                snprintf(buf, 16, "'\\\\'");
+        else if (c < sizeof(esc) && esc[c])
+                snprintf(buf, 16, "'\\%c'", esc[c]);
+        else if (c < 0x20 || c == 0x7f)
+                snprintf(buf, 16, "'\\x%02x'", c);
+        else if (c < 0x80)
+                snprintf(buf, 16, "'%c'", c);
+        else if (c < 0xA0 || c == 0xA0 || c == 0xAD) /* not unicode.IsPrint */
+                snprintf(buf, 16, "'\\u%04x'", c);
+        else
+                snprintf(buf, 16, "'%c%c'", (char) (0xC0 | (c >> 6)), (char) (0x80 | (c & 0x3F)));
+}
+
+static void go_error(go_scanner *s, unsigned char c, const char *context) {
+        char q[16];
+
+        go_quote_char(c, q);
+        s->state = GO_ERROR;
+        s->error = true;
+        if (asprintf(&s->err, "invalid character %s %s", q, context) < 0)
+                s->err = NULL;
+}
+
+static bool go_is_space(unsigned char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static bool go_is_hex(unsigned char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static void go_push(go_scanner *s, go_parse p) {
+        /* Go allows 10000 levels; we refuse what the schema never needs, as for YAML */
+        if (s->depth >= SE_CONFIG_MAX_DEPTH) {
+                s->state = GO_ERROR;
+                s->error = true;
+                if (asprintf(&s->err, "nesting deeper than %u levels is not allowed", SE_CONFIG_MAX_DEPTH) < 0)
+                        s->err = NULL;
+                return;
+        }
+        s->stack[s->depth++] = p;
+}
+
+static void go_pop(go_scanner *s) {
+        s->depth--;
+        if (s->depth == 0) {
+                s->state = GO_END_TOP;
+                s->end_top = true;
+        } else
+                s->state = GO_END_VALUE;
+}
+
+/* One byte; the state functions of scanner.go, where one state hands the byte to the next. */
+static void go_step(go_scanner *s, unsigned char c) {
+        for (;;)
+                switch (s->state) {
+                case GO_BEGIN_VALUE_OR_EMPTY:
+                        if (go_is_space(c))
+                                return;
+                        if (c == ']') {
+                                s->state = GO_END_VALUE;
+                                continue;
+                        }
+                        s->state = GO_BEGIN_VALUE;
+                        continue;
+                case GO_BEGIN_VALUE:
+                        if (go_is_space(c))
+                                return;
+                        switch (c) {
+                        case '{':
+                                s->state = GO_BEGIN_STRING_OR_EMPTY;
+                                go_push(s, GO_PARSE_OBJECT_KEY);
+                                return;
+                        case '[':
+                                s->state = GO_BEGIN_VALUE_OR_EMPTY;
+                                go_push(s, GO_PARSE_ARRAY_VALUE);
+                                return;
+                        case '"':
+                                s->state = GO_IN_STRING;
+                                return;
+                        case '-':
+                                s->state = GO_NEG;
+                                return;
+                        case '0':
+                                s->state = GO_0;
+                                return;
+                        case 't':
+                        case 'f':
+                        case 'n':
+                                s->literal = c == 't' ? "true" : c == 'f' ? "false" : "null";
+                                s->literal_pos = 1;
+                                s->state = GO_LITERAL;
+                                return;
+                        }
+                        if (c >= '1' && c <= '9') {
+                                s->state = GO_1;
+                                return;
+                        }
+                        go_error(s, c, "looking for beginning of value");
+                        return;
+                case GO_BEGIN_STRING_OR_EMPTY:
+                        if (go_is_space(c))
+                                return;
+                        if (c == '}') {
+                                s->stack[s->depth - 1] = GO_PARSE_OBJECT_VALUE;
+                                s->state = GO_END_VALUE;
+                                continue;
+                        }
+                        s->state = GO_BEGIN_STRING;
+                        continue;
+                case GO_BEGIN_STRING:
+                        if (go_is_space(c))
+                                return;
+                        if (c == '"') {
+                                s->state = GO_IN_STRING;
+                                return;
+                        }
+                        go_error(s, c, "looking for beginning of object key string");
+                        return;
+                case GO_END_VALUE:
+                        if (s->depth == 0) {
+                                s->state = GO_END_TOP;
+                                s->end_top = true;
+                                continue;
+                        }
+                        if (go_is_space(c))
+                                return;
+                        switch (s->stack[s->depth - 1]) {
+                        case GO_PARSE_OBJECT_KEY:
+                                if (c == ':') {
+                                        s->stack[s->depth - 1] = GO_PARSE_OBJECT_VALUE;
+                                        s->state = GO_BEGIN_VALUE;
+                                        return;
+                                }
+                                go_error(s, c, "after object key");
+                                return;
+                        case GO_PARSE_OBJECT_VALUE:
+                                if (c == ',') {
+                                        s->stack[s->depth - 1] = GO_PARSE_OBJECT_KEY;
+                                        s->state = GO_BEGIN_STRING;
+                                        return;
+                                }
+                                if (c == '}') {
+                                        go_pop(s);
+                                        return;
+                                }
+                                go_error(s, c, "after object key:value pair");
+                                return;
+                        case GO_PARSE_ARRAY_VALUE:
+                        default:
+                                if (c == ',') {
+                                        s->state = GO_BEGIN_VALUE;
+                                        return;
+                                }
+                                if (c == ']') {
+                                        go_pop(s);
+                                        return;
+                                }
+                                go_error(s, c, "after array element");
+                                return;
+                        }
+                case GO_END_TOP:
+                        if (!go_is_space(c))
+                                go_error(s, c, "after top-level value");
+                        return;
+                case GO_IN_STRING:
+                        if (c == '"')
+                                s->state = GO_END_VALUE;
+                        else if (c == '\\')
+                                s->state = GO_IN_STRING_ESC;
+                        else if (c < 0x20)
+                                go_error(s, c, "in string literal");
+                        return;
+                case GO_IN_STRING_ESC:
+                        if (strchr("bfnrt\\/\"", c) && c != '\0')
+                                s->state = GO_IN_STRING;
+                        else if (c == 'u') {
+                                s->state = GO_IN_STRING_ESC_U;
+                                s->u_left = 4;
+                        } else
+                                go_error(s, c, "in string escape code");
+                        return;
+                case GO_IN_STRING_ESC_U:
+                        if (!go_is_hex(c))
+                                go_error(s, c, "in \\u hexadecimal character escape");
+                        else if (--s->u_left == 0)
+                                s->state = GO_IN_STRING;
+                        return;
+                case GO_NEG:
+                        if (c == '0')
+                                s->state = GO_0;
+                        else if (c >= '1' && c <= '9')
+                                s->state = GO_1;
+                        else
+                                go_error(s, c, "in numeric literal");
+                        return;
+                case GO_1:
+                        if (c >= '0' && c <= '9')
+                                return;
+                        s->state = GO_0;
+                        continue;
+                case GO_0:
+                        if (c == '.') {
+                                s->state = GO_DOT;
+                                return;
+                        }
+                        if (c == 'e' || c == 'E') {
+                                s->state = GO_E;
+                                return;
+                        }
+                        s->state = GO_END_VALUE;
+                        continue;
+                case GO_DOT:
+                        if (c >= '0' && c <= '9')
+                                s->state = GO_DOT0;
+                        else
+                                go_error(s, c, "after decimal point in numeric literal");
+                        return;
+                case GO_DOT0:
+                        if (c >= '0' && c <= '9')
+                                return;
+                        if (c == 'e' || c == 'E') {
+                                s->state = GO_E;
+                                return;
+                        }
+                        s->state = GO_END_VALUE;
+                        continue;
+                case GO_E:
+                        s->state = GO_E_SIGN;
+                        if (c == '+' || c == '-')
+                                return;
+                        continue;
+                case GO_E_SIGN:
+                        if (c >= '0' && c <= '9')
+                                s->state = GO_E0;
+                        else
+                                go_error(s, c, "in exponent of numeric literal");
+                        return;
+                case GO_E0:
+                        if (c >= '0' && c <= '9')
+                                return;
+                        s->state = GO_END_VALUE;
+                        continue;
+                case GO_LITERAL: {
+                        char want = s->literal[s->literal_pos];
+
+                        if (c == (unsigned char) want) {
+                                if (s->literal[++s->literal_pos] == '\0')
+                                        s->state = GO_END_VALUE;
+                                return;
+                        }
+                        {
+                                char ctx[48];
+
+                                snprintf(ctx, sizeof(ctx), "in literal %s (expecting '%c')", s->literal, want);
+                                go_error(s, c, ctx);
+                        }
+                        return;
+                }
+                case GO_ERROR:
+                default:
+                        return;
+                }
+}
+
+/* checkValid: NULL if data is one valid JSON value, else Go's SyntaxError text (or, beyond the
+ * depth limit, ours). -ENOMEM if the message cannot be built. */
+static int go_check_valid(const char *data, size_t size, char **ret_err) {
+        go_scanner s = {.state = GO_BEGIN_VALUE};
+
+        *ret_err = NULL;
+        for (size_t i = 0; i < size && !s.error; i++)
+                go_step(&s, (unsigned char) data[i]);
+        /* eof(): a last ' ' ends a number, or shows what is missing */
+        if (!s.error && !s.end_top) {
+                go_step(&s, ' ');
+                if (!s.error && !s.end_top) {
+                        s.error = true;
+                        s.err = strdup("unexpected end of JSON input");
+                }
+        }
+        if (!s.error)
+                return 0;
+        if (!s.err)
+                return -ENOMEM;
+        *ret_err = s.err;
+        return -EBADMSG;
+}
+
+/* Go's decoder replaces each byte of invalid UTF-8 inside a string by U+FFFD. NULL if s is valid
+ * UTF-8 (nothing to replace), else a malloc'd copy with *ret_len; *oom on allocation failure. */
+static char *go_fix_utf8(const char *s, size_t n, size_t *ret_len, bool *oom) {
+        size_t i = 0, o = 0;
+        bool bad = false;
+        char *out;
+
+        for (size_t k = 0; k < n && !bad;) {
+                uint32_t rune;
+                int w = se_go_utf8_decode(s + k, n - k, &rune);
+
+                bad = rune == 0xFFFD && w == 1;
+                k += (size_t) w;
+        }
+        if (!bad)
+                return NULL;
+        out = malloc(n * 3 + 1);
+        if (!out) {
+                *oom = true;
+                return NULL;
+        }
+        while (i < n) {
+                uint32_t rune;
+                int w = se_go_utf8_decode(s + i, n - i, &rune);
+
+                if (rune == 0xFFFD && w == 1)
+                        memcpy(out + o, "\xef\xbf\xbd", 3), o += 3;
+                else
+                        memcpy(out + o, s + i, (size_t) w), o += (size_t) w;
+                i += (size_t) w;
+        }
+        out[o] = '\0';
+        *ret_len = o;
+        return out;
+}
+
+/* Every string value in the tree, as Go decodes it. */
+static int fix_tree_utf8(json_object *o) {
+        switch (json_object_get_type(o)) {
+        case json_type_string: {
+                bool oom = false;
+                size_t n = 0;
+                char *fixed = go_fix_utf8(json_object_get_string(o), (size_t) json_object_get_string_len(o), &n, &oom);
+                int r = 0;
+
+                if (oom)
+                        return -ENOMEM;
+                if (!fixed)
+                        return 0;
+                /* any string may be a secret: json-c frees the old text without wiping it */
+                explicit_wipe((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
+                if (!json_object_set_string_len(o, fixed, (int) n))
+                        r = -ENOMEM;
+                explicit_wipe(fixed, n);
+                free(fixed);
+                return r;
+        }
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(o); i++) {
+                        int r = fix_tree_utf8(json_object_array_get_idx(o, i));
+
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        case json_type_object: {
+                json_object_object_foreach(o, k, v) {
+                        int r;
+
+                        (void) k;
+                        r = fix_tree_utf8(v);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        default:
+                return 0;
+        }
+}
+
 static char *describe_char(const char *data, size_t size, size_t off, const char *what) {
         char *s = NULL;
         int r;
@@ -372,18 +809,19 @@ int se_config_json_to_tree(const char *data, size_t size, json_object **ret, cha
         if (size > (size_t) INT32_MAX)
                 return -E2BIG;
 
-        /* json-c stops at NUL; Go's scanner rejects it. */
-        p = memchr(data, '\0', size);
-        if (p) {
-                err = describe_char(data, size, (size_t) (p - data), "NUL byte");
+        /* Go's checkValid runs over the whole input before anything is decoded */
+        r = go_check_valid(data, size, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 goto fail;
-        }
 
         /* json-c's depth counts the outermost container as well */
         tok = json_tokener_new_ex(SE_CONFIG_MAX_DEPTH + 1);
         if (!tok)
                 return -ENOMEM;
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        /* not JSON_TOKENER_VALIDATE_UTF8: Go takes invalid UTF-8 in strings (fix_tree_utf8) */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
         root = json_tokener_parse_ex(tok, data, (int) size);
         jerr = json_tokener_get_error(tok);
         if (!root || jerr != json_tokener_success) {
@@ -424,6 +862,11 @@ int se_config_json_to_tree(const char *data, size_t size, json_object **ret, cha
                 if (!err)
                         err = strdup("invalid JSON input");
                 goto fail;
+        }
+        r = fix_tree_utf8(root);
+        if (r < 0) {
+                json_object_put(root);
+                return r;
         }
         *ret = root;
         return 0;

@@ -41,10 +41,21 @@ _public_ int se_config_load(const char *path, se_config **ret, char *ret_hash, s
         if (r < 0)
                 return se_error_prefix(e, r, "error while parsing file");
 
-        r = se_config_validate(c, false, e);
+        /* kube's layers: validation errors are "error while parsing file: …", building errors
+         * carry their own "error while building transformers: "; our stricter checks last */
+        r = se_config_validate_kube(c, false, e);
+        if (r < 0)
+                r = se_error_prefix(e, r, "error while parsing file");
+        if (r >= 0)
+                r = se_config_validate_build(c, e);
+        if (r >= 0) {
+                r = se_config_validate_strict(c, e);
+                if (r < 0)
+                        r = se_error_prefix(e, r, "error while parsing file");
+        }
         if (r < 0) {
                 se_config_free(c);
-                return se_error_prefix(e, r, "error while parsing file");
+                return r;
         }
 
         if (ret_hash)

@@ -38,10 +38,8 @@ int se_config_json_to_tree(const char *data, size_t size, json_object **ret, cha
  * or NULL. */
 int se_config_yaml_to_tree(const char *data, size_t size, json_object **ret, char **ret_strict, char **ret_err);
 
-/* Strict decode of the tree into the model, with kube-apiserver's defaulting. data/size are the
- * original file (echoed in the "Object 'Kind' is missing" message, secrets redacted). */
-int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, const char *data, size_t size,
-                          se_config **ret, char **ret_err);
+/* Strict decode of the tree into the model, with kube-apiserver's defaulting. */
+int se_config_decode_tree(json_object *root, bool from_yaml, const char *yaml_strict, se_config **ret, char **ret_err);
 
 /* Helpers shared by the front ends and the decoder. */
 const se_key_order *se_json_key_order(json_object *o);

@@ -89,7 +89,7 @@ _public_ int se_config_parse(const char *path, const void *data, size_t size, se
         else
                 r = se_config_json_to_tree(data, size, &root, &err);
         if (r >= 0) {
-                r = se_config_decode_tree(root, yaml, strict, data, size, &c, &err);
+                r = se_config_decode_tree(root, yaml, strict, &c, &err);
                 se_json_wipe_secrets(root);
                 json_object_put(root);
         }

@@ -244,6 +244,23 @@ static char *json_duration(int64_t ns) {
         return asprintf(&s, "\"%s\"", d) < 0 ? NULL : s;
 }
 
+/* A key name that holds a key (name and secret swapped, a pasted key, "<key>:x") is printed as
+ * REDACTED like a secret: any run of 20 or more base64 characters counts. k3s's names
+ * ("aescbckey-<RFC 3339>") and kube's ("key1") have none. */
+static const char *key_name_for_message(const char *name) {
+        size_t run = 0;
+
+        for (const char *p = name ?: ""; *p; p++) {
+                bool b64 = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                           *p == '+' || *p == '/' || *p == '=';
+
+                run = b64 ? run + 1 : 0;
+                if (run >= 20)
+                        return "REDACTED";
+        }
+        return name ?: "";
+}
+
 static int json_keys_redacted(se_buf *b, const se_key_list *l) {
         int r;
 
@@ -261,7 +278,7 @@ static int json_keys_redacted(se_buf *b, const se_key_list *l) {
                 if (r >= 0)
                         r = se_buf_append_str(b, "{\"Name\":");
                 if (r >= 0)
-                        r = se_go_json_append_string(b, l->keys[i].name);
+                        r = se_go_json_append_string(b, key_name_for_message(l->keys[i].name));
                 /* kube prints the secret here; we never do */
                 if (r >= 0)
                         r = se_buf_append_str(b, ",\"Secret\":\"REDACTED\"}");
@@ -1039,21 +1056,49 @@ static char *gr_yaml_string(const group_resource *g) {
         return asprintf(&s, "%.*s.%s", (int) g->resource_len, g->resource, g->group) < 0 ? NULL : s;
 }
 
-/* kube-apiserver rejects, after validation, a resource that an earlier "*.group" or "*.*" rule
- * already covers. */
-static int check_masking(const se_config *c, se_error *e) {
+/* kube-apiserver's KMSv1 feature gate: off by default since Kubernetes 1.29. Process-wide, set
+ * once from the settings (kms-v1) before any config is checked. */
+static bool kms_v1_gate = false;
+
+_public_ void se_config_set_kms_v1_gate(bool enabled) {
+        kms_v1_gate = enabled;
+}
+
+_public_ bool se_config_get_kms_v1_gate(void) {
+        return kms_v1_gate;
+}
+
+/* kmsPrefixTransformer: with the gate off, kube-apiserver refuses to start on a KMS v1 provider
+ * (written "apiVersion: v1" or defaulted). */
+static bool entry_has_kms_v1(const se_resource_config *rc) {
+        for (size_t j = 0; j < rc->n_providers; j++)
+                if (rc->providers[j].kms && streq(rc->providers[j].kms->api_version ?: "v1", "v1"))
+                        return true;
+        return false;
+}
+
+/* getTransformerOverridesAndKMSPluginProbes, entry by entry: the entry's providers are built (the
+ * KMSv1 gate), then each of its resources is checked against the earlier "*.group" and "*.*" rules. */
+_public_ int se_config_validate_build(const se_config *c, se_error *e) {
         _cleanup_free_ group_resource *seen = NULL;
         size_t n_seen = 0, total = 0;
 
+        if (!c)
+                return 0;
+
         for (size_t i = 0; i < c->n_resources; i++)
                 total += c->resources[i].n_resources;
-        if (total == 0)
-                return 0;
-        seen = calloc(total, sizeof(group_resource));
+        seen = calloc(MAX(total, (size_t) 1), sizeof(group_resource));
         if (!seen)
                 return se_error_set(e, -ENOMEM, "out of memory while validating the encryption configuration");
 
-        for (size_t i = 0; i < c->n_resources; i++)
+        for (size_t i = 0; i < c->n_resources; i++) {
+                if (!kms_v1_gate && entry_has_kms_v1(&c->resources[i]))
+                        return se_error_set(e, -EBADMSG,
+                                            "error while building transformers: KMSv1 is deprecated and will only "
+                                            "receive security updates going forward. Use KMSv2 instead.  Set "
+                                            "--feature-gates=KMSv1=true to use the deprecated KMSv1 "
+                                            "feature. " SE_CONFIG_KMS_V1_HINT);
                 for (size_t j = 0; j < c->resources[i].n_resources; j++) {
                         group_resource gr = parse_group_resource(c->resources[i].resources[j]);
                         group_resource any_in_group = {.group = gr.group, .resource = "*", .resource_len = 1};
@@ -1081,6 +1126,7 @@ static int check_masking(const se_config *c, se_error *e) {
                         }
                         seen[n_seen++] = gr;
                 }
+        }
         return 0;
 }
 
@@ -1105,10 +1151,10 @@ static void check_entry_keys(errlist *l, const se_resource_config *rc, size_t i)
                 if (!kl)
                         continue;
                 for (size_t k = 0; k < kl->n_keys; k++) {
-                        const char *name = kl->keys[k].name ?: "";
+                        const char *name = kl->keys[k].name ?: "", *shown = key_name_for_message(name);
                         _cleanup_free_ char *path = pathf("resources[%zu].providers[%zu].%s.keys[%zu].name", i, j,
                                                           se_provider_type_to_string(t), k);
-                        _cleanup_free_ char *q = go_quote(name);
+                        _cleanup_free_ char *q = go_quote(shown);
                         bool dup = false, shadowed = false;
 
                         for (size_t m = 0; m < k && !dup; m++)
@@ -1116,6 +1162,31 @@ static void check_entry_keys(errlist *l, const se_resource_config *rc, size_t i)
                         if (dup)
                                 add_invalid(l, path, q,
                                             "duplicate key name within provider; rename one key " STRICT_HINT);
+
+                        /* the same name in an earlier provider of this type: both keys write and
+                         * read one prefix, so aescbc can "decrypt" a value with the wrong key when
+                         * the padding happens to check out, and re-encryption makes that permanent */
+                        for (size_t j2 = 0; j2 < j && !dup; j2++) {
+                                const se_provider *p2 = &rc->providers[j2];
+                                const se_key_list *kl2 = se_provider_keys(p2);
+
+                                if (!kl2 || se_provider_get_type(p2, NULL) != t)
+                                        continue;
+                                for (size_t k2 = 0; k2 < kl2->n_keys && !dup; k2++) {
+                                        _cleanup_free_ char *d = NULL;
+
+                                        if (!streq(name, kl2->keys[k2].name ?: ""))
+                                                continue;
+                                        dup = true;
+                                        d = pathf("duplicate key name: key resources[%zu].providers[%zu].%s.keys[%zu] "
+                                                  "has the same name, so values stored under either key carry the "
+                                                  "prefix k8s:enc:%s:v1:%s: and could be decrypted with the wrong "
+                                                  "key; rename one key " STRICT_HINT,
+                                                  i, j2, se_provider_type_to_string(t), k2,
+                                                  se_provider_type_to_string(t), shown);
+                                        add_invalid(l, path, q, d);
+                                }
+                        }
 
                         /* every key of the same provider type in this entry shares one prefix list */
                         for (size_t j2 = 0; j2 < rc->n_providers && !shadowed; j2++) {
@@ -1131,14 +1202,14 @@ static void check_entry_keys(errlist *l, const se_resource_config *rc, size_t i)
                                         if (!name_shadows(other, name))
                                                 continue;
                                         shadowed = true;
-                                        qo = go_quote(other);
+                                        qo = go_quote(key_name_for_message(other));
                                         d = qo ? pathf("key name starts with the name of key %s "
                                                        "(resources[%zu].providers[%zu].%s.keys[%zu]) "
                                                        "followed by ':', so values stored under this key also carry "
                                                        "that key's prefix k8s:enc:%s:v1:%s: and could be decrypted "
                                                        "with the wrong key; rename one key " STRICT_HINT,
                                                        qo, i, j2, se_provider_type_to_string(t), k2,
-                                                       se_provider_type_to_string(t), other)
+                                                       se_provider_type_to_string(t), key_name_for_message(other))
                                                : NULL;
                                         add_invalid(l, path, q, d);
                                 }
@@ -1147,10 +1218,12 @@ static void check_entry_keys(errlist *l, const se_resource_config *rc, size_t i)
         }
 }
 
-static int validate_strict(const se_config *c, se_error *e) {
+_public_ int se_config_validate_strict(const se_config *c, se_error *e) {
         errlist l = {};
         int r;
 
+        if (!c)
+                return 0;
         for (size_t i = 0; i < c->n_resources && !l.oom; i++)
                 check_entry_keys(&l, &c->resources[i], i);
         r = errlist_finish(&l, NULL, e);
@@ -1164,8 +1237,8 @@ _public_ int se_config_validate(const se_config *c, bool reload, se_error *e) {
         r = se_config_validate_kube(c, reload, e);
         if (r < 0)
                 return r;
-        r = check_masking(c, e);
+        r = se_config_validate_build(c, e);
         if (r < 0)
                 return r;
-        return validate_strict(c, e);
+        return se_config_validate_strict(c, e);
 }

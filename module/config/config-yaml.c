@@ -881,6 +881,29 @@ static int parser_error(yctx *c, const yaml_parser_t *p) {
         return set_err(c, "yaml: %s", p->problem ? p->problem : "unknown problem parsing YAML content");
 }
 
+/* A byte-order mark that starts a later line (or follows the leading one). libyaml skips it; go-yaml
+ * v2's is_bom() looks at the start of its buffer instead of the current position, so kube-apiserver
+ * keeps it as part of a key or value, or skips some other character, and refuses the file in
+ * practice. We refuse it outright, naming the line (issue 16). 0 = none. */
+static size_t later_bom_line(const char *data, size_t size) {
+        const unsigned char *p = (const unsigned char *) data;
+        size_t line = 1;
+
+        for (size_t i = 0; i + 3 <= size; i++) {
+                bool after_break =
+                        i > 0 &&
+                        (p[i - 1] == '\n' || p[i - 1] == '\r' || (i >= 2 && p[i - 2] == 0xC2 && p[i - 1] == 0x85) ||
+                         (i >= 3 && p[i - 3] == 0xE2 && p[i - 2] == 0x80 && (p[i - 1] == 0xA8 || p[i - 1] == 0xA9)));
+                bool second = i == 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF;
+
+                if (p[i] == '\n' || (p[i] == '\r' && (i + 1 >= size || p[i + 1] != '\n')))
+                        line++;
+                if (p[i] == 0xEF && p[i + 1] == 0xBB && p[i + 2] == 0xBF && (after_break || second))
+                        return line;
+        }
+        return 0;
+}
+
 int se_config_yaml_to_tree(const char *data, size_t size, json_object **ret, char **ret_strict, char **ret_err) {
         yaml_parser_t parser;
         yctx c = {};
@@ -889,6 +912,17 @@ int se_config_yaml_to_tree(const char *data, size_t size, json_object **ret, cha
 
         *ret_err = NULL;
         *ret_strict = NULL;
+        {
+                size_t bom = later_bom_line(data, size);
+
+                if (bom > 0)
+                        return asprintf(ret_err,
+                                        "yaml: line %zu: a byte-order mark (U+FEFF) at the start of a line is not "
+                                        "allowed; remove it",
+                                        bom) < 0
+                                       ? -ENOMEM
+                                       : -EBADMSG;
+        }
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) data, size);
@@ -904,9 +938,21 @@ int se_config_yaml_to_tree(const char *data, size_t size, json_object **ret, cha
                 case YAML_STREAM_END_EVENT:
                         done = true;
                         break;
-                case YAML_DOCUMENT_START_EVENT:
+                case YAML_DOCUMENT_START_EVENT: {
+                        const yaml_version_directive_t *v = ev.data.document_start.version_directive;
+
+                        /* go-yaml v2 knows YAML 1.1 only; libyaml also takes %YAML 1.2. As its
+                         * parser.fail(): the directive's 0-based line, none on the first line. */
+                        if (v && (v->major != 1 || v->minor != 1)) {
+                                r = ev.start_mark.line > 0
+                                            ? set_err(&c, "yaml: line %zu: found incompatible YAML document",
+                                                      (size_t) ev.start_mark.line)
+                                            : set_err(&c, "yaml: found incompatible YAML document");
+                                break;
+                        }
                         in_doc = true;
                         break;
+                }
                 case YAML_DOCUMENT_END_EVENT:
                         /* only the first document counts */
                         done = true;

@@ -129,8 +129,8 @@ static int key_list_copy(const se_key_list *l, se_key_list **ret) {
         n = calloc(1, sizeof(*n));
         if (!n)
                 return -ENOMEM;
-        if (l->n_keys > 0) {
-                n->keys = calloc(l->n_keys, sizeof(se_key));
+        if (l->keys) { /* an empty, non-nil list stays one (Go's [] vs null) */
+                n->keys = calloc(MAX(l->n_keys, (size_t) 1), sizeof(se_key));
                 if (!n->keys) {
                         free(n);
                         return -ENOMEM;

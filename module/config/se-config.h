@@ -17,6 +17,10 @@
 #define SE_CONFIG_MAX_KEYS  1000u           /* keys over all providers */
 #define SE_CONFIG_MAX_DEPTH 32u             /* nesting; the schema needs 7 */
 
+/* Where kube-apiserver echoes the whole file ("Object 'Kind' is missing in '<file>'"), we print
+ * '…' and this note instead: no redaction can know every form a key may be written in. */
+#define SE_CONFIG_NOT_ECHOED "(the file's content is not shown: it may hold key material)"
+
 typedef enum se_provider_type {
         SE_PROVIDER_AESGCM,
         SE_PROVIDER_AESCBC,
@@ -96,11 +100,25 @@ se_key_list *se_provider_keys(const se_provider *p);
  */
 int se_config_parse(const char *path, const void *data, size_t size, se_config **ret, se_error *e);
 
-/* kube-apiserver's ValidateEncryptionConfiguration, then our stricter rotation checks.
- * -EBADMSG with kube's aggregate text (no prefix) on failure. */
+/* kube-apiserver's ValidateEncryptionConfiguration, its transformer-building checks, then our
+ * stricter rotation checks. -EBADMSG with kube's aggregate text (no prefix) on failure; the
+ * building checks' messages start with "error while building transformers: " as kube's do. */
 int se_config_validate(const se_config *c, bool reload, se_error *e);
 /* kube-apiserver's rules only (for conformance). */
 int se_config_validate_kube(const se_config *c, bool reload, se_error *e);
+/* What kube-apiserver refuses when it builds the transformers, after validation: a resource masked
+ * by an earlier "*.group" or "*.*" rule, a KMS v1 provider while the KMSv1 gate is off. */
+int se_config_validate_build(const se_config *c, se_error *e);
+/* Our stricter checks (README "Stricter than kube-apiserver"). */
+int se_config_validate_strict(const se_config *c, se_error *e);
+
+/* kube-apiserver's KMSv1 feature gate (default off, as in Kubernetes 1.29+). The settings' kms-v1
+ * turns it on for clusters that run kube-apiserver with --feature-gates=KMSv1=true; executables set
+ * it once, before any config is checked. */
+void se_config_set_kms_v1_gate(bool enabled);
+bool se_config_get_kms_v1_gate(void);
+#define SE_CONFIG_KMS_V1_HINT                                                                                         \
+        "(secrets-encrypt: if kube-apiserver runs with that gate, set kms-v1: true in the settings)"
 
 /*
  * Reads, parses and validates a config file the way kube-apiserver's LoadEncryptionConfig does;
