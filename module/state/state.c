@@ -47,6 +47,9 @@ static int load_config(se_state *st, se_error *e) {
                 if (r < 0)
                         st->config = se_config_free(st->config);
         }
+        /* kube's layers: building errors carry their own "error while building transformers" */
+        if (r < 0 && e && e->message && startswith(e->message, "error while building transformers"))
+                return se_error_prefix(e, r, "%s", path);
         if (r < 0)
                 return se_error_prefix(e, r, "%s: error while parsing file", path);
         st->has_config = true;
