@@ -290,13 +290,8 @@ static int execstart_dropin(const se_host *h, const char *config, char **ret) {
                         r = append_unit_arg(&b, f);
         }
         if (r >= 0)
-                r = se_buf_append(&b, "\n", 2);
-        if (r < 0) {
-                se_buf_free(&b);
-                return r;
-        }
-        *ret = (char *) b.data;
-        return 0;
+                r = se_buf_append(&b, "\n", 1);
+        return se_buf_take_str(&b, r, ret);
 }
 
 static char *dist_snippet(const se_host *h, const char *state_dir, const char *config) {
@@ -364,14 +359,7 @@ static int settings_text(const char *path, const se_host *h, const char *state_d
                 r = se_buf_printf(&b, "datastore-keyfile: %s\n", h->datastore_keyfile);
         if (r >= 0 && h->token_file && h->datastore && strstr(h->datastore, "etcd"))
                 r = se_buf_printf(&b, "token-file: %s\n", h->token_file);
-        if (r >= 0)
-                r = se_buf_append(&b, "", 1);
-        if (r < 0) {
-                se_buf_free(&b);
-                return r;
-        }
-        *ret = (char *) b.data;
-        return 0;
+        return se_buf_take_str(&b, r, ret);
 }
 
 static bool at_rest(se_stage s) {

@@ -67,6 +67,18 @@ _public_ void se_buf_free(se_buf *b) {
         *b = (se_buf){.max = max};
 }
 
+_public_ int se_buf_take_str(se_buf *b, int r, char **ret) {
+        if (r >= 0)
+                r = se_buf_append(b, "", 1);
+        if (r < 0) {
+                se_buf_free(b);
+                return r;
+        }
+        *ret = (char *) b->data;
+        *b = (se_buf){.max = b->max};
+        return 0;
+}
+
 /* Formats straight into the buffer: no temporary copy that would need wiping. */
 _public_ int se_buf_printf(se_buf *b, const char *fmt, ...) {
         va_list ap, aq;

@@ -22,6 +22,9 @@ int se_buf_append_str(se_buf *b, const char *s);
 int se_buf_printf(se_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void se_buf_clear(se_buf *b); /* len = 0, keeps memory (contents wiped) */
 void se_buf_free(se_buf *b);  /* wipes, frees, resets */
+/* Ends a text built in b: with r >= 0 (the last append's result), NUL-terminates it and hands it
+ * over in *ret (b is reset); else frees b. Returns r or the NUL append's error. */
+int se_buf_take_str(se_buf *b, int r, char **ret);
 
 /* A copy of a URL (or comma list of URLs) without user names and passwords, for messages. */
 char *se_url_strip_userinfo(const char *urls);

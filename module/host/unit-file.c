@@ -167,25 +167,18 @@ static int expand_specifiers(const char *s, const unit_name *u, char **ret) {
                         r = se_buf_printf(&b, "%%%c", *s);
                 }
         }
-        if (r >= 0)
-                r = se_buf_append(&b, "", 1);
-        if (r < 0) {
-                se_buf_free(&b);
-                return r;
-        }
-        *ret = (char *) b.data;
-        return 0;
+        return se_buf_take_str(&b, r, ret);
 }
 
 /* Splits a command line or an Environment= value into words: "…" and '…' quote, \ escapes. */
 static int split_words(const char *s, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         size_t n = 0;
-        int r;
+        int r = 0;
 
         for (;;) {
                 se_buf w = {};
-                char quote = 0;
+                char quote = 0, *word;
 
                 while (*s && isspace((unsigned char) *s))
                         s++;
@@ -205,10 +198,9 @@ static int split_words(const char *s, char ***ret) {
                         if ((r = se_buf_append(&w, s, 1)) < 0)
                                 break;
                 }
-                r = se_buf_append(&w, "", 1);
+                r = se_buf_take_str(&w, r, &word);
                 if (r >= 0)
-                        r = se_strv_push(&l, &n, (const char *) w.data);
-                se_buf_free(&w);
+                        r = se_strv_consume(&l, &n, word);
                 if (r < 0)
                         return r;
         }
