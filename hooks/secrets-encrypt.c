@@ -55,6 +55,7 @@ static void help(void) {
                "                           re-encryption then runs in the hook while the server is down\n"
                "      --user               Talk to the calling user's service manager (for tests)\n"
                "      --rotated-within DURATION  ensure: rotate when the active key is older (e.g. 90d)\n"
+               "      --rotate-due               ensure: --rotated-within the rotate-after setting (timer)\n"
                "      --enabled, --disabled      ensure: encryption on or off\n"
                "      --provider P               ensure: aescbc or secretbox; a change rotates (migration)\n"
                "      --check                    ensure: report what would be done, change nothing\n"
@@ -74,6 +75,7 @@ static void help(void) {
                "      --auto-advance BOOL                Rolling rotation driven by restarts\n"
                "      --removed-key-retention DURATION   How long removed keys stay archived for restore-key\n"
                "                                         (default 7d, 0 = not kept)\n"
+               "      --rotate-after DURATION            Key age for ensure --rotate-due (default 90d)\n"
                "\n  -h, --help     Show this help\n      --version  Show the version\n"
                "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
                "69 datastore unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
@@ -99,6 +101,7 @@ enum {
         ARG_DISCARD_KEYS,
         ARG_FROM_CLUSTER,
         ARG_FROM_LOCAL,
+        ARG_ROTATE_DUE,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -136,6 +139,7 @@ int main(int argc, char *argv[]) {
                 {"discard-keys", no_argument, NULL, ARG_DISCARD_KEYS},
                 {"from-cluster", no_argument, NULL, ARG_FROM_CLUSTER},
                 {"from-local", no_argument, NULL, ARG_FROM_LOCAL},
+                {"rotate-due", no_argument, NULL, ARG_ROTATE_DUE},
         };
         _cleanup_free_ char *seen_opts = calloc(1, 32);
         const char *settings_args[32] = {};
@@ -213,6 +217,10 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_ROTATED_WITHIN:
                         c.rotated_within = optarg;
+                        seen(seen_opts, 'W');
+                        break;
+                case ARG_ROTATE_DUE:
+                        c.rotate_due = true;
                         seen(seen_opts, 'W');
                         break;
                 case ARG_ENABLED:

@@ -29,9 +29,13 @@ typedef struct se_settings {
          * restore-key (se-key-archive.h); default 7d. keep_removed_keys is false when it is 0. */
         uint64_t removed_key_retention_usec;
         bool keep_removed_keys;
+        /* rotate-after: the age at which `ensure --rotate-due` (the rotation timer) rotates the
+         * active key; default 90d. */
+        uint64_t rotate_after_usec;
 } se_settings;
 
 #define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)
+#define SE_SETTINGS_DEFAULT_ROTATE_AFTER_USEC          (90ULL * 24ULL * 3600ULL * 1000000ULL)
 
 /* Defaults of SPEC §2 (node-name = hostname). */
 int se_settings_init(se_settings *s);

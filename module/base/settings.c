@@ -28,6 +28,7 @@ _public_ const char *const se_settings_keys[] = {
         "reencrypt-rate",
         "auto-advance",
         "removed-key-retention",
+        "rotate-after",
         NULL,
 };
 
@@ -55,6 +56,7 @@ _public_ int se_settings_init(se_settings *s) {
                 .timeout_usec = 10ULL * 60ULL * 1000000ULL,
                 .removed_key_retention_usec = SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC,
                 .keep_removed_keys = true,
+                .rotate_after_usec = SE_SETTINGS_DEFAULT_ROTATE_AFTER_USEC,
         };
         if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
                 strcpy(host, "localhost");
@@ -174,6 +176,17 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                 s->keep_removed_keys = u > 0;
                 return 0;
         }
+        if (streq(key, "rotate-after")) {
+                uint64_t u;
+
+                if (se_parse_duration(value, &u) < 0 || u < 1000000ULL)
+                        return se_error_set(e, -EINVAL,
+                                            "rotate-after: invalid duration \"%s\" (examples: 90d, 30d, 12h; at least "
+                                            "1s)",
+                                            value);
+                s->rotate_after_usec = u;
+                return 0;
+        }
         if (streq(key, "auto-advance")) {
                 if (parse_bool(value, &s->auto_advance) < 0)
                         return se_error_set(e, -EINVAL, "auto-advance: invalid boolean \"%s\" (true or false)", value);
@@ -249,7 +262,8 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                                                          "node-name, secrets-encryption-provider, datastore-endpoint, "
                                                          "datastore-cafile, datastore-certfile, datastore-keyfile, "
                                                          "token-file, unit, hooks-dir, metrics-file, timeout, "
-                                                         "reencrypt-rate, auto-advance, removed-key-retention)",
+                                                         "reencrypt-rate, auto-advance, removed-key-retention, "
+                                                         "rotate-after)",
                                                          path, line, v);
                                         break;
                                 }
