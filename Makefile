@@ -293,4 +293,29 @@ format:
 clean:
 	rm -rf build build-sanitize build-fuzz
 
--include $(shell find $(B) build-fuzz -name '*.d' 2>/dev/null)
+-include $(shell find $(B) build-fuzz -path build/pkg -prune -o -name '*.d' -print 2>/dev/null)
+
+# ---- packages ------------------------------------------------------------------------------------
+# make deb: secrets-encrypt_$(VERSION)_<arch>.deb (+ libsecrets-encrypt0, -dev) in build/pkg/deb/,
+# built by dpkg-buildpackage from a copy of the sources, then checked by lintian.
+# make rpm: the same from packaging/rpm/secrets-encrypt.spec with rpmbuild -bb, in build/pkg/rpm/.
+PKG_SOURCES := Makefile README.md module hooks units man completions packaging debian
+PKG_DIR := build/pkg
+.PHONY: deb rpm dist
+dist:
+	$(Q)rm -rf $(PKG_DIR)/dist && mkdir -p $(PKG_DIR)/dist/secrets-encrypt-$(VERSION)
+	$(Q)tar -cf - $(PKG_SOURCES) | tar -xf - -C $(PKG_DIR)/dist/secrets-encrypt-$(VERSION)
+	$(Q)tar -C $(PKG_DIR)/dist -czf $(PKG_DIR)/secrets-encrypt-$(VERSION).tar.gz secrets-encrypt-$(VERSION)
+deb: dist
+	$(Q)rm -rf $(PKG_DIR)/deb && mkdir -p $(PKG_DIR)/deb
+	$(Q)cp -a $(PKG_DIR)/dist/secrets-encrypt-$(VERSION) $(PKG_DIR)/deb/
+	$(Q)cd $(PKG_DIR)/deb/secrets-encrypt-$(VERSION) && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	$(Q)lintian --fail-on error,warning --info $(PKG_DIR)/deb/secrets-encrypt_$(VERSION)_*.changes
+	$(Q)ls $(PKG_DIR)/deb/*.deb
+rpm: dist
+	$(Q)rm -rf $(PKG_DIR)/rpm && mkdir -p $(PKG_DIR)/rpm/SOURCES
+	$(Q)cp $(PKG_DIR)/secrets-encrypt-$(VERSION).tar.gz $(PKG_DIR)/rpm/SOURCES/
+	$(Q)rpmbuild -bb --define "_topdir $(abspath $(PKG_DIR)/rpm)" --define "se_version $(VERSION)" --nodeps \
+		packaging/rpm/secrets-encrypt.spec >$(PKG_DIR)/rpm/build.log 2>&1 || { tail -n 40 $(PKG_DIR)/rpm/build.log; exit 1; }
+	$(Q)ls $(PKG_DIR)/rpm/RPMS/*/*.rpm
