@@ -46,7 +46,7 @@ DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev
 	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
 	uuid-runtime python3 python3-cryptography python3-nacl jq prometheus
 # packaging (make deb, make rpm, tests/integration/test-package.sh) and shell completion tests
-DEB_PACKAGES += debhelper lintian debootstrap rpm man-db fakeroot bash-completion zsh
+DEB_PACKAGES += debhelper lintian debootstrap debian-archive-keyring rpm man-db fakeroot bash-completion zsh
 
 # libcurl is compiled against but loaded with dlopen() (module/store/curl-dlopen.c): only the etcd
 # datastore needs it and its dependency tree would slow every start of the hook.
