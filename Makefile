@@ -261,9 +261,9 @@ install: all
 	for f in man/*.8; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/ || true; done
 	[ ! -f units/secrets-encrypt.catalog ] || install -m 0644 units/secrets-encrypt.catalog $(DESTDIR)$(CATALOGDIR)/
 	install -D -m 0644 units/secrets-encrypt.rules.yml $(DESTDIR)$(DATADIR)/secrets-encrypt/secrets-encrypt.rules.yml
-	# The API-server drop-ins go where systemd does not read them: installing must not change how
-	# a running server starts. `secrets-encrypt setup` copies the one for the unit into
-	# /etc/systemd/system/<unit>.d/.
+# The API-server drop-ins go where systemd does not read them: installing must not change how
+# a running server starts. `secrets-encrypt setup` copies the one for the unit into
+# /etc/systemd/system/<unit>.d/.
 	for d in units/*.service.d; do \
 		[ -d "$$d" ] || continue; \
 		install -d $(DESTDIR)$(DATADIR)/secrets-encrypt/dropins/$$(basename $$d); \
@@ -272,13 +272,13 @@ install: all
 			$(SUBST) "$$f" > $$out && chmod 0644 $$out || exit 1; \
 		done; \
 	done
-	# scheduled rotation, disabled until `systemctl enable --now secrets-encrypt-rotate.timer`
+# scheduled rotation, disabled until `systemctl enable --now secrets-encrypt-rotate.timer`
 	for f in units/secrets-encrypt-rotate.service units/secrets-encrypt-rotate.timer; do \
 		$(SUBST) "$$f" > $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$f) && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$f) || exit 1; \
 	done
 	install -D -m 0644 completions/secrets-encrypt.bash $(DESTDIR)$(BASHCOMPDIR)/secrets-encrypt
 	install -D -m 0644 completions/_secrets-encrypt $(DESTDIR)$(ZSHCOMPDIR)/_secrets-encrypt
-	# the example settings (all commented out) never replace an existing file
+# the example settings (all commented out) never replace an existing file
 	[ -e $(DESTDIR)$(SYSCONFDIR)/secrets-encrypt/config.yaml ] || \
 		install -D -m 0644 packaging/config.yaml $(DESTDIR)$(SYSCONFDIR)/secrets-encrypt/config.yaml
 
