@@ -24,6 +24,9 @@ SYSCONFDIR ?= /etc
 PKG_CONFIG ?= pkg-config
 SYSTEMDUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
 CATALOGDIR ?= $(shell $(PKG_CONFIG) --variable=catalogdir systemd 2>/dev/null || echo /usr/lib/systemd/catalog)
+BASHCOMPDIR ?= $(shell $(PKG_CONFIG) --variable=completionsdir bash-completion 2>/dev/null || echo /usr/share/bash-completion/completions)
+# zsh has no .pc file: Debian's vendor directory where it exists, else zsh's own site-functions
+ZSHCOMPDIR ?= $(shell [ -d /usr/share/zsh/vendor-completions ] && echo /usr/share/zsh/vendor-completions || echo $(DATADIR)/zsh/site-functions)
 
 CC ?= cc
 CLANG ?= clang
@@ -42,6 +45,8 @@ DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev
 	libsqlite3-dev sqlite3 libcurl4-openssl-dev libsodium-dev etcd-server etcd-client openssl curl \
 	systemd util-linux ansible-core prometheus-node-exporter valgrind clang libclang-rt-14-dev \
 	uuid-runtime python3 python3-cryptography python3-nacl jq prometheus
+# packaging (make deb, make rpm, tests/integration/test-package.sh) and shell completion tests
+DEB_PACKAGES += debhelper lintian debootstrap debian-archive-keyring rpm man-db fakeroot bash-completion zsh
 
 # libcurl is compiled against but loaded with dlopen() (module/store/curl-dlopen.c): only the etcd
 # datastore needs it and its dependency tree would slow every start of the hook.
@@ -241,6 +246,7 @@ demo: deps
 	$(Q)SE_BUILD=$(B) tests/demo.sh
 
 # ---- install -----------------------------------------------------------------------------------
+SUBST = sed -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 .PHONY: install
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/secrets-encrypt \
@@ -255,14 +261,26 @@ install: all
 	for f in man/*.8; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/ || true; done
 	[ ! -f units/secrets-encrypt.catalog ] || install -m 0644 units/secrets-encrypt.catalog $(DESTDIR)$(CATALOGDIR)/
 	install -D -m 0644 units/secrets-encrypt.rules.yml $(DESTDIR)$(DATADIR)/secrets-encrypt/secrets-encrypt.rules.yml
+# The API-server drop-ins go where systemd does not read them: installing must not change how
+# a running server starts. `secrets-encrypt setup` copies the one for the unit into
+# /etc/systemd/system/<unit>.d/.
 	for d in units/*.service.d; do \
 		[ -d "$$d" ] || continue; \
-		install -d $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$d); \
+		install -d $(DESTDIR)$(DATADIR)/secrets-encrypt/dropins/$$(basename $$d); \
 		for f in $$d/*.conf; do \
-			sed -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-				"$$f" > $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$d)/$$(basename $$f); \
+			out=$(DESTDIR)$(DATADIR)/secrets-encrypt/dropins/$$(basename $$d)/$$(basename $$f); \
+			$(SUBST) "$$f" > $$out && chmod 0644 $$out || exit 1; \
 		done; \
 	done
+# scheduled rotation, disabled until `systemctl enable --now secrets-encrypt-rotate.timer`
+	for f in units/secrets-encrypt-rotate.service units/secrets-encrypt-rotate.timer; do \
+		$(SUBST) "$$f" > $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$f) && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename $$f) || exit 1; \
+	done
+	install -D -m 0644 completions/secrets-encrypt.bash $(DESTDIR)$(BASHCOMPDIR)/secrets-encrypt
+	install -D -m 0644 completions/_secrets-encrypt $(DESTDIR)$(ZSHCOMPDIR)/_secrets-encrypt
+# the example settings (all commented out) never replace an existing file
+	[ -e $(DESTDIR)$(SYSCONFDIR)/secrets-encrypt/config.yaml ] || \
+		install -D -m 0644 packaging/config.yaml $(DESTDIR)$(SYSCONFDIR)/secrets-encrypt/config.yaml
 
 # ---- style -------------------------------------------------------------------------------------
 .PHONY: format-check format
@@ -275,4 +293,29 @@ format:
 clean:
 	rm -rf build build-sanitize build-fuzz
 
--include $(shell find $(B) build-fuzz -name '*.d' 2>/dev/null)
+-include $(shell find $(B) build-fuzz -path build/pkg -prune -o -name '*.d' -print 2>/dev/null)
+
+# ---- packages ------------------------------------------------------------------------------------
+# make deb: secrets-encrypt_$(VERSION)_<arch>.deb (+ libsecrets-encrypt0, -dev) in build/pkg/deb/,
+# built by dpkg-buildpackage from a copy of the sources, then checked by lintian.
+# make rpm: the same from packaging/rpm/secrets-encrypt.spec with rpmbuild -bb, in build/pkg/rpm/.
+PKG_SOURCES := Makefile README.md module hooks units man completions packaging debian
+PKG_DIR := build/pkg
+.PHONY: deb rpm dist
+dist:
+	$(Q)rm -rf $(PKG_DIR)/dist && mkdir -p $(PKG_DIR)/dist/secrets-encrypt-$(VERSION)
+	$(Q)tar -cf - $(PKG_SOURCES) | tar -xf - -C $(PKG_DIR)/dist/secrets-encrypt-$(VERSION)
+	$(Q)tar -C $(PKG_DIR)/dist -czf $(PKG_DIR)/secrets-encrypt-$(VERSION).tar.gz secrets-encrypt-$(VERSION)
+deb: dist
+	$(Q)rm -rf $(PKG_DIR)/deb && mkdir -p $(PKG_DIR)/deb
+	$(Q)cp -a $(PKG_DIR)/dist/secrets-encrypt-$(VERSION) $(PKG_DIR)/deb/
+	$(Q)cd $(PKG_DIR)/deb/secrets-encrypt-$(VERSION) && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	$(Q)lintian --fail-on error,warning --info $(PKG_DIR)/deb/secrets-encrypt_$(VERSION)_*.changes
+	$(Q)ls $(PKG_DIR)/deb/*.deb
+rpm: dist
+	$(Q)rm -rf $(PKG_DIR)/rpm && mkdir -p $(PKG_DIR)/rpm/SOURCES
+	$(Q)cp $(PKG_DIR)/secrets-encrypt-$(VERSION).tar.gz $(PKG_DIR)/rpm/SOURCES/
+	$(Q)rpmbuild -bb --define "_topdir $(abspath $(PKG_DIR)/rpm)" --define "se_version $(VERSION)" --nodeps \
+		packaging/rpm/secrets-encrypt.spec >$(PKG_DIR)/rpm/build.log 2>&1 || { tail -n 40 $(PKG_DIR)/rpm/build.log; exit 1; }
+	$(Q)ls $(PKG_DIR)/rpm/RPMS/*/*.rpm

@@ -24,6 +24,7 @@ typedef struct cli {
         const char *file; /* validate/hash FILE */
         /* ensure */
         const char *rotated_within;
+        bool rotate_due; /* --rotate-due: --rotated-within the rotate-after setting */
         bool want_enabled, want_disabled;
         const char *want_provider;
         bool check;

@@ -3,7 +3,9 @@
  * ensure: one idempotent verb for fleet tools. Decides from the facts what the wanted state needs
  * (enable, disable, a rotation), does it through the same operations as the k3s commands, and
  * answers with one JSON object for Ansible (changed, failed, msg, rc, plus the state) and, with
- * --salt, a last line in Salt's stateful format.
+ * --salt, a last line in Salt's stateful format. --rotate-due takes the age from the rotate-after
+ * setting (the rotation timer's service); --restart then restarts a single server's API server when
+ * the rotation left its re-encryption to the hook.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,6 +37,7 @@ static const char *const action_names[] = {
 typedef struct want {
         uint64_t max_age_usec; /* 0 = not asked */
         const char *max_age;
+        char max_age_buf[32]; /* --rotate-due: rotate-after as text */
         bool enabled, disabled;
         const char *provider;
 } want;
@@ -308,9 +311,14 @@ static int parse_want(cli *c, want *w, se_error *e) {
         int r;
 
         *w = (want){.enabled = c->want_enabled, .disabled = c->want_disabled, .provider = c->want_provider};
-        if (!c->rotated_within && !w->enabled && !w->disabled && !w->provider)
+        if (!c->rotated_within && !c->rotate_due && !w->enabled && !w->disabled && !w->provider)
                 return se_error_set(e, -EINVAL,
-                                    "ensure needs --rotated-within DURATION, --enabled, --disabled or --provider P");
+                                    "ensure needs --rotated-within DURATION, --rotate-due, --enabled, --disabled or "
+                                    "--provider P");
+        if (c->rotated_within && c->rotate_due)
+                return se_error_set(e, -EINVAL,
+                                    "--rotated-within and --rotate-due exclude each other (--rotate-due uses the "
+                                    "rotate-after setting)");
         if (w->enabled && w->disabled)
                 return se_error_set(e, -EINVAL, "--enabled and --disabled exclude each other");
         if (w->provider && !streq(w->provider, "aescbc") && !streq(w->provider, "secretbox"))
@@ -322,12 +330,55 @@ static int parse_want(cli *c, want *w, se_error *e) {
                                             c->rotated_within);
                 w->max_age = c->rotated_within;
         }
+        if (c->rotate_due) {
+                uint64_t sec = c->settings.rotate_after_usec / 1000000ULL;
+
+                w->max_age_usec = c->settings.rotate_after_usec;
+                if (sec % 86400 == 0)
+                        snprintf(w->max_age_buf, sizeof(w->max_age_buf), "%" PRIu64 "d", sec / 86400);
+                else
+                        (void) se_format_go_duration((int64_t) sec * 1000000000LL, w->max_age_buf,
+                                                     sizeof(w->max_age_buf));
+                w->max_age = w->max_age_buf;
+        }
         /* the new key's type follows the wanted provider (rotate-keys is k3s's provider migration) */
         if (w->provider) {
                 r = se_settings_set(&c->settings, "secrets-encryption-provider", w->provider, e);
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
+
+/* --restart on a single server: the rotation left the re-encryption to the hook, so restart the
+ * API server (its hook re-encrypts while it is down) and answer with the state after it. In HA
+ * the rolling rotation is driven by each server's own restarts, one at a time; a timer on every
+ * server restarting its own must not take them down together, so nothing is restarted there. */
+static int restart_server(cli *c, se_facts *after, bool *have_after, se_error *e) {
+        se_facts cur = {};
+        se_ctx ctx;
+        int r;
+
+        r = se_unit_restart(c->settings.unit, c->user, c->settings.timeout_usec, e);
+        if (r < 0)
+                return r;
+        r = se_ctx_open(&ctx, &c->settings, MAX(SE_LOCK_WAIT_USEC, c->settings.timeout_usec), e);
+        if (r < 0)
+                return r;
+        if (ctx.state.pending_reencrypt)
+                r = se_error_set(e, -EIO,
+                                 "%s restarted but the re-encryption is still pending; see `journalctl -u %s "
+                                 "SYSLOG_IDENTIFIER=secrets-encrypt`",
+                                 c->settings.unit, c->settings.unit);
+        if (r >= 0)
+                r = se_facts_collect(&ctx, (int64_t) time(NULL), &cur, e);
+        se_ctx_close(&ctx);
+        if (r < 0)
+                return r;
+        if (*have_after)
+                se_facts_done(after);
+        *after = cur;
+        *have_after = true;
         return 0;
 }
 
@@ -366,7 +417,7 @@ int cmd_ensure(cli *c, se_error *e) {
         _cleanup_free_ char *msg = NULL, *deferred = NULL;
         outcome o = {};
         se_ctx ctx;
-        bool opened = false;
+        bool opened = false, ha = false;
         want w;
         int r;
 
@@ -399,7 +450,13 @@ int cmd_ensure(cli *c, se_error *e) {
         }
         if (opened) {
                 deferred = TAKE_PTR(ctx.deferred);
-                se_ctx_close(&ctx);
+                ha = se_ha_enabled(&ctx);
+                se_ctx_close(&ctx); /* the hook needs the lock */
+        }
+        if (r >= 0 && deferred && c->restart && !ha) {
+                r = restart_server(c, &after, &have_after, e);
+                if (r >= 0)
+                        free(TAKE_PTR(deferred));
         }
 
         msg = summary(&o, have_after ? &after : &before, c->check, r, e);

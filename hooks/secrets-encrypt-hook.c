@@ -94,18 +94,19 @@ int main(int argc, char *argv[]) {
                 return SE_EXIT_USAGE;
         }
 
-        /* Installed but not set up: change nothing, so that installing never alters a start. */
-        if (!config && access(SE_SETTINGS_DEFAULT_PATH, F_OK) < 0 && errno == ENOENT) {
-                se_event(SE_EVENT_NOT_CONFIGURED,
-                         SE_MESSAGE("secrets-encrypt is not set up here (no %s): the API server starts unchanged. "
-                                    "Run `secrets-encrypt setup` to manage its encryption keys.",
-                                    SE_SETTINGS_DEFAULT_PATH));
-                return 0;
-        }
-
         if (se_settings_init(&s) < 0)
                 return SE_EXIT_SOFTWARE;
         r = se_settings_load(&s, config ? config : SE_SETTINGS_DEFAULT_PATH, !config, &e);
+        /* Installed but not set up (no settings, or the packaged example of comments only): change
+         * nothing, so that installing never alters a start. */
+        if (r == 0) {
+                se_event(SE_EVENT_NOT_CONFIGURED,
+                         SE_MESSAGE("secrets-encrypt is not set up here (no settings in %s): the API server starts "
+                                    "unchanged. Run `secrets-encrypt setup` to manage its encryption keys.",
+                                    config ? config : SE_SETTINGS_DEFAULT_PATH));
+                se_settings_done(&s);
+                return 0;
+        }
         if (r >= 0 && unit)
                 r = se_settings_set(&s, "unit", unit, &e);
         if (r < 0) {

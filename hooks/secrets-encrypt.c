@@ -59,6 +59,7 @@ static void help(void) {
                "                           re-encryption then runs in the hook while the server is down\n"
                "      --user               Talk to the calling user's service manager (for tests)\n"
                "      --rotated-within DURATION  ensure: rotate when the active key is older (e.g. 90d)\n"
+               "      --rotate-due               ensure: --rotated-within the rotate-after setting (timer)\n"
                "      --enabled, --disabled      ensure: encryption on or off\n"
                "      --provider P               ensure: aescbc or secretbox; a change rotates (migration)\n"
                "      --check                    ensure: report what would be done, change nothing\n"
@@ -82,6 +83,7 @@ static void help(void) {
                "      --removed-key-retention DURATION   How long removed keys stay archived for restore-key\n"
                "                                         (default 7d, 0 = not kept)\n"
                "      --kms-v1 BOOL                      kube-apiserver runs with --feature-gates=KMSv1=true\n"
+               "      --rotate-after DURATION            Key age for ensure --rotate-due (default 90d)\n"
                "\n  -h, --help     Show this help\n      --version  Show the version\n"
                "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
                "69 datastore unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
@@ -110,6 +112,7 @@ enum {
         ARG_FOR,
         ARG_DRY_RUN,
         ARG_UNDO,
+        ARG_ROTATE_DUE,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -150,6 +153,7 @@ int main(int argc, char *argv[]) {
                 {"for", required_argument, NULL, ARG_FOR},
                 {"dry-run", no_argument, NULL, ARG_DRY_RUN},
                 {"undo", no_argument, NULL, ARG_UNDO},
+                {"rotate-due", no_argument, NULL, ARG_ROTATE_DUE},
         };
         _cleanup_free_ char *seen_opts = calloc(1, 32);
         const char *settings_args[32] = {};
@@ -241,6 +245,10 @@ int main(int argc, char *argv[]) {
                         c.rotated_within = optarg;
                         seen(seen_opts, 'W');
                         break;
+                case ARG_ROTATE_DUE:
+                        c.rotate_due = true;
+                        seen(seen_opts, 'W');
+                        break;
                 case ARG_ENABLED:
                         c.want_enabled = true;
                         seen(seen_opts, 'E');
@@ -301,7 +309,6 @@ int main(int argc, char *argv[]) {
         }
 
         /* Settings: defaults < file < flags. The default file may be absent; a named one may not. */
-        c.have_settings = c.settings_path || access(SE_SETTINGS_DEFAULT_PATH, F_OK) == 0;
         /* NULL until a file or a flag names them: setup detects what is not given */
         free(c.settings.unit);
         free(c.settings.datastore_endpoint);
@@ -312,8 +319,10 @@ int main(int argc, char *argv[]) {
                 status = r == -EINVAL ? SE_EXIT_USAGE : se_exit_code_from_errno(r);
                 goto finish;
         }
+        c.have_settings = r > 0; /* the packaged example, all comments, is no settings; flags are */
         for (size_t i = 0; se_settings_keys[i]; i++)
                 if (settings_args[i]) {
+                        c.have_settings = true;
                         r = se_settings_set(&c.settings, se_settings_keys[i], settings_args[i], &e);
                         if (r < 0) {
                                 se_error_prefix(&e, r, "--%s", se_settings_keys[i]);

@@ -56,7 +56,7 @@ START_TEST(test_load_all_keys) {
                                   "reencrypt-rate: 250\n"
                                   "auto-advance: true\n",
                                   &e),
-                         0);
+                         14); /* the number of keys set */
         ck_assert_str_eq(s.state_dir, "/var/lib/rancher/k3s/server/cred");
         ck_assert_str_eq(s.node_name, "server-1");
         ck_assert_str_eq(s.provider, "secretbox");
@@ -72,8 +72,34 @@ START_TEST(test_load_all_keys) {
         se_error_done(&e);
 
         ck_assert_int_eq(se_settings_init(&s), 0);
-        ck_assert_int_eq(load_str(&s, "kms-v1: true\n", &e), 0);
+        ck_assert_int_eq(load_str(&s, "kms-v1: true\n", &e), 1);
         ck_assert(s.kms_v1);
+        se_settings_done(&s);
+        se_error_done(&e);
+}
+END_TEST
+
+/* rotate-after: the age for ensure --rotate-due (the rotation timer) */
+START_TEST(test_rotate_after) {
+        se_error e = SE_ERROR_NULL;
+        se_settings s;
+
+        ck_assert_int_eq(se_settings_init(&s), 0);
+        ck_assert_uint_eq(s.rotate_after_usec, 90ULL * 86400ULL * 1000000ULL);
+        ck_assert(se_settings_is_key("rotate-after"));
+        ck_assert_int_eq(load_str(&s, "rotate-after: 30d\n", &e), 1);
+        ck_assert_uint_eq(s.rotate_after_usec, 30ULL * 86400ULL * 1000000ULL);
+        ck_assert_int_eq(se_settings_set(&s, "rotate-after", "36h", &e), 0);
+        ck_assert_uint_eq(s.rotate_after_usec, 36ULL * 3600ULL * 1000000ULL);
+
+        /* 0 would rotate at every run of the timer; a malformed value names the setting */
+        ck_assert_int_eq(se_settings_set(&s, "rotate-after", "0", &e), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(se_error_message(&e), "rotate-after: invalid duration \"0\""));
+        se_error_done(&e);
+        ck_assert_int_eq(load_str(&s, "rotate-after: quarterly\n", &e), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(se_error_message(&e), "config.yaml:1"));
+        ck_assert_ptr_nonnull(strstr(se_error_message(&e), "rotate-after: invalid duration \"quarterly\""));
+        ck_assert_uint_eq(s.rotate_after_usec, 36ULL * 3600ULL * 1000000ULL); /* unchanged */
         se_settings_done(&s);
         se_error_done(&e);
 }
@@ -150,6 +176,7 @@ static Suite *settings_suite(void) {
 
         tcase_add_test(tc, test_defaults);
         tcase_add_test(tc, test_load_all_keys);
+        tcase_add_test(tc, test_rotate_after);
         tcase_add_test(tc, test_errors_name_key_and_line);
         tcase_add_test(tc, test_missing_file);
         tcase_add_test(tc, test_token);

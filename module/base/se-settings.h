@@ -34,17 +34,21 @@ typedef struct se_settings {
         /* kms-v1: kube-apiserver runs with --feature-gates=KMSv1=true, so KMS v1 providers are
          * accepted (default false, as kube-apiserver ≥ 1.29; se_config_set_kms_v1_gate) */
         bool kms_v1;
+        /* rotate-after: the age at which `ensure --rotate-due` (the rotation timer) rotates the
+         * active key; default 90d. */
+        uint64_t rotate_after_usec;
 } se_settings;
 
 #define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)
+#define SE_SETTINGS_DEFAULT_ROTATE_AFTER_USEC          (90ULL * 24ULL * 3600ULL * 1000000ULL)
 
 /* Defaults of SPEC §2 (node-name = hostname). */
 int se_settings_init(se_settings *s);
 void se_settings_done(se_settings *s);
 
-/* Loads a YAML settings file over the current values. A missing file is not an error when
- * missing_ok. Unknown or duplicate keys and bad values: -EINVAL with a message naming the file,
- * line and key. */
+/* Loads a YAML settings file over the current values; returns how many keys it set (0 for a
+ * missing file when missing_ok, or a file of comments only: not set up). Unknown or duplicate
+ * keys and bad values: -EINVAL with a message naming the file, line and key. */
 int se_settings_load(se_settings *s, const char *path, bool missing_ok, se_error *e);
 
 /* Sets one key from a string (a CLI flag or a YAML value). -ENOENT for an unknown key. */

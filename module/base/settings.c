@@ -29,6 +29,7 @@ _public_ const char *const se_settings_keys[] = {
         "auto-advance",
         "removed-key-retention",
         "kms-v1",
+        "rotate-after",
         NULL,
 };
 
@@ -56,6 +57,7 @@ _public_ int se_settings_init(se_settings *s) {
                 .timeout_usec = 10ULL * 60ULL * 1000000ULL,
                 .removed_key_retention_usec = SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC,
                 .keep_removed_keys = true,
+                .rotate_after_usec = SE_SETTINGS_DEFAULT_ROTATE_AFTER_USEC,
         };
         if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
                 strcpy(host, "localhost");
@@ -181,6 +183,17 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                         return se_error_set(e, -EINVAL, "kms-v1: invalid boolean \"%s\" (true or false)", value);
                 return 0;
         }
+        if (streq(key, "rotate-after")) {
+                uint64_t u;
+
+                if (se_parse_duration(value, &u) < 0 || u < 1000000ULL)
+                        return se_error_set(e, -EINVAL,
+                                            "rotate-after: invalid duration \"%s\" (examples: 90d, 30d, 12h; at least "
+                                            "1s)",
+                                            value);
+                s->rotate_after_usec = u;
+                return 0;
+        }
         if (streq(key, "auto-advance")) {
                 if (parse_bool(value, &s->auto_advance) < 0)
                         return se_error_set(e, -EINVAL, "auto-advance: invalid boolean \"%s\" (true or false)", value);
@@ -196,7 +209,7 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
         yaml_event_t ev;
         char *seen[ELEMENTSOF(se_settings_keys)] = {};
         _cleanup_free_ char *key = NULL;
-        size_t size, n_seen = 0;
+        size_t size, n_seen = 0, n_set = 0;
         int depth = 0, r = 0;
         bool done = false;
 
@@ -257,7 +270,7 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                                                          "datastore-cafile, datastore-certfile, datastore-keyfile, "
                                                          "token-file, unit, hooks-dir, metrics-file, timeout, "
                                                          "reencrypt-rate, auto-advance, removed-key-retention, "
-                                                         "kms-v1)",
+                                                         "kms-v1, rotate-after)",
                                                          path, line, v);
                                         break;
                                 }
@@ -279,6 +292,7 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                                                 seen[n_seen++] = (char *) se_settings_keys[i];
                         } else {
                                 r = se_settings_set(s, key, v, e);
+                                n_set += r >= 0;
                                 if (r < 0)
                                         r = se_error_prefix(e, r == -ENOENT ? -EINVAL : r, "%s:%u", path, line);
                                 free(TAKE_PTR(key));
@@ -295,7 +309,7 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
         yaml_parser_delete(&parser);
         if (r >= 0 && key)
                 r = se_error_set(e, -EINVAL, "%s: key \"%s\" has no value", path, key);
-        return r < 0 ? r : 0;
+        return r < 0 ? r : (int) n_set;
 }
 
 _public_ int se_settings_read_token(const se_settings *s, char **ret, se_error *e) {

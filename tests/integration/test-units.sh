@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Lints what units/ ships: the journald catalog (journalctl --root=DIR --update-catalog, listing,
 # -x rendering is in test-systemd-harness.sh) and each drop-in applied to a stand-in unit
-# (systemd-analyze verify, any output is a failure). Needs no root and starts nothing.
+# (systemd-analyze verify, any output is a failure), the rotation timer and service (verify, the
+# systemd-analyze security exposure), the example settings file, and where `make install` puts
+# things (drop-ins inactive under share/). Needs no root and starts nothing.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/se-units.XXXXXX") || exit 1
@@ -159,5 +161,91 @@ for f in "${dropins[@]}"; do
                 show <<<"$out"
         fi
 done
+
+# ---- rotation timer and service -------------------------------------------------------------------
+if command -v systemd-analyze >/dev/null; then
+        rm -rf "$TMP/units" && mkdir -p "$TMP/units" "$TMP/bin"
+        printf '#!/bin/sh\nexit 0\n' >"$TMP/bin/secrets-encrypt" && chmod 0755 "$TMP/bin/secrets-encrypt"
+        sed -e "s|@BINDIR@|$TMP/bin|g" units/secrets-encrypt-rotate.service >"$TMP/units/secrets-encrypt-rotate.service"
+        cp units/secrets-encrypt-rotate.timer "$TMP/units/"
+        out=$(SYSTEMD_UNIT_PATH="$TMP/units:" systemd-analyze verify --man=no "$TMP/units/secrets-encrypt-rotate.timer" \
+                "$TMP/units/secrets-encrypt-rotate.service" 2>&1)
+        rc=$?
+        if [ "$rc" = 0 ] && [ -z "$out" ]; then
+                ok "rotate timer and service: systemd-analyze verify is silent"
+        else
+                not_ok "rotate timer and service: systemd-analyze verify (exit $rc)"
+                show <<<"$out"
+        fi
+        score=$(systemd-analyze security --offline=true "$TMP/units/secrets-encrypt-rotate.service" 2>/dev/null |
+                sed -n 's/.*Overall exposure level for secrets-encrypt-rotate.service: \([0-9.]*\).*/\1/p')
+        if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'; then
+                ok "rotate service: systemd-analyze security exposure $score (at most 2.0, README records it)"
+        else
+                not_ok "rotate service: systemd-analyze security exposure '$score' (want at most 2.0)"
+        fi
+else
+        echo "ok - # SKIP systemd-analyze missing"
+fi
+if grep -q '^\[Install\]' units/secrets-encrypt-rotate.service; then
+        not_ok "rotate service has an [Install] section (only the timer is enabled)"
+else
+        ok "rotate service: no [Install], started by the timer only"
+fi
+
+# ---- the example settings file --------------------------------------------------------------------
+# every key is there, commented out: installing it changes no setting
+keys=$(sed -n '/se_settings_keys\[\] = {/,/NULL/p' module/base/settings.c | sed -n 's/^ *"\([a-z-]*\)",$/\1/p')
+missing=""
+for k in $keys; do grep -qE "^#$k: " packaging/config.yaml || missing="$missing $k"; done
+if [ -n "$keys" ] && [ -z "$missing" ] && ! grep -vqE '^(#|$)' packaging/config.yaml; then
+        ok "packaging/config.yaml: all $(wc -w <<<"$keys") settings, each commented out"
+else
+        not_ok "packaging/config.yaml: missing or active settings:$missing"
+fi
+
+# ---- make install: where things go -----------------------------------------------------------------
+B=${SE_BUILD:-build}
+if [ -x "$B/secrets-encrypt" ] && [ -e "$B/libsecrets-encrypt.so.0" ]; then
+        if make --no-print-directory B="$B" install DESTDIR="$TMP/dest" PREFIX=/usr SYSTEMDUNITDIR=/usr/lib/systemd/system \
+                BASHCOMPDIR=/usr/share/bash-completion/completions ZSHCOMPDIR=/usr/share/zsh/vendor-completions \
+                >"$TMP/install.log" 2>&1; then
+                ok "make install DESTDIR=…"
+        else
+                not_ok "make install"
+                show <"$TMP/install.log"
+        fi
+        if [ -z "$(find "$TMP/dest" -path '*/systemd/system/*.service.d' 2>/dev/null)" ] &&
+                [ "$(find "$TMP/dest/usr/share/secrets-encrypt/dropins" -name 50-secrets-encrypt.conf | wc -l)" = 3 ]; then
+                ok "make install: no drop-in where systemd reads it; three under share/secrets-encrypt/dropins/"
+        else
+                not_ok "make install: drop-ins in the wrong place"
+                find "$TMP/dest" -name '*.conf' | show
+        fi
+        if grep -q '@[A-Z]*@' -r "$TMP/dest/usr/share/secrets-encrypt/dropins" "$TMP/dest/usr/lib/systemd/system"; then
+                not_ok "make install: placeholders left in installed units"
+        elif grep -qx 'ExecStartPre=/usr/libexec/secrets-encrypt/secrets-encrypt-hook --unit=%n' \
+                "$TMP/dest/usr/share/secrets-encrypt/dropins/k3s.service.d/50-secrets-encrypt.conf" &&
+                grep -qx 'ExecStart=/usr/bin/secrets-encrypt ensure --rotate-due --restart' \
+                        "$TMP/dest/usr/lib/systemd/system/secrets-encrypt-rotate.service"; then
+                ok "make install: @LIBEXECDIR@ and @BINDIR@ substituted in the drop-ins and the rotate service"
+        else
+                not_ok "make install: substitution"
+        fi
+        for f in usr/lib/systemd/system/secrets-encrypt-rotate.timer usr/share/bash-completion/completions/secrets-encrypt \
+                usr/share/zsh/vendor-completions/_secrets-encrypt etc/secrets-encrypt/config.yaml; do
+                [ -f "$TMP/dest/$f" ] || not_ok "make install: /$f missing"
+        done
+        ok "make install: timer, completions and the example config installed"
+        echo "state-dir: /srv/mine" >"$TMP/dest/etc/secrets-encrypt/config.yaml"
+        make --no-print-directory B="$B" install DESTDIR="$TMP/dest" PREFIX=/usr >/dev/null 2>&1
+        if [ "$(cat "$TMP/dest/etc/secrets-encrypt/config.yaml")" = "state-dir: /srv/mine" ]; then
+                ok "make install: an existing config.yaml is never replaced"
+        else
+                not_ok "make install replaced an existing config.yaml"
+        fi
+else
+        echo "ok - # SKIP make install: $B not built"
+fi
 
 exit "$fail"
