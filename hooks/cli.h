@@ -21,6 +21,7 @@ typedef struct cli {
         bool from_local;
         bool user; /* --user: the calling user's service manager (tests) */
         bool json;
+        bool quiet; /* -q: only the result line (events still reach the journal) */
         const char *file; /* validate/hash FILE */
         /* ensure */
         const char *rotated_within;
@@ -49,5 +50,16 @@ int cmd_restore_key(cli *c, se_error *e); /* NAME in file */
 int cmd_reset_state(cli *c, se_error *e);
 int cmd_forget_node(cli *c, se_error *e); /* NAME in file */
 
-/* Progress on stderr: a bar on a terminal, a line per 10% otherwise. */
+/* Progress on stderr: a bar on a terminal, a line per 10% otherwise; nothing with --quiet or
+ * once stderr is gone. Returns -ECANCELED after SIGINT/SIGTERM: the work stops at a checkpoint. */
 int cli_progress(const se_reencrypt_progress *p, void *userdata);
+/* Around work that may re-encrypt: SIGHUP and SIGPIPE ignored (a lost terminal or `| head` does
+ * not stop it), SIGINT/SIGTERM ask it to stop at the next checkpoint (a second one kills). */
+void cli_work_begin(cli *c);
+void cli_work_end(cli *c);
+/* se_ctx.started: prints cli_started_line once the re-encryption really started. */
+void cli_started(void *userdata);
+extern const char *cli_started_line;
+extern bool cli_did_start;
+/* The one line after an interruption: where it stopped and how to resume. */
+int cli_interrupted_error(cli *c, se_error *e);

@@ -103,6 +103,8 @@ int main(int argc, char *argv[]) {
                 goto finish;
         }
 
+        /* events name the unit they guard (`journalctl -u UNIT`) */
+        se_log_set_object_unit(s.unit);
         /* hooks-dir and metrics-file follow every event; a failing hook never blocks the start */
         se_fleet_observer_install(&s);
 

@@ -29,6 +29,9 @@ typedef struct se_settings {
          * restore-key (se-key-archive.h); default 7d. keep_removed_keys is false when it is 0. */
         uint64_t removed_key_retention_usec;
         bool keep_removed_keys;
+        /* The cluster token given as a value (k3s's --token), not a key: read before token-file,
+         * wiped by se_settings_done(), never printed. */
+        char *token;
 } se_settings;
 
 #define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)
