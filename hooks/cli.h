@@ -21,7 +21,7 @@ typedef struct cli {
         bool from_local;
         bool user; /* --user: the calling user's service manager (tests) */
         bool json;
-        bool quiet; /* -q: only the result line (events still reach the journal) */
+        bool quiet;       /* -q: only the result line (events still reach the journal) */
         const char *file; /* validate/hash FILE */
         /* ensure */
         const char *rotated_within;

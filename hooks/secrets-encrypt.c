@@ -478,10 +478,9 @@ int main(int argc, char *argv[]) {
                              !c.settings_path, &e);
         if (r < 0) {
                 /* a named file that is missing: 66; one that is not a settings file: 64 */
-                status = r == -ENOENT ? SE_EXIT_NOINPUT
-                       : r == -EINVAL || r == -EISDIR || r == -ENOTDIR || r == -EBADMSG
-                               ? SE_EXIT_USAGE
-                               : se_exit_code_from_errno(r);
+                status = r == -ENOENT                                                     ? SE_EXIT_NOINPUT
+                         : r == -EINVAL || r == -EISDIR || r == -ENOTDIR || r == -EBADMSG ? SE_EXIT_USAGE
+                                                                                          : se_exit_code_from_errno(r);
                 goto finish;
         }
         if (data_dir) {

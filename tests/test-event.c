@@ -248,10 +248,9 @@ START_TEST(test_field_names) {
         ck_assert(!se_field_name_is_valid(name));
 
         /* every SPEC §7 field is allowed and valid; others are not */
-        static const char *const spec[] = { SE_FIELD_STAGE, SE_FIELD_PREVIOUS_STAGE, SE_FIELD_HASH,
-                                            SE_FIELD_NODE, SE_FIELD_KEY_NAME, SE_FIELD_PROVIDER,
-                                            SE_FIELD_DONE, SE_FIELD_TOTAL, SE_FIELD_RATE,
-                                            SE_FIELD_GENERATION, SE_FIELD_ERROR };
+        static const char *const spec[] = {SE_FIELD_STAGE,    SE_FIELD_PREVIOUS_STAGE, SE_FIELD_HASH, SE_FIELD_NODE,
+                                           SE_FIELD_KEY_NAME, SE_FIELD_PROVIDER,       SE_FIELD_DONE, SE_FIELD_TOTAL,
+                                           SE_FIELD_RATE,     SE_FIELD_GENERATION,     SE_FIELD_ERROR};
         for (size_t i = 0; i < ELEMENTSOF(spec); i++)
                 ck_assert(se_field_name_is_allowed(spec[i]));
         ck_assert(se_field_name_is_allowed("MESSAGE"));
@@ -295,8 +294,10 @@ START_TEST(test_key_guard) {
         static const char *const fine[] = {
                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                 "prepare-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-                "aescbckey-2024-05-01T10:00:00Z", "Stage changed from start to prepare.",
-                "bf7e709ac08a49c0a37ec4377f7289b6", "/registry/secrets/default/my-secret",
+                "aescbckey-2024-05-01T10:00:00Z",
+                "Stage changed from start to prepare.",
+                "bf7e709ac08a49c0a37ec4377f7289b6",
+                "/registry/secrets/default/my-secret",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)

@@ -56,7 +56,9 @@ _public_ int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_u
 static bool state_same(const se_state *a, const se_state *b) {
         return a->has_config == b->has_config && streq(a->hash, b->hash) && a->has_stage == b->has_stage &&
                (!a->has_stage || (a->stage == b->stage && streq(a->stage_hash, b->stage_hash))) &&
-               a->generation == b->generation && (a->annotation && b->annotation ? streq(a->annotation, b->annotation) : a->annotation == b->annotation) &&
+               a->generation == b->generation &&
+               (a->annotation && b->annotation ? streq(a->annotation, b->annotation)
+                                               : a->annotation == b->annotation) &&
                a->pending_reencrypt == b->pending_reencrypt && a->pending_skip == b->pending_skip &&
                a->pending_rotate_keys == b->pending_rotate_keys && a->intent_stage == b->intent_stage;
 }

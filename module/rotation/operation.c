@@ -804,8 +804,10 @@ _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
                 if (r < 0)
                         goto oom;
                 if (s.reencrypt_running) {
-                        r = asprintf(&s.next_action, "wait for the re-encryption to finish (pid %d): "
-                                     "`journalctl -f SYSLOG_IDENTIFIER=secrets-encrypt`", (int) holder);
+                        r = asprintf(&s.next_action,
+                                     "wait for the re-encryption to finish (pid %d): "
+                                     "`journalctl -f SYSLOG_IDENTIFIER=secrets-encrypt`",
+                                     (int) holder);
                         if (r >= 0)
                                 r = asprintf(&s.note, "Re-encryption running (pid %d): %s done", (int) holder, count);
                 } else {
@@ -817,8 +819,9 @@ _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
                                 r = asprintf(&s.note,
                                              "Re-encryption %s%s: run `secrets-encrypt reencrypt` to %s it (or "
                                              "restart %s)",
-                                             has_checkpoint ? "interrupted at " : "pending", has_checkpoint ? count : "",
-                                             has_checkpoint ? "resume" : "run", ctx->settings->unit);
+                                             has_checkpoint ? "interrupted at " : "pending",
+                                             has_checkpoint ? count : "", has_checkpoint ? "resume" : "run",
+                                             ctx->settings->unit);
                 }
         } else if (restart)
                 r = asprintf(&s.next_action, "restart %s on %s", ctx->settings->unit, restart);

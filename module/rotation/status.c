@@ -116,7 +116,7 @@ _public_ int se_status_format_text(const se_status *s, char **ret) {
         }
         if (r >= 0)
                 r = se_buf_append(&b, "\n", 1); /* fmt.Println of the whole output */
-        if (r >= 0 && s->note) /* ours, after all of k3s's output */
+        if (r >= 0 && s->note)                  /* ours, after all of k3s's output */
                 r = se_buf_printf(&b, "%s\n", s->note);
 done:
         if (r < 0) {

@@ -65,8 +65,8 @@ _public_ int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec,
 
         r = connect_manager(user, &bus);
         if (r < 0) /* whatever the socket said, systemd is unavailable (exit 69) */
-                return se_error_set(e, r == -ENOMEM ? r : -ENOTCONN, "cannot connect to the %s service manager: %s", user ? "user" : "system",
-                                    strerror(-r));
+                return se_error_set(e, r == -ENOMEM ? r : -ENOTCONN, "cannot connect to the %s service manager: %s",
+                                    user ? "user" : "system", strerror(-r));
 
         r = sd_bus_match_signal(bus, NULL, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                 "org.freedesktop.systemd1.Manager", "JobRemoved", on_job_removed, &w);
