@@ -116,21 +116,15 @@ static void help(void) {
                "      --check                    ensure: report what would be done, change nothing\n"
                "      --salt                     ensure: add Salt's stateful last line changed=… comment=…\n"
                "\nSettings (each also a key in the settings file):\n"
-               "      --config FILE                      Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
-               "      --state-dir DIR                    Holds encryption-config.json and encryption-state.json\n"
-               "      --node-name NAME                   This server's name (default: hostname)\n"
-               "      --secrets-encryption-provider P    aescbc or secretbox, for new keys\n"
-               "      --datastore-endpoint URL           sqlite://PATH or http(s)://h1:2379,…\n"
-               "      --datastore-cafile/-certfile/-keyfile FILE   TLS for etcd\n"
-               "      --token-file FILE                  Cluster token (default: credential, "
-               "/etc/secrets-encrypt/token)\n"
-               "      --unit UNIT                        The API server unit (default k3s.service)\n"
-               "      --hooks-dir DIR  --metrics-file FILE  --timeout DURATION\n"
-               "      --reencrypt-rate N                 Secrets per second, 0 = unlimited\n"
-               "      --auto-advance BOOL                Rolling rotation driven by restarts\n"
-               "      --removed-key-retention DURATION   How long removed keys stay archived for restore-key\n"
-               "                                         (default 7d, 0 = not kept)\n"
-               "\nk3s's global flags:\n"
+               "  --config FILE  Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n",
+               SE_SETTINGS_DEFAULT_PATH);
+        for (size_t i = 0; se_settings_keys[i]; i++) {
+                const se_settings_doc *d = se_settings_doc_get(se_settings_keys[i]);
+
+                printf("  --%s VALUE\n        %s%s%s%s\n", se_settings_keys[i], d ? d->meaning : "",
+                       d ? " (default: " : "", d ? d->default_value : "", d ? ")" : "");
+        }
+        printf("\nk3s's global flags:\n"
                "  -d, --data-dir DIR                     k3s's data directory: the datastore is its\n"
                "                                         server/db/state.db, or its embedded etcd\n"
                "  -s, --server URL                       Accepted for k3s scripts: only this server can be\n"
@@ -140,10 +134,18 @@ static void help(void) {
                "\n  -h, --help     Show this help (COMMAND --help, help COMMAND: the command's)\n"
                "      --version  Show the version\n"
                "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
-               "69 datastore unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
+               "69 datastore or systemd unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
                "77 permission denied, 78 invalid configuration, 79 precondition not met.\n"
-               "See secrets-encrypt(8).\n",
-               SE_SETTINGS_DEFAULT_PATH);
+               "See secrets-encrypt(8).\n");
+}
+
+/* --list-settings: key, default and meaning, tab-separated, for tests/tools/settings-doc.py. */
+static void list_settings(void) {
+        for (size_t i = 0; se_settings_keys[i]; i++) {
+                const se_settings_doc *d = se_settings_doc_get(se_settings_keys[i]);
+
+                printf("%s\t%s\t%s\n", se_settings_keys[i], d ? d->default_value : "", d ? d->meaning : "");
+        }
 }
 
 enum {
@@ -163,6 +165,7 @@ enum {
         ARG_DISCARD_KEYS,
         ARG_FROM_CLUSTER,
         ARG_FROM_LOCAL,
+        ARG_LIST_SETTINGS,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -284,6 +287,7 @@ int main(int argc, char *argv[]) {
                 {"from-cluster", no_argument, NULL, ARG_FROM_CLUSTER},
                 {"from-local", no_argument, NULL, ARG_FROM_LOCAL},
                 {"quiet", no_argument, NULL, 'q'},
+                {"list-settings", no_argument, NULL, ARG_LIST_SETTINGS},
                 {"data-dir", required_argument, NULL, 'd'},
                 {"server", required_argument, NULL, 's'},
                 {"token", required_argument, NULL, 't'},
@@ -324,6 +328,10 @@ int main(int argc, char *argv[]) {
                 case 'q':
                         c.quiet = true;
                         break;
+                case ARG_LIST_SETTINGS:
+                        list_settings();
+                        status = 0;
+                        goto finish;
                 case 'd':
                         data_dir = optarg;
                         break;

@@ -55,3 +55,15 @@ extern const char *const se_settings_keys[];
 /* The cluster token: $CREDENTIALS_DIRECTORY/secrets-encrypt-token, else token-file. Trailing
  * newlines trimmed. Caller wipes (erase_and_freep). */
 int se_settings_read_token(const se_settings *s, char **ret, se_error *e);
+
+/* The documentation of each key (settings-doc.c): the one source of --help, README and the man
+ * page. The list ends with an entry whose key is NULL. */
+typedef struct se_settings_doc {
+        const char *key;
+        const char *default_value; /* as documented: "none", "hostname", "0 (unlimited)" … */
+        const char *meaning;
+} se_settings_doc;
+
+extern const se_settings_doc se_settings_docs[];
+/* NULL when the key has no entry. */
+const se_settings_doc *se_settings_doc_get(const char *key);
