@@ -98,6 +98,7 @@ static void help(void) {
                "Manage Kubernetes secrets encryption keys, as `k3s secrets-encrypt`.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 printf("  %-12s %s\n", commands[i].name, commands[i].help);
+        printf("  %-12s %s\n", "help", "Show a command's flags: help COMMAND (or COMMAND --help)");
         printf("\nCommand options:\n"
                "  -f, --force              Force this stage (prepare, rotate, reencrypt)\n"
                "      --skip               Skip removing the old key (reencrypt)\n"

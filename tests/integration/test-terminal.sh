@@ -162,6 +162,14 @@ run rotate-keys
 check "rotate-keys refused: exit 79, does not suggest --force" bash -c "[ $rc = 79 ] && ! grep -q -- '--force' '$W/err'"
 restart && "$CLI" rotate >/dev/null 2>&1 && restart && "$CLI" reencrypt >/dev/null 2>&1
 
+# ---- rotate -f with a single key: nothing is promoted -------------------------------------------------------
+run rotate -f
+check "rotate -f with one key: succeeds, no 'promoted' event (exit $rc)" \
+        bash -c "[ $rc = 0 ] && ! grep -q promoted '$W/err'"
+restart
+run reencrypt -f
+check "reencrypt -f after it: back to reencrypt_finished (exit $rc)" test "$(stage)" = reencrypt_finished
+
 # ---- --quiet, progress once ------------------------------------------------------------------------------
 to_rotate || not_ok "prepare/rotate for the quiet run"
 run --quiet reencrypt
