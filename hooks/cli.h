@@ -21,7 +21,11 @@ typedef struct cli {
         bool from_local;
         bool user; /* --user: the calling user's service manager (tests) */
         bool json;
-        bool quiet;       /* -q: only the result line (events still reach the journal) */
+        bool quiet;      /* -q: only the result line (events still reach the journal) */
+        bool foreground; /* --foreground: reencrypt in this process, never in a transient unit */
+        int argc;        /* the command line, for the transient unit */
+        char **argv;
+        int exit_status;  /* set: exit with it, the message was already printed (by the unit) */
         const char *file; /* validate/hash FILE */
         /* ensure */
         const char *rotated_within;
@@ -61,5 +65,8 @@ void cli_work_end(cli *c);
 void cli_started(void *userdata);
 extern const char *cli_started_line;
 extern bool cli_did_start;
+/* Where systemd runs: `reencrypt` in the transient unit secrets-encrypt-reencrypt.service, its
+ * output and exit status relayed; Ctrl-C detaches. *ret_used false: run it here. */
+int cli_reencrypt_in_unit(cli *c, bool *ret_used, se_error *e);
 /* The one line after an interruption: where it stopped and how to resume. */
 int cli_interrupted_error(cli *c, se_error *e);

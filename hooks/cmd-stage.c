@@ -145,6 +145,12 @@ int cmd_rotate(cli *c, se_error *e) {
  * datastore were checked and the work really started, so a refused command prints no success
  * line. In stage reencrypt_active it resumes an interrupted re-encryption. */
 int cmd_reencrypt(cli *c, se_error *e) {
+        bool used;
+        int r;
+
+        r = cli_reencrypt_in_unit(c, &used, e);
+        if (r < 0 || used)
+                return r;
         return run_full(c, do_reencrypt, "reencryption started", "reencryption finished", "reencryption pending", e);
 }
 

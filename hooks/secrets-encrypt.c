@@ -80,7 +80,10 @@ static void help_command(size_t cmd) {
                streq(commands[cmd].name, "validate") || streq(commands[cmd].name, "hash") ? " [FILE]" : "",
                commands[cmd].help);
         if (streq(commands[cmd].name, "reencrypt"))
-                printf("In stage reencrypt_active it resumes an interrupted re-encryption from its checkpoint.\n");
+                printf("In stage reencrypt_active it resumes an interrupted re-encryption from its checkpoint.\n"
+                       "Where systemd runs, the work runs in the transient unit secrets-encrypt-reencrypt.service "
+                       "and\n"
+                       "this command follows it: Ctrl-C detaches (the work goes on). --foreground runs it here.\n");
         printf("\nOptions:\n");
         for (const char *o = commands[cmd].options; *o; o++)
                 for (size_t i = 0; i < ELEMENTSOF(option_help); i++)
@@ -167,6 +170,7 @@ enum {
         ARG_FROM_CLUSTER,
         ARG_FROM_LOCAL,
         ARG_LIST_SETTINGS,
+        ARG_FOREGROUND,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -289,6 +293,7 @@ int main(int argc, char *argv[]) {
                 {"from-local", no_argument, NULL, ARG_FROM_LOCAL},
                 {"quiet", no_argument, NULL, 'q'},
                 {"list-settings", no_argument, NULL, ARG_LIST_SETTINGS},
+                {"foreground", no_argument, NULL, ARG_FOREGROUND},
                 {"data-dir", required_argument, NULL, 'd'},
                 {"server", required_argument, NULL, 's'},
                 {"token", required_argument, NULL, 't'},
@@ -315,6 +320,8 @@ int main(int argc, char *argv[]) {
                 return SE_EXIT_SOFTWARE;
         }
         c.settings_path = secure_getenv("SECRETS_ENCRYPT_CONFIG");
+        c.argc = argc;
+        c.argv = argv;
 
         if (check_long_options(argc, argv, options, &e) < 0) {
                 status = SE_EXIT_USAGE;
@@ -328,6 +335,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'q':
                         c.quiet = true;
+                        break;
+                case ARG_FOREGROUND:
+                        c.foreground = true;
                         break;
                 case ARG_LIST_SETTINGS:
                         list_settings();
@@ -527,6 +537,8 @@ int main(int argc, char *argv[]) {
         se_fleet_observer_install(&c.settings);
         r = commands[cmd].run(&c, &e);
         status = r < 0 ? se_exit_code_from_errno(r) : 0;
+        if (r < 0 && c.exit_status > 0) /* the transient unit's, its message already shown */
+                status = c.exit_status;
         if (r < 0 && r == -EINVAL && !e.message)
                 status = SE_EXIT_USAGE;
         if (refreshes_metrics(commands[cmd].name)) {
@@ -539,7 +551,7 @@ int main(int argc, char *argv[]) {
         se_fleet_observer_remove();
 
 finish:
-        if (status != 0)
+        if (status != 0 && c.exit_status == 0)
                 fprintf(stderr, "secrets-encrypt: %s\n", se_error_message(&e));
         se_error_done(&e);
         se_settings_done(&c.settings);

@@ -56,7 +56,32 @@ cli() {
 }
 se_check "prepare --restart" cli --user prepare --restart
 se_check "rotate --restart" cli --user rotate --restart
-se_check "reencrypt (online)" cli reencrypt
+se_check "reencrypt --user: runs in the transient unit, output relayed" cli --user reencrypt
+se_check "reencrypt --user: k3s's lines on stdout" bash -c \
+        "tail -n 2 '$W/cli.out' | tr '\n' '|' | grep -qx 'reencryption started|reencryption finished|'"
+se_check "the work ran in secrets-encrypt-reencrypt.service" bash -c \
+        "journalctl --sync; journalctl --no-pager -o json MESSAGE_ID=524867246f734fc3a66ed29daeef1a08 | grep -qE '\"_SYSTEMD_(USER_)?UNIT\":\"secrets-encrypt-reencrypt.service\"'"
+"$CLI" --user reencrypt >"$W/refused.out" 2>"$W/refused.err"
+rc=$?
+se_check "a refusal inside the unit: its exit code (79) and one message (exit $rc)" bash -c \
+        "[ $rc = 79 ] && [ \$(grep -c 'incorrect stage' '$W/refused.err') = 1 ] && ! grep -q started '$W/refused.out'"
+se_check "prepare --restart (2)" cli --user prepare --restart
+se_check "rotate --restart (2)" cli --user rotate --restart
+"$CLI" --user --reencrypt-rate 40 reencrypt >"$W/detach.out" 2>"$W/detach.err" &
+pid=$!
+for _ in $(seq 200); do grep -q 'reencryption started' "$W/detach.out" && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+se_check "Ctrl-C detaches (exit $rc) and says how to follow the work" bash -c \
+        "[ $rc = 1 ] && grep -q 'journalctl --user -fu secrets-encrypt-reencrypt.service' '$W/detach.err'"
+se_check "the detached re-encryption went on" test "$(se_unit_prop secrets-encrypt-reencrypt.service ActiveState)" = active
+for _ in $(seq 300); do
+        [ "$("$CLI" status 2>/dev/null | sed -n 's/^Current Rotation Stage: //p')" = reencrypt_finished ] && break
+        sleep 0.2
+done
+se_check "the detached re-encryption finished by itself" bash -c \
+        "\"$CLI\" status | grep -qx 'Current Rotation Stage: reencrypt_finished'"
 se_check "rotate-keys --restart" cli --user rotate-keys --restart
 
 journalctl --sync
