@@ -51,11 +51,14 @@ void cli_started(void *userdata) {
 }
 
 int cli_interrupted_error(cli *c, se_error *e) {
+        char at[64] = "";
+
+        if (last_total > 0)
+                (void) snprintf(at, sizeof(at), " at %" PRIu64 "/%" PRIu64 " secrets", last_done, last_total);
         return se_error_set(e, -ECANCELED,
-                            "re-encryption interrupted by %s at %" PRIu64 "/%" PRIu64
-                            " secrets; it stopped at a checkpoint: run `secrets-encrypt reencrypt` to resume it (or "
-                            "restart %s)",
-                            interrupted == SIGTERM ? "SIGTERM" : "SIGINT", last_done, last_total, c->settings.unit);
+                            "re-encryption interrupted by %s%s; it stopped at a checkpoint: run `secrets-encrypt "
+                            "reencrypt` to resume it (or restart %s)",
+                            interrupted == SIGTERM ? "SIGTERM" : "SIGINT", at, c->settings.unit);
 }
 
 int cli_progress(const se_reencrypt_progress *p, void *userdata) {

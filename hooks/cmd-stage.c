@@ -86,7 +86,7 @@ static int run_full(cli *c, op_fn op, const char *started, const char *success, 
         }
         if (r < 0)
                 return r;
-        if (started && !did_start)
+        if (started && !did_start && !c->quiet)
                 puts(started); /* the work was left to a restart, or ran in it */
         if (deferred && !c->restart)
                 printf("%s: %s\n", pending ?: "reencryption pending", deferred);
