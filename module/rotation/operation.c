@@ -816,12 +816,15 @@ _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
                                      "re-encryption",
                                      ctx->settings->unit, ctx->settings->node_name);
                         if (r >= 0)
-                                r = asprintf(&s.note,
-                                             "Re-encryption %s%s: run `secrets-encrypt reencrypt` to %s it (or "
-                                             "restart %s)",
-                                             has_checkpoint ? "interrupted at " : "pending",
-                                             has_checkpoint ? count : "", has_checkpoint ? "resume" : "run",
-                                             ctx->settings->unit);
+                                r = has_checkpoint
+                                            ? asprintf(&s.note,
+                                                       "Re-encryption interrupted at %s: run `secrets-encrypt "
+                                                       "reencrypt` to resume it (or restart %s)",
+                                                       count, ctx->settings->unit)
+                                            : asprintf(&s.note,
+                                                       "Re-encryption pending: restart %s (its hook runs it), or run "
+                                                       "`secrets-encrypt reencrypt`",
+                                                       ctx->settings->unit);
                 }
         } else if (restart)
                 r = asprintf(&s.next_action, "restart %s on %s", ctx->settings->unit, restart);
