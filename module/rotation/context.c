@@ -60,7 +60,7 @@ static bool state_same(const se_state *a, const se_state *b) {
                (a->annotation && b->annotation ? streq(a->annotation, b->annotation)
                                                : a->annotation == b->annotation) &&
                a->pending_reencrypt == b->pending_reencrypt && a->pending_skip == b->pending_skip &&
-               a->pending_rotate_keys == b->pending_rotate_keys && a->intent_stage == b->intent_stage;
+               a->pending_rotate_keys == b->pending_rotate_keys && streq(a->intent_hash, b->intent_hash);
 }
 
 /* Readers (status, verify, facts) never wait for the lock: a writer replaces each state file by
@@ -79,7 +79,9 @@ _public_ int se_state_load_snapshot(const char *dir, se_state *ret, se_error *e)
                         se_state_done(&a);
                         return r;
                 }
-                if (state_same(&a, &b)) {
+                /* a commit in flight (its write-ahead intent recorded) is waited out for a moment;
+                 * one that a killed writer left stays as it is */
+                if (state_same(&a, &b) && (a.intent_hash[0] == '\0' || attempt >= 25)) {
                         se_state_done(&b);
                         *ret = a;
                         return 0;
