@@ -21,6 +21,11 @@ typedef struct cli {
         bool from_local;
         bool user; /* --user: the calling user's service manager (tests) */
         bool json;
+        bool quiet;      /* -q: only the result line (events still reach the journal) */
+        bool foreground; /* --foreground: reencrypt in this process, never in a transient unit */
+        int argc;        /* the command line, for the transient unit */
+        char **argv;
+        int exit_status;  /* set: exit with it, the message was already printed (by the unit) */
         const char *file; /* validate/hash FILE */
         /* ensure */
         const char *rotated_within;
@@ -61,5 +66,19 @@ int cmd_setup(cli *c, se_error *e);
  * they change (exit 79 otherwise); read-only ones without settings use what detection finds. */
 int cli_check_host(cli *c, const char *command, se_error *e);
 
-/* Progress on stderr: a bar on a terminal, a line per 10% otherwise. */
+/* Progress on stderr: a bar on a terminal, a line per 10% otherwise; nothing with --quiet or
+ * once stderr is gone. Returns -ECANCELED after SIGINT/SIGTERM: the work stops at a checkpoint. */
 int cli_progress(const se_reencrypt_progress *p, void *userdata);
+/* Around work that may re-encrypt: SIGHUP and SIGPIPE ignored (a lost terminal or `| head` does
+ * not stop it), SIGINT/SIGTERM ask it to stop at the next checkpoint (a second one kills). */
+void cli_work_begin(cli *c);
+void cli_work_end(cli *c);
+/* se_ctx.started: prints cli_started_line once the re-encryption really started. */
+void cli_started(void *userdata);
+extern const char *cli_started_line;
+extern bool cli_did_start;
+/* Where systemd runs: `reencrypt` in the transient unit secrets-encrypt-reencrypt.service, its
+ * output and exit status relayed; Ctrl-C detaches. *ret_used false: run it here. */
+int cli_reencrypt_in_unit(cli *c, bool *ret_used, se_error *e);
+/* The one line after an interruption: where it stopped and how to resume. */
+int cli_interrupted_error(cli *c, se_error *e);

@@ -126,6 +126,8 @@ int main(int argc, char *argv[]) {
         /* kube-apiserver's KMSv1 gate as this cluster runs it: a config it would refuse never passes */
         se_config_set_kms_v1_gate(s.kms_v1);
 
+        /* events name the unit they guard (`journalctl -u UNIT`) */
+        se_log_set_object_unit(s.unit);
         /* hooks-dir and metrics-file follow every event; a failing hook never blocks the start */
         se_fleet_observer_install(&s);
 

@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "se-config.h"
 #include "macro.h"
+#include "se-host.h"
+#include "se-event.h"
 #include "se-fleet-hooks.h"
 
 static const struct {
@@ -28,7 +33,7 @@ static const struct {
          "Resolve a config that differs from the cluster's (HA): --from-cluster or --from-local"},
         {"validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would"},
         {"hash", cmd_hash, "", "Print the sha256 hash of a configuration file as kube-apiserver reports it"},
-        {"verify", cmd_verify, "", "Decrypt every stored secret read-only and count them per key"},
+        {"verify", cmd_verify, "o", "Decrypt every stored secret read-only and count them per key"},
         {"facts", cmd_facts, "", "Print the state as JSON facts (Ansible local fact, Facter external fact)"},
         {"ensure", cmd_ensure, "WEDPCT", "Reach a wanted state idempotently, as fleet tools expect"},
         {"forget-node", cmd_forget_node, "",
@@ -41,11 +46,70 @@ static const struct {
          "Connect this host's API server (k3s, rke2, kube-apiserver) to secrets-encrypt; --undo gives it back"},
 };
 
+/* Help lines of the command options, by the letter the commands table uses. */
+static const struct {
+        char letter;
+        const char *text;
+} option_help[] = {
+        {'f', "  -f, --force              Force this stage (skips k3s's stage and hash checks, never the safety "
+              "invariant)"},
+        {'s', "      --skip               Skip removing the old key"},
+        {'o', "  -o, --output FORMAT      Output: text or json (any case, as k3s; anything else is text)"},
+        {'R', "      --rolling            Start a rolling rotation driven by restarts (HA)"},
+        {'U', "      --purge              Drop the old key without archiving it (compromised key)"},
+        {'X', "      --discard-keys       Confirm that values under the lost keys stay unreadable"},
+        {'F', "      --from-cluster       Replace this server's config with the cluster's"},
+        {'L', "      --from-local         Publish this server's config as the cluster's"},
+        {'W', "      --rotated-within DURATION  Rotate when the active key is older (e.g. 90d)\n"
+              "      --rotate-due               --rotated-within the rotate-after setting (the timer)"},
+        {'E', "      --enabled                  Encryption on"},
+        {'D', "      --disabled                 Encryption off"},
+        {'P', "      --provider P               aescbc or secretbox; a change rotates (migration)"},
+        {'C', "      --check                    Report what would be done, change nothing"},
+        {'T', "      --salt                     Add Salt's stateful last line changed=… comment=…"},
+        {'G', "      --for k3s|rke2|kube-apiserver  The distribution (default: detected from the units)"},
+        {'N', "      --dry-run            Print the changes as a diff, write nothing"},
+        {'V', "      --undo               Give key management back, only when that is safe"},
+};
+
+/* Commands that change the state, and so take --restart. */
+static bool takes_restart(const char *name) {
+        static const char *const mutating[] = {"enable",      "disable", "prepare", "rotate",      "reencrypt",
+                                               "rotate-keys", "sync",    "ensure",  "restore-key", "forget-node"};
+
+        for (size_t i = 0; i < ELEMENTSOF(mutating); i++)
+                if (streq(name, mutating[i]))
+                        return true;
+        return false;
+}
+
+static void help_command(size_t cmd) {
+        printf("Usage: secrets-encrypt [GLOBAL OPTIONS] %s [OPTIONS]%s\n\n%s.\n", commands[cmd].name,
+               streq(commands[cmd].name, "validate") || streq(commands[cmd].name, "hash") ? " [FILE]" : "",
+               commands[cmd].help);
+        if (streq(commands[cmd].name, "reencrypt"))
+                printf("In stage reencrypt_active it resumes an interrupted re-encryption from its checkpoint.\n"
+                       "Where systemd runs, the work runs in the transient unit secrets-encrypt-reencrypt.service "
+                       "and\n"
+                       "this command follows it: Ctrl-C detaches (the work goes on). --foreground runs it here.\n");
+        printf("\nOptions:\n");
+        for (const char *o = commands[cmd].options; *o; o++)
+                for (size_t i = 0; i < ELEMENTSOF(option_help); i++)
+                        if (option_help[i].letter == *o)
+                                printf("%s\n", option_help[i].text);
+        if (takes_restart(commands[cmd].name))
+                printf("      --restart            Restart the server unit afterwards and wait for it\n");
+        printf("  -q, --quiet              Only the result line (events still go to the journal)\n"
+               "  -h, --help               Show this help\n"
+               "\nGlobal options and settings: secrets-encrypt --help. See secrets-encrypt(8).\n");
+}
+
 static void help(void) {
         printf("Usage: secrets-encrypt [OPTIONS] COMMAND [ARGS]\n\n"
                "Manage Kubernetes secrets encryption keys, as `k3s secrets-encrypt`.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 printf("  %-12s %s\n", commands[i].name, commands[i].help);
+        printf("  %-12s %s\n", "help", "Show a command's flags: help COMMAND (or COMMAND --help)");
         printf("\nCommand options:\n"
                "  -f, --force              Force this stage (prepare, rotate, reencrypt)\n"
                "      --skip               Skip removing the old key (reencrypt)\n"
@@ -68,28 +132,36 @@ static void help(void) {
                "      --dry-run                  setup: print the changes as a diff, write nothing\n"
                "      --undo                     setup: give key management back when that is safe\n"
                "\nSettings (each also a key in the settings file):\n"
-               "      --config FILE                      Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n"
-               "      --state-dir DIR                    Holds encryption-config.json and encryption-state.json\n"
-               "      --node-name NAME                   This server's name (default: hostname)\n"
-               "      --secrets-encryption-provider P    aescbc or secretbox, for new keys\n"
-               "      --datastore-endpoint URL           sqlite://PATH or http(s)://h1:2379,…\n"
-               "      --datastore-cafile/-certfile/-keyfile FILE   TLS for etcd\n"
-               "      --token-file FILE                  Cluster token (default: credential, "
-               "/etc/secrets-encrypt/token)\n"
-               "      --unit UNIT                        The API server unit (default k3s.service)\n"
-               "      --hooks-dir DIR  --metrics-file FILE  --timeout DURATION\n"
-               "      --reencrypt-rate N                 Secrets per second, 0 = unlimited\n"
-               "      --auto-advance BOOL                Rolling rotation driven by restarts\n"
-               "      --removed-key-retention DURATION   How long removed keys stay archived for restore-key\n"
-               "                                         (default 7d, 0 = not kept)\n"
-               "      --kms-v1 BOOL                      kube-apiserver runs with --feature-gates=KMSv1=true\n"
-               "      --rotate-after DURATION            Key age for ensure --rotate-due (default 90d)\n"
-               "\n  -h, --help     Show this help\n      --version  Show the version\n"
-               "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
-               "69 datastore unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
-               "77 permission denied, 78 invalid configuration, 79 precondition not met.\n"
-               "See secrets-encrypt(8).\n",
+               "  --config FILE  Settings file (default %s, env SECRETS_ENCRYPT_CONFIG)\n",
                SE_SETTINGS_DEFAULT_PATH);
+        for (size_t i = 0; se_settings_keys[i]; i++) {
+                const se_settings_doc *d = se_settings_doc_get(se_settings_keys[i]);
+
+                printf("  --%s VALUE\n        %s%s%s%s\n", se_settings_keys[i], d ? d->meaning : "",
+                       d ? " (default: " : "", d ? d->default_value : "", d ? ")" : "");
+        }
+        printf("\nk3s's global flags:\n"
+               "  -d, --data-dir DIR                     k3s's data directory: the datastore is its\n"
+               "                                         server/db/state.db, or its embedded etcd\n"
+               "  -s, --server URL                       Accepted for k3s scripts: only this server can be\n"
+               "                                         acted on (another server's URL is an error)\n"
+               "  -t, --token TOKEN                      The cluster token (instead of token-file); never printed\n"
+               "  -q, --quiet                            Only the result line (events still go to the journal)\n"
+               "\n  -h, --help     Show this help (COMMAND --help, help COMMAND: the command's)\n"
+               "      --version  Show the version\n"
+               "\nExit codes: 0 ok, 1 failure, 64 usage, 65 undecryptable data, 66 missing input,\n"
+               "69 datastore or systemd unavailable, 70 internal, 73 cannot write, 74 I/O error, 75 busy,\n"
+               "77 permission denied, 78 invalid configuration, 79 precondition not met.\n"
+               "See secrets-encrypt(8).\n");
+}
+
+/* --list-settings: key, default and meaning, tab-separated, for tests/tools/settings-doc.py. */
+static void list_settings(void) {
+        for (size_t i = 0; se_settings_keys[i]; i++) {
+                const se_settings_doc *d = se_settings_doc_get(se_settings_keys[i]);
+
+                printf("%s\t%s\t%s\n", se_settings_keys[i], d ? d->default_value : "", d ? d->meaning : "");
+        }
 }
 
 enum {
@@ -113,8 +185,91 @@ enum {
         ARG_DRY_RUN,
         ARG_UNDO,
         ARG_ROTATE_DUE,
+        ARG_LIST_SETTINGS,
+        ARG_FOREGROUND,
         ARG_SETTING, /* + index into se_settings_keys */
 };
+
+/* getopt_long() takes any unambiguous abbreviation (`--token` would be `--token-file`, and its
+ * value echoed in the error): every long option must be spelled out. Only the option's name is
+ * ever printed, never a value. */
+static int check_long_options(int argc, char *argv[], const struct option *options, se_error *e) {
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                size_t n;
+                const struct option *o = NULL;
+
+                if (streq(a, "--"))
+                        break;
+                if (a[0] == '-' && a[1] != '-' && a[1] && strchr("odst", a[1]) && a[2] == '\0') {
+                        i++; /* a short option's separate value */
+                        continue;
+                }
+                if (!startswith(a, "--"))
+                        continue;
+                n = strcspn(a + 2, "=");
+                for (size_t k = 0; options[k].name; k++)
+                        if (strlen(options[k].name) == n && strncmp(options[k].name, a + 2, n) == 0) {
+                                o = &options[k];
+                                break;
+                        }
+                if (!o)
+                        return se_error_set(e, -EINVAL, "unknown option --%.*s (see --help)", (int) MIN(n, 64u),
+                                            a + 2);
+                if (o->has_arg == required_argument && !a[2 + n])
+                        i++;
+        }
+        return 0;
+}
+
+/* k3s's --server: this helper acts on the local server only. */
+static bool server_is_local(const char *url) {
+        char host[256] = {}, self[256] = {};
+        const char *p = strstr(url, "://");
+        size_t n;
+
+        p = p ? p + 3 : url;
+        if (*p == '[') { /* [::1]:6443 */
+                p++;
+                n = strcspn(p, "]");
+        } else
+                n = strcspn(p, ":/");
+        if (n == 0 || n >= sizeof(host))
+                return false;
+        memcpy(host, p, n);
+        if (streq(host, "localhost") || startswith(host, "127.") || streq(host, "::1"))
+                return true;
+        return gethostname(self, sizeof(self) - 1) >= 0 && strcasecmp(host, self) == 0;
+}
+
+/* k3s's --data-dir: its datastore, as k3s lays it out. The state dir stays ours (never k3s's
+ * server/cred, which belongs to k3s's bootstrap sync). */
+/* k3s's --data-dir: its datastore, found as setup finds it (never its server/cred as state-dir). */
+static int apply_data_dir(se_settings *s, const char *dir, bool endpoint_given, se_error *e) {
+        const char *const keys[] = {"datastore-endpoint", "datastore-cafile", "datastore-certfile",
+                                    "datastore-keyfile"};
+        se_host h;
+        int r;
+
+        if (endpoint_given)
+                return 0;
+        r = se_host_detect_data_dir(SE_HOST_K3S, dir, &h, e);
+        if (r < 0)
+                return r;
+        if (!h.datastore_endpoint)
+                r = se_error_set(e, -EINVAL, "%s: no datastore (k3s has not started on it yet)", dir);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(keys); i++) {
+                const char *v = i == 0   ? h.datastore_endpoint
+                                : i == 1 ? h.datastore_cafile
+                                : i == 2 ? h.datastore_certfile
+                                         : h.datastore_keyfile;
+
+                if (v)
+                        r = se_settings_set(s, keys[i], v, e);
+        }
+        se_host_done(&h);
+        return r;
+}
 
 #define usage_error(e, ...) (se_error_set((e), -EINVAL, __VA_ARGS__), SE_EXIT_USAGE)
 
@@ -154,13 +309,23 @@ int main(int argc, char *argv[]) {
                 {"dry-run", no_argument, NULL, ARG_DRY_RUN},
                 {"undo", no_argument, NULL, ARG_UNDO},
                 {"rotate-due", no_argument, NULL, ARG_ROTATE_DUE},
+                {"quiet", no_argument, NULL, 'q'},
+                {"list-settings", no_argument, NULL, ARG_LIST_SETTINGS},
+                {"foreground", no_argument, NULL, ARG_FOREGROUND},
+                {"data-dir", required_argument, NULL, 'd'},
+                {"server", required_argument, NULL, 's'},
+                {"token", required_argument, NULL, 't'},
         };
         _cleanup_free_ char *seen_opts = calloc(1, 32);
-        const char *settings_args[32] = {};
+        const char *settings_args[32] = {}, *data_dir = NULL, *server = NULL;
         se_error e = SE_ERROR_NULL;
+        bool want_help = false;
         cli c = {};
         size_t n = 0, cmd;
         int opt, r, status;
+
+        /* a reader that leaves (`| head`) must not kill a re-encryption: writes fail with EPIPE */
+        (void) signal(SIGPIPE, SIG_IGN);
 
         while (options[n].name)
                 n++;
@@ -173,13 +338,44 @@ int main(int argc, char *argv[]) {
                 return SE_EXIT_SOFTWARE;
         }
         c.settings_path = secure_getenv("SECRETS_ENCRYPT_CONFIG");
+        c.argc = argc;
+        c.argv = argv;
 
-        while ((opt = getopt_long(argc, argv, "hfo:", options, NULL)) >= 0) {
+        if (check_long_options(argc, argv, options, &e) < 0) {
+                status = SE_EXIT_USAGE;
+                goto finish;
+        }
+        opterr = 0; /* our own messages: getopt's would echo a mistyped option's value */
+        while ((opt = getopt_long(argc, argv, "hfo:qd:s:t:", options, NULL)) >= 0) {
                 switch (opt) {
                 case 'h':
-                        help();
-                        se_settings_done(&c.settings);
-                        return 0;
+                        want_help = true;
+                        break;
+                case 'q':
+                        c.quiet = true;
+                        break;
+                case ARG_FOREGROUND:
+                        c.foreground = true;
+                        break;
+                case ARG_LIST_SETTINGS:
+                        list_settings();
+                        status = 0;
+                        goto finish;
+                case 'd':
+                        data_dir = optarg;
+                        break;
+                case 's':
+                        server = optarg;
+                        break;
+                case 't':
+                        free(c.settings.token);
+                        c.settings.token = strdup(optarg);
+                        if (!c.settings.token) {
+                                status = SE_EXIT_SOFTWARE;
+                                se_error_set(&e, -ENOMEM, "out of memory");
+                                goto finish;
+                        }
+                        break;
                 case ARG_VERSION:
                         printf("secrets-encrypt %s\n", SE_VERSION);
                         se_settings_done(&c.settings);
@@ -196,11 +392,8 @@ int main(int argc, char *argv[]) {
                         seen(seen_opts, 's');
                         break;
                 case 'o':
-                        if (!streq(optarg, "json") && !streq(optarg, "text")) {
-                                status = usage_error(&e, "invalid --output %s: expected text or json", optarg);
-                                goto finish;
-                        }
-                        c.json = streq(optarg, "json");
+                        /* as k3s: compared in lower case, anything but json is text */
+                        c.json = strcasecmp(optarg, "json") == 0;
                         seen(seen_opts, 'o');
                         break;
                 case ARG_ROLLING:
@@ -270,7 +463,12 @@ int main(int argc, char *argv[]) {
                         seen(seen_opts, 'T');
                         break;
                 case '?':
-                        status = usage_error(&e, "invalid option (see --help)");
+                        if (optopt > 0 && optopt < 0x100 && strchr("odst", optopt))
+                                status = usage_error(&e, "option -%c needs a value (see --help)", optopt);
+                        else if (optopt > 0 && optopt < 0x100)
+                                status = usage_error(&e, "unknown option -%c (see --help)", optopt);
+                        else
+                                status = usage_error(&e, "invalid option or missing value (see --help)");
                         goto finish;
                 default:
                         if (opt >= ARG_SETTING && opt < ARG_SETTING + 32)
@@ -278,8 +476,17 @@ int main(int argc, char *argv[]) {
                 }
         }
 
+        if (optind < argc && streq(argv[optind], "help")) {
+                /* help [COMMAND] */
+                want_help = true;
+                optind++;
+        }
         if (optind >= argc) {
                 help();
+                if (want_help) {
+                        status = 0;
+                        goto finish;
+                }
                 status = usage_error(&e, "no command given");
                 goto finish;
         }
@@ -288,6 +495,17 @@ int main(int argc, char *argv[]) {
                         break;
         if (cmd == ELEMENTSOF(commands)) {
                 status = usage_error(&e, "unknown command \"%s\" (see --help)", argv[optind]);
+                goto finish;
+        }
+        if (want_help) {
+                help_command(cmd);
+                status = 0;
+                goto finish;
+        }
+        if (server && !server_is_local(server)) {
+                status = usage_error(&e,
+                                     "--server names another server: secrets-encrypt acts on the server it runs on; "
+                                     "run it there (k3s's --server reaches a remote server's API)");
                 goto finish;
         }
         for (const char *o = seen_opts; *o; o++)
@@ -316,10 +534,25 @@ int main(int argc, char *argv[]) {
         r = se_settings_load(&c.settings, c.settings_path ? c.settings_path : SE_SETTINGS_DEFAULT_PATH,
                              !c.settings_path, &e);
         if (r < 0) {
-                status = r == -EINVAL ? SE_EXIT_USAGE : se_exit_code_from_errno(r);
+                /* a named file that is missing: 66; one that is not a settings file: 64 */
+                status = r == -ENOENT                                                     ? SE_EXIT_NOINPUT
+                         : r == -EINVAL || r == -EISDIR || r == -ENOTDIR || r == -EBADMSG ? SE_EXIT_USAGE
+                                                                                          : se_exit_code_from_errno(r);
                 goto finish;
         }
         c.have_settings = r > 0; /* the packaged example, all comments, is no settings; flags are */
+        if (data_dir) {
+                size_t ep = 0;
+
+                while (se_settings_keys[ep] && !streq(se_settings_keys[ep], "datastore-endpoint"))
+                        ep++;
+                r = apply_data_dir(&c.settings, data_dir, se_settings_keys[ep] && settings_args[ep], &e);
+                if (r < 0) {
+                        se_error_prefix(&e, r, "--data-dir");
+                        status = SE_EXIT_USAGE;
+                        goto finish;
+                }
+        }
         for (size_t i = 0; se_settings_keys[i]; i++)
                 if (settings_args[i]) {
                         c.have_settings = true;
@@ -349,10 +582,20 @@ int main(int argc, char *argv[]) {
         }
 
         umask(0077);
+        /* events concern the API server's unit (`journalctl -u UNIT` shows them); the terminal
+         * shows progress once (the bar, not the progress events), and nothing but the result with
+         * --quiet */
+        se_log_set_object_unit(c.settings.unit);
+        if (c.quiet)
+                se_log_set_terminal_filter(0, LOG_WARNING);
+        else
+                se_log_set_terminal_filter(~(UINT64_C(1) << SE_EVENT_REENCRYPT_PROGRESS), LOG_DEBUG);
         /* hooks-dir and metrics-file follow every event of the command */
         se_fleet_observer_install(&c.settings);
         r = commands[cmd].run(&c, &e);
         status = r < 0 ? se_exit_code_from_errno(r) : 0;
+        if (r < 0 && c.exit_status > 0) /* the transient unit's, its message already shown */
+                status = c.exit_status;
         if (r < 0 && r == -EINVAL && !e.message)
                 status = SE_EXIT_USAGE;
         if (refreshes_metrics(commands[cmd].name)) {
@@ -365,7 +608,7 @@ int main(int argc, char *argv[]) {
         se_fleet_observer_remove();
 
 finish:
-        if (status != 0)
+        if (status != 0 && c.exit_status == 0)
                 fprintf(stderr, "secrets-encrypt: %s\n", se_error_message(&e));
         se_error_done(&e);
         se_settings_done(&c.settings);

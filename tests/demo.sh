@@ -111,8 +111,9 @@ datastore-endpoint: sqlite://$DB
 unit: $UNIT
 EOF
 export SECRETS_ENCRYPT_CONFIG="$W/config.yaml"
-# the CLI's events go to the journal too, like the hook's
-export SECRETS_ENCRYPT_LOG_TARGET=journal
+# no SECRETS_ENCRYPT_LOG_TARGET: as from an operator's shell, the CLI's events reach the journal
+# (and `journalctl -u $UNIT`) whatever its stderr is, and the terminal gets plain lines
+unset SECRETS_ENCRYPT_LOG_TARGET
 
 step "Create the datastore" "A kine SQLite database with $NSECRETS Secrets, stored in plaintext (encryption never enabled)."
 rm -rf "$DB" "$DB-wal" "$DB-shm" "$STATE" # a kept SE_DEMO_DIR from an earlier run

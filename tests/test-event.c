@@ -248,10 +248,9 @@ START_TEST(test_field_names) {
         ck_assert(!se_field_name_is_valid(name));
 
         /* every SPEC §7 field is allowed and valid; others are not */
-        static const char *const spec[] = { SE_FIELD_STAGE, SE_FIELD_PREVIOUS_STAGE, SE_FIELD_HASH,
-                                            SE_FIELD_NODE, SE_FIELD_KEY_NAME, SE_FIELD_PROVIDER,
-                                            SE_FIELD_DONE, SE_FIELD_TOTAL, SE_FIELD_RATE,
-                                            SE_FIELD_GENERATION, SE_FIELD_ERROR };
+        static const char *const spec[] = {SE_FIELD_STAGE,    SE_FIELD_PREVIOUS_STAGE, SE_FIELD_HASH, SE_FIELD_NODE,
+                                           SE_FIELD_KEY_NAME, SE_FIELD_PROVIDER,       SE_FIELD_DONE, SE_FIELD_TOTAL,
+                                           SE_FIELD_RATE,     SE_FIELD_GENERATION,     SE_FIELD_ERROR};
         for (size_t i = 0; i < ELEMENTSOF(spec); i++)
                 ck_assert(se_field_name_is_allowed(spec[i]));
         ck_assert(se_field_name_is_allowed("MESSAGE"));
@@ -295,8 +294,10 @@ START_TEST(test_key_guard) {
         static const char *const fine[] = {
                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                 "prepare-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-                "aescbckey-2024-05-01T10:00:00Z", "Stage changed from start to prepare.",
-                "bf7e709ac08a49c0a37ec4377f7289b6", "/registry/secrets/default/my-secret",
+                "aescbckey-2024-05-01T10:00:00Z",
+                "Stage changed from start to prepare.",
+                "bf7e709ac08a49c0a37ec4377f7289b6",
+                "/registry/secrets/default/my-secret",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
@@ -383,14 +384,14 @@ static void check_auto_target(void) {
         struct stat st;
         char buf[64];
 
-        /* stderr is a regular file here: not a tty, so <N> lines... */
+        /* stderr is a regular file here, not the journal: events to journald, plain lines... */
         unsetenv("JOURNAL_STREAM");
         ck_assert(!se_log_stderr_is_journal());
-        ck_assert_int_eq(se_log_get_target(), SE_LOG_TARGET_STDERR);
+        ck_assert_int_eq(se_log_get_target(), SE_LOG_TARGET_AUTO);
         /* ...an inherited JOURNAL_STREAM naming another file is ignored... */
         setenv("JOURNAL_STREAM", "8:12345", 1);
         ck_assert(!se_log_stderr_is_journal());
-        ck_assert_int_eq(se_log_get_target(), SE_LOG_TARGET_STDERR);
+        ck_assert_int_eq(se_log_get_target(), SE_LOG_TARGET_AUTO);
         setenv("JOURNAL_STREAM", "garbage", 1);
         ck_assert(!se_log_stderr_is_journal());
         /* ...and one matching fd 2's device:inode means journald is on the other end */
@@ -427,6 +428,37 @@ START_TEST(test_auto_target) {
 }
 END_TEST
 
+/* Off the journal stream (a terminal, a pipe, a CI log): plain lines, never "<N>" prefixes. */
+START_TEST(test_auto_plain_lines) {
+        _cleanup_free_ char *out = NULL, *out2 = NULL;
+
+        unsetenv("SECRETS_ENCRYPT_LOG_TARGET");
+        unsetenv("SECRETS_ENCRYPT_LOG_LEVEL");
+        unsetenv("JOURNAL_STREAM");
+        se_log_set_target(SE_LOG_TARGET_AUTO);
+        out = with_stderr_captured(emit_some);
+        ck_assert_str_eq(out, "Invalid config: no keys\ndone\ntwo\nlines\n");
+        /* the program's terminal filter: no events, warnings and worse */
+        se_log_set_terminal_filter(0, LOG_WARNING);
+        out2 = with_stderr_captured(emit_some);
+        se_log_set_terminal_filter(UINT64_MAX, LOG_DEBUG);
+        ck_assert_str_eq(out2, "two\nlines\n");
+}
+END_TEST
+
+START_TEST(test_object_unit) {
+        capture_start();
+        se_log_set_object_unit("k3s.service");
+        ck_assert_int_eq(se_event(SE_EVENT_KEY_ADDED, "MESSAGE=added"), 0);
+        se_log_set_object_unit(NULL);
+        ck_assert_int_eq(se_event(SE_EVENT_KEY_ADDED, "MESSAGE=added"), 0);
+        ck_assert_uint_eq(n_cap, 2);
+        ck_assert_str_eq(cap_get(&cap[0], "OBJECT_SYSTEMD_UNIT"), "k3s.service");
+        ck_assert_ptr_null(cap_get(&cap[1], "OBJECT_SYSTEMD_UNIT"));
+        capture_stop();
+}
+END_TEST
+
 static Suite *event_suite(void) {
         Suite *s = suite_create("event");
         TCase *tc = tcase_create("core");
@@ -443,6 +475,8 @@ static Suite *event_suite(void) {
         tcase_add_test(tc, test_stderr_format);
         tcase_add_test(tc, test_stderr_levels_and_console);
         tcase_add_test(tc, test_auto_target);
+        tcase_add_test(tc, test_auto_plain_lines);
+        tcase_add_test(tc, test_object_unit);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -133,6 +133,39 @@ START_TEST(test_status_text_variants) {
 }
 END_TEST
 
+/* After an interruption: k3s's output unchanged, then one line of ours; JSON's progress block. */
+START_TEST(test_status_note_and_progress) {
+        se_status s = {
+                .has_config = true,
+                .enable = 1,
+                .stage = (char *) "reencrypt_active",
+                .hash_match = true,
+                .active_key = (char *) "AES-CBC aescbckey",
+                .reencrypt_pending = true,
+                .progress_done = 500,
+                .progress_total = 2000,
+                .note = (char *) "Re-encryption interrupted at 500/2000 secrets (25%): run `secrets-encrypt "
+                                 "reencrypt` to resume it (or restart k3s.service)",
+        };
+        _cleanup_free_ char *out = NULL, *json = NULL;
+
+        ck_assert_int_eq(se_status_format_text(&s, &out), 0);
+        ck_assert_str_eq(out, "Encryption Status: Enabled\n"
+                              "Current Rotation Stage: reencrypt_active\n"
+                              "Server Encryption Hashes: All hashes match\n"
+                              "\n"
+                              "Active  Key Type  Name\n"
+                              "------  --------  ----\n"
+                              " *      AES-CBC   aescbckey\n"
+                              "\n"
+                              "Re-encryption interrupted at 500/2000 secrets (25%): run `secrets-encrypt reencrypt` to "
+                              "resume it (or restart k3s.service)\n");
+        ck_assert_int_eq(se_status_format_json(&s, &json), 0);
+        ck_assert_ptr_nonnull(strstr(json, "\t\"progress\": {\n\t\t\"reencrypt_pending\": true,\n\t\t\"running\": "
+                                           "false,\n\t\t\"done\": 500,\n\t\t\"total\": 2000\n\t}"));
+}
+END_TEST
+
 START_TEST(test_status_json_k3s_fields) {
         char *inactive[] = { (char *) "AES-CBC aescbckey-2021-12-10T22:54:38Z" };
         se_status s = {
@@ -173,6 +206,7 @@ static Suite *stage_suite(void) {
         tcase_add_test(tc, test_stage_names);
         tcase_add_test(tc, test_annotation_parse);
         tcase_add_test(tc, test_status_text_k3s);
+        tcase_add_test(tc, test_status_note_and_progress);
         tcase_add_test(tc, test_status_text_variants);
         tcase_add_test(tc, test_status_json_k3s_fields);
         suite_add_tcase(s, tc);

@@ -37,6 +37,9 @@ typedef struct se_settings {
         /* rotate-after: the age at which `ensure --rotate-due` (the rotation timer) rotates the
          * active key; default 90d. */
         uint64_t rotate_after_usec;
+        /* The cluster token given as a value (k3s's --token), not a key: read before token-file,
+         * wiped by se_settings_done(), never printed. */
+        char *token;
 } se_settings;
 
 #define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)
@@ -61,3 +64,15 @@ extern const char *const se_settings_keys[];
 /* The cluster token: $CREDENTIALS_DIRECTORY/secrets-encrypt-token, else token-file. Trailing
  * newlines trimmed. Caller wipes (erase_and_freep). */
 int se_settings_read_token(const se_settings *s, char **ret, se_error *e);
+
+/* The documentation of each key (settings-doc.c): the one source of --help, README and the man
+ * page. The list ends with an entry whose key is NULL. */
+typedef struct se_settings_doc {
+        const char *key;
+        const char *default_value; /* as documented: "none", "hostname", "0 (unlimited)" … */
+        const char *meaning;
+} se_settings_doc;
+
+extern const se_settings_doc se_settings_docs[];
+/* NULL when the key has no entry. */
+const se_settings_doc *se_settings_doc_get(const char *key);

@@ -41,6 +41,9 @@ int se_write_file_atomic(const char *path, const void *data, size_t size, mode_t
  * On -EBUSY, *ret_holder (if given) is the pid of the holder, 0 if unknown. */
 int se_lock_dir(const char *dir, uint64_t timeout_usec, int *ret_fd, pid_t *ret_holder);
 void se_unlock_dir(int fd);
+/* The pid holding that lock (0: nobody), without taking or waiting for it: readers use it to tell
+ * a running command from an interrupted one. */
+int se_lock_dir_holder(const char *dir, pid_t *ret_holder);
 
 /* SHA-256 of the bytes, lowercase hex, NUL-terminated (65 bytes). */
 #define SE_SHA256_HEX_SIZE 65

@@ -84,6 +84,10 @@ _public_ void se_settings_done(se_settings *s) {
         free(s->unit);
         free(s->hooks_dir);
         free(s->metrics_file);
+        if (s->token) {
+                explicit_wipe(s->token, strlen(s->token));
+                free(s->token);
+        }
         *s = (se_settings){};
 }
 
@@ -320,6 +324,10 @@ _public_ int se_settings_read_token(const se_settings *s, char **ret, se_error *
         size_t size;
         int r;
 
+        if (s->token) { /* --token VALUE on the command line */
+                *ret = strdup(s->token);
+                return *ret ? 0 : se_error_set(e, -ENOMEM, "out of memory");
+        }
         if (!s->token_file && dir) {
                 if (asprintf(&cred, "%s/secrets-encrypt-token", dir) < 0)
                         return se_error_set(e, -ENOMEM, "out of memory");

@@ -253,7 +253,7 @@ _public_ int se_facts_read(const se_settings *s, int64_t now, se_facts *ret, se_
                 r = se_facts_from_state(&empty, NULL, s->node_name, now, ret);
                 return r < 0 ? se_error_set(e, r, "out of memory") : 0;
         }
-        r = se_state_load(s->state_dir, &ctx.state, e);
+        r = se_state_load_snapshot(s->state_dir, &ctx.state, e);
         if (r < 0)
                 return r;
         r = se_facts_collect(&ctx, now, ret, e);

@@ -413,6 +413,24 @@ fail:
         return r;
 }
 
+_public_ int se_host_detect_data_dir(se_host_kind kind, const char *data_dir, se_host *ret, se_error *e) {
+        se_host h = {.kind = kind};
+        int r;
+
+        h.data_dir = strdup(data_dir);
+        if (!h.data_dir)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        r = detect_datastore(&h, kind == SE_HOST_RKE2 ? "RKE2" : "K3S", e);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        se_error_set(e, r, "out of memory");
+                se_host_done(&h);
+                return r;
+        }
+        *ret = h;
+        return 0;
+}
+
 _public_ void se_host_done(se_host *h) {
         free(h->unit);
         se_unit_file_done(&h->unit_file);

@@ -85,6 +85,9 @@ typedef struct se_host {
  * ignore: files to leave out (the host as it would be without them), may be NULL. */
 int se_host_detect(se_host_kind kind, const char *unit, bool user, char *const *ignore, se_host *ret, se_error *e);
 void se_host_done(se_host *h);
+/* Only the datastore of a k3s/rke2 data directory (k3s's --data-dir): embedded etcd's gateway and
+ * TLS files when its etcd config exists, else SQLite; datastore NULL for etcd not run yet. */
+int se_host_detect_data_dir(se_host_kind kind, const char *data_dir, se_host *ret, se_error *e);
 
 /* 0 when the API server is configured to read config_path as its encryption config, else
  * -ESTALE with the fix: for k3s/rke2 the merged config (or the unit's flags) must name it with

@@ -64,6 +64,9 @@ static void *log_sink_userdata;
 static se_event_observer_t event_observer;
 static void *event_observer_userdata;
 static bool event_observing;
+static char *object_unit;
+static uint64_t terminal_events = UINT64_MAX;
+static int terminal_max_level = LOG_DEBUG;
 
 #define MAX_ITEMS      64
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
@@ -221,7 +224,9 @@ _public_ bool se_log_stderr_is_journal(void) {
         return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
 }
 
-_public_ se_log_target se_log_get_target(void) {
+/* The explicit choice (environment over program), or AUTO: the journal when stderr is the journal
+ * stream, else AUTO itself (journal for events, plain lines on stderr). */
+static se_log_target log_target_resolve(void) {
         se_log_target t = log_target;
         const char *e = secure_getenv("SECRETS_ENCRYPT_LOG_TARGET");
 
@@ -234,7 +239,21 @@ _public_ se_log_target se_log_get_target(void) {
                 return t;
         if (se_log_stderr_is_journal())
                 return SE_LOG_TARGET_JOURNAL;
-        return isatty(STDERR_FILENO) ? SE_LOG_TARGET_CONSOLE : SE_LOG_TARGET_STDERR;
+        return SE_LOG_TARGET_AUTO;
+}
+
+_public_ se_log_target se_log_get_target(void) {
+        return log_target_resolve();
+}
+
+_public_ void se_log_set_object_unit(const char *unit) {
+        free(object_unit);
+        object_unit = isempty(unit) ? NULL : strdup(unit);
+}
+
+_public_ void se_log_set_terminal_filter(uint64_t event_mask, int max_priority) {
+        terminal_events = event_mask;
+        terminal_max_level = max_priority;
 }
 
 static int level_from_string(const char *s) {
@@ -356,12 +375,20 @@ static int add_header(entry *e, int priority, int error, const char *file, int l
         return r;
 }
 
+static bool stderr_gone;
+
 static void write_all(int fd, const char *p, size_t n) {
+        if (stderr_gone)
+                return;
         while (n > 0) {
                 ssize_t k = write(fd, p, n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
+                        /* the reader left (`| head`, a closed terminal): the work goes on, silently
+                         * here; events still reach the journal */
+                        if (errno == EPIPE || errno == EIO)
+                                stderr_gone = true;
                         return;
                 }
                 p += k;
@@ -398,8 +425,20 @@ static void write_stderr(int priority, const char *message, bool prefix) {
         write_all(STDERR_FILENO, buf, n);
 }
 
+static bool journal_send(entry *e) {
+        /* sd_journal_sendv() returns 0 without sending when the socket is missing, and
+         * -ECONNREFUSED when journald is gone but left the socket behind */
+        return access(JOURNAL_SOCKET, F_OK) >= 0 && sd_journal_sendv(e->iov, (int) e->n) >= 0;
+}
+
+/* The terminal's copy: what the program chose to show there (se_log_set_terminal_filter()). */
+static bool terminal_wants(int type, int priority) {
+        if (type >= 0)
+                return type < 64 && (terminal_events & (UINT64_C(1) << type));
+        return priority <= terminal_max_level;
+}
+
 static void entry_emit(entry *e, int type, int priority) {
-        se_log_target t;
         const char *msg = e->message ? e->message : "";
 
         if (log_sink) {
@@ -409,22 +448,28 @@ static void entry_emit(entry *e, int type, int priority) {
         }
         if (priority > se_log_get_max_level())
                 return;
-        t = se_log_get_target();
-        switch (t) {
+        switch (log_target_resolve()) {
         case SE_LOG_TARGET_JOURNAL:
-                /* sd_journal_sendv() returns 0 without sending when the socket is missing, and
-                 * -ECONNREFUSED when journald is gone but left the socket behind */
-                if (access(JOURNAL_SOCKET, F_OK) >= 0 && sd_journal_sendv(e->iov, (int) e->n) >= 0)
-                        return;
-                write_stderr(priority, msg, true);
+                if (!journal_send(e))
+                        write_stderr(priority, msg, true);
+                return;
+        case SE_LOG_TARGET_AUTO:
+                /* stderr is not the journal (a terminal, a pipe, a CI log): every event still goes to
+                 * the journal whenever journald runs, and the reader gets a plain line */
+                if (type >= 0)
+                        (void) journal_send(e);
+                if (terminal_wants(type, priority))
+                        write_stderr(priority, msg, false);
                 return;
         case SE_LOG_TARGET_CONSOLE:
-                write_stderr(priority, msg, false);
+                if (terminal_wants(type, priority))
+                        write_stderr(priority, msg, false);
                 return;
         case SE_LOG_TARGET_NULL:
                 return;
         default:
-                write_stderr(priority, msg, true);
+                if (terminal_wants(type, priority))
+                        write_stderr(priority, msg, true);
                 return;
         }
 }
@@ -534,6 +579,11 @@ _public_ int se_event_internal(se_event_type type, int priority, int error, cons
 
         if (!e.message) {
                 k = entry_addf(&e, "MESSAGE=secrets-encrypt: %s", info->name);
+                r = r < 0 ? r : k;
+        }
+        /* `journalctl -u UNIT` shows uid 0's entries that carry OBJECT_SYSTEMD_UNIT=UNIT */
+        if (object_unit) {
+                k = entry_addf(&e, "OBJECT_SYSTEMD_UNIT=%s", object_unit);
                 r = r < 0 ? r : k;
         }
         entry_emit(&e, type, priority);

@@ -3,8 +3,9 @@
 
 /* Journal events and log lines (SPEC §7).
  *
- * event.c is the one place in the library that writes anything: to journald with
- * sd_journal_sendv(), or to stderr with "<N>" priority prefixes when journald is not reachable.
+ * event.c is the one place in the library that writes anything: events to journald with
+ * sd_journal_sendv() whenever journald runs, and a plain line to stderr unless stderr is the
+ * journal stream ("<N>" priority prefixes only there, when journald cannot be reached).
  *
  *   se_event(SE_EVENT_STAGE_CHANGED,
  *            SE_MESSAGE("Stage changed from %s to %s.", prev, stage),
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/uio.h>
 #include <syslog.h>
@@ -113,8 +115,9 @@ bool se_log_looks_like_key(const char *s);
 /* Where output goes. SECRETS_ENCRYPT_LOG_TARGET=auto|journal|stderr|console|null in the
  * environment overrides what the program chose (for tests and debugging). */
 typedef enum se_log_target {
-        SE_LOG_TARGET_AUTO,    /* journal iff stderr is the journal stream (JOURNAL_STREAM vs fstat),
-                                * else console on a tty, else stderr with <N> prefixes */
+        SE_LOG_TARGET_AUTO,    /* stderr is the journal stream (JOURNAL_STREAM vs fstat): JOURNAL;
+                                * else events to journald whenever it runs, and a plain line of
+                                * everything on stderr (se_log_get_target() returns AUTO then) */
         SE_LOG_TARGET_JOURNAL, /* sd_journal_sendv; <N>-prefixed stderr if that fails */
         SE_LOG_TARGET_STDERR,  /* "<N>message" lines on stderr */
         SE_LOG_TARGET_CONSOLE, /* plain "message" lines on stderr */
@@ -132,6 +135,13 @@ const char *se_log_target_to_string(se_log_target t);
  * 0..7 or debug|info|notice|warning|err|crit|alert|emerg overrides it). */
 void se_log_set_max_level(int priority);
 int se_log_get_max_level(void);
+/* Events carry OBJECT_SYSTEMD_UNIT=unit (the API server's unit they concern), so that
+ * `journalctl -u unit` shows them; NULL or "" removes it. */
+void se_log_set_object_unit(const char *unit);
+/* What stderr shows when it is not the journal (AUTO, CONSOLE, STDERR): events whose bit
+ * (1 << type) is in event_mask and plain lines up to max_priority. The journal still gets every
+ * event. Default: everything (UINT64_MAX, LOG_DEBUG). */
+void se_log_set_terminal_filter(uint64_t event_mask, int max_priority);
 /* True if stderr is connected to the journal (JOURNAL_STREAM matches fstat(2) of fd 2). */
 bool se_log_stderr_is_journal(void);
 

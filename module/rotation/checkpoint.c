@@ -130,6 +130,9 @@ int se_checkpoint_load(const char *dir, se_checkpoint *ret) {
                 } else if (streq(line, "conflicts")) {
                         if (parse_u64(eq, &c.conflicts) < 0)
                                 return -EBADMSG;
+                } else if (streq(line, "total")) {
+                        if (parse_u64(eq, &c.total) < 0)
+                                return -EBADMSG;
                 }
                 /* unknown fields: written by a newer version, ignored */
         }
@@ -160,11 +163,25 @@ int se_checkpoint_save(const char *dir, const se_checkpoint *c) {
                                       "done=%" PRIu64 "\n"
                                       "rewritten=%" PRIu64 "\n"
                                       "skipped=%" PRIu64 "\n"
-                                      "conflicts=%" PRIu64 "\n",
-                     c->config, c->prefixes, c->prefix_index, key, c->done, c->rewritten, c->skipped, c->conflicts);
+                                      "conflicts=%" PRIu64 "\n"
+                                      "total=%" PRIu64 "\n",
+                     c->config, c->prefixes, c->prefix_index, key, c->done, c->rewritten, c->skipped, c->conflicts,
+                     c->total);
         if (n < 0)
                 return -ENOMEM;
         return se_write_file_atomic(path, text, (size_t) n, 0600);
+}
+
+_public_ int se_reencrypt_checkpoint_progress(const char *state_dir, uint64_t *ret_done, uint64_t *ret_total) {
+        _cleanup_(se_checkpoint_done) se_checkpoint c = {};
+        int r;
+
+        r = se_checkpoint_load(state_dir, &c);
+        if (r < 0)
+                return r;
+        *ret_done = c.done;
+        *ret_total = c.total > 0 ? MAX(c.total, c.done) : 0;
+        return 0;
 }
 
 int se_checkpoint_remove(const char *dir) {

@@ -248,7 +248,7 @@ _public_ int se_ha_sync_force(se_ctx *ctx, bool from_cluster, char **ret_message
         if (r < 0)
                 return r;
         if (!cl)
-                return se_error_set(e, -EOPNOTSUPP,
+                return se_error_set(e, -ESTALE,
                                     "sync needs an etcd datastore: with SQLite this server is the whole cluster");
         r = from_cluster ? se_cluster_get_config(cl, &cur, e) : cluster_get(cl, &cur, e);
         if (r < 0)

@@ -71,6 +71,38 @@ static int local_annotation(se_ctx *ctx, se_stage *ret_stage, char ret_hash[stat
         return 0;
 }
 
+/* Where a command runs, in words (k3s prints its internal range, e.g. start-reencrypt_finished);
+ * --force is offered only where the command takes it. */
+static const char *stage_refusal_hint(se_command cmd) {
+        switch (cmd) {
+        case SE_COMMAND_PREPARE:
+                return "prepare runs after start or a finished rotation, or with --force";
+        case SE_COMMAND_ROTATE:
+                return "rotate runs after prepare, or with --force";
+        case SE_COMMAND_REENCRYPT:
+                return "reencrypt runs after rotate, or with --force";
+        default:
+                return "rotate-keys runs after start or a finished rotation";
+        }
+}
+
+/* What to do instead, from the stage the node is at. */
+static const char *stage_next_hint(se_ctx *ctx, se_stage stage) {
+        switch (stage) {
+        case SE_STAGE_PREPARE:
+                return "next: restart the servers, then `secrets-encrypt rotate`";
+        case SE_STAGE_ROTATE:
+        case SE_STAGE_REENCRYPT_REQUEST:
+                return "next: restart the servers, then `secrets-encrypt reencrypt`";
+        case SE_STAGE_REENCRYPT_ACTIVE:
+                return ctx->state.pending_reencrypt
+                               ? "next: `secrets-encrypt reencrypt` resumes the interrupted re-encryption"
+                               : "a re-encryption is running; wait for it (`secrets-encrypt status`)";
+        default:
+                return "next: `secrets-encrypt prepare` or `secrets-encrypt rotate-keys` starts a rotation";
+        }
+}
+
 /* k3s's verifyEncryptionHashAnnotation(): every server's annotation equal, then this node's stage
  * and hash. */
 static int verify_stage_and_hash(se_ctx *ctx, se_command cmd, se_error *e) {
@@ -99,10 +131,9 @@ static int verify_stage_and_hash(se_ctx *ctx, se_command cmd, se_error *e) {
         if (r < 0)
                 return r;
         if (se_stage_next(stage, cmd, NULL, &required) < 0)
-                return se_error_set(e, -ESTALE,
-                                    "incorrect stage: %s found on node %s (%s needs stage %s; use --force to "
-                                    "override where k3s allows it)",
-                                    se_stage_to_string(stage), node, se_command_to_string(cmd), required);
+                return se_error_set(e, -ESTALE, "incorrect stage: %s found on node %s (%s; %s)",
+                                    se_stage_to_string(stage), node, stage_refusal_hint(cmd),
+                                    stage_next_hint(ctx, stage));
         if (!streq(hash, ctx->state.hash))
                 return se_error_set(e, -ESTALE,
                                     "invalid hash: %s found on node %s (the configuration changed since the node "
@@ -243,19 +274,39 @@ _public_ int se_op_prepare(se_ctx *ctx, bool force, se_error *e) {
         return r;
 }
 
+/* "AES-CBC <name>" of the write key, NULL when none. */
+static int write_key_label(const se_config *c, char **ret, se_error *e) {
+        char **inactive = NULL;
+        size_t n = 0;
+
+        if (se_config_status_keys(c, ret, &inactive, &n) < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+                free(inactive[i]);
+        free(inactive);
+        return 0;
+}
+
 _public_ int se_op_rotate(se_ctx *ctx, bool force, se_error *e) {
         se_config *n = NULL;
         _cleanup_free_ char *name = NULL;
         int r;
 
+        _cleanup_free_ char *before = NULL, *after = NULL;
+
         r = require_config(ctx, e);
         if (r >= 0 && !force)
                 r = verify_stage_and_hash(ctx, SE_COMMAND_ROTATE, e);
         if (r >= 0)
+                r = write_key_label(ctx->state.config, &before, e);
+        if (r >= 0)
                 r = se_rotation_rotate(ctx->state.config, provider(ctx), &n, &name, e);
         if (r >= 0)
                 r = se_ops_commit(ctx, n, SE_STAGE_ROTATE, e);
-        if (r >= 0 && name)
+        if (r >= 0)
+                r = write_key_label(ctx->state.config, &after, e);
+        /* with one key (rotate -f) the write key stays what it was: nothing was promoted */
+        if (r >= 0 && name && !streq(before ?: "", after ?: ""))
                 event_key(ctx, SE_EVENT_KEY_PROMOTED, "promoted to write key", name);
         se_config_free(n);
         return r;
@@ -330,6 +381,8 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         (void) se_event(SE_EVENT_REENCRYPT_STARTED, SE_MESSAGE("Re-encryption of secrets started on %s.", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
+        if (ctx->started)
+                ctx->started(ctx->progress_userdata);
         r = se_reencrypt(store, ctx->state.config, &o, &res, e);
         se_rotation_scope_done(&sc);
         if (r < 0) {
@@ -471,15 +524,31 @@ static int run_reencrypt(se_ctx *ctx, bool skip, bool rotate_keys, se_error *e) 
         if (r >= 0)
                 r = run_reencrypt_leased(ctx, skip, e);
         se_ha_lease_release(TAKE_PTR(ctx->lease));
-        if (r < 0 && !ctx->server_stopped)
+        /* interrupted on request (Ctrl-C): reencrypt_active stays, so `reencrypt` or the next start
+         * resumes from the checkpoint */
+        if (r < 0 && !ctx->server_stopped && r != -ECANCELED)
                 unmark_active(ctx, annotation, pending, pskip, prk);
         return r;
+}
+
+/* This node is at reencrypt_active with the current config and the work still pending: an
+ * earlier run stopped before it finished. */
+static bool reencrypt_interrupted(se_ctx *ctx) {
+        se_stage stage;
+        char hash[65];
+
+        return ctx->state.pending_reencrypt && local_annotation(ctx, &stage, hash, NULL) >= 0 &&
+               stage == SE_STAGE_REENCRYPT_ACTIVE && streq(hash, ctx->state.hash);
 }
 
 _public_ int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e) {
         int r;
 
         r = require_config(ctx, e);
+        if (r >= 0 && !force && reencrypt_interrupted(ctx))
+                /* an interrupted re-encryption (a lost terminal, kill, a crash) resumes from its
+                 * checkpoint, with what was asked when it started */
+                return run_reencrypt(ctx, skip || ctx->state.pending_skip, ctx->state.pending_rotate_keys, e);
         if (r >= 0 && !force)
                 r = verify_stage_and_hash(ctx, SE_COMMAND_REENCRYPT, e);
         if (r >= 0 && streq(provider(ctx), "secretbox"))
@@ -717,10 +786,47 @@ _public_ int se_op_status(se_ctx *ctx, se_status *ret, se_error *e) {
                 goto oom;
 
         s.reencrypt_pending = ctx->state.pending_reencrypt;
-        if (s.reencrypt_pending)
-                r = asprintf(&s.next_action, "restart %s on %s to finish the interrupted re-encryption",
-                             ctx->settings->unit, ctx->settings->node_name);
-        else if (restart)
+        if (s.reencrypt_pending) {
+                _cleanup_free_ char *count = NULL;
+                pid_t holder = 0;
+
+                /* readers never take the lock: its holder is the command or hook doing the work */
+                if (ctx->lock_fd < 0)
+                        (void) se_lock_dir_holder(ctx->state.dir, &holder);
+                s.reencrypt_running = holder > 0 && stage == SE_STAGE_REENCRYPT_ACTIVE;
+                bool has_checkpoint =
+                        se_reencrypt_checkpoint_progress(ctx->state.dir, &s.progress_done, &s.progress_total) >= 0;
+                if (s.progress_total > 0)
+                        r = asprintf(&count, "%" PRIu64 "/%" PRIu64 " secrets (%" PRIu64 "%%)", s.progress_done,
+                                     s.progress_total, s.progress_done * 100 / s.progress_total);
+                else
+                        r = asprintf(&count, "%" PRIu64 " secrets", s.progress_done);
+                if (r < 0)
+                        goto oom;
+                if (s.reencrypt_running) {
+                        r = asprintf(&s.next_action,
+                                     "wait for the re-encryption to finish (pid %d): "
+                                     "`journalctl -f SYSLOG_IDENTIFIER=secrets-encrypt`",
+                                     (int) holder);
+                        if (r >= 0)
+                                r = asprintf(&s.note, "Re-encryption running (pid %d): %s done", (int) holder, count);
+                } else {
+                        r = asprintf(&s.next_action,
+                                     "run `secrets-encrypt reencrypt` (or restart %s on %s) to finish the interrupted "
+                                     "re-encryption",
+                                     ctx->settings->unit, ctx->settings->node_name);
+                        if (r >= 0)
+                                r = has_checkpoint
+                                            ? asprintf(&s.note,
+                                                       "Re-encryption interrupted at %s: run `secrets-encrypt "
+                                                       "reencrypt` to resume it (or restart %s)",
+                                                       count, ctx->settings->unit)
+                                            : asprintf(&s.note,
+                                                       "Re-encryption pending: restart %s (its hook runs it), or run "
+                                                       "`secrets-encrypt reencrypt`",
+                                                       ctx->settings->unit);
+                }
+        } else if (restart)
                 r = asprintf(&s.next_action, "restart %s on %s", ctx->settings->unit, restart);
         else
                 switch (stage) {

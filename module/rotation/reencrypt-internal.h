@@ -21,6 +21,7 @@ typedef struct se_checkpoint {
         uint64_t rewritten;
         uint64_t skipped;
         uint64_t conflicts;
+        uint64_t total; /* values when the run that wrote it started (0: unknown, an older file) */
 } se_checkpoint;
 
 /* -ENOENT when there is none; -EBADMSG when it cannot be parsed. */

@@ -403,6 +403,7 @@ static int save_checkpoint(run *r, bool force) {
         r->cp.rewritten = r->res.rewritten;
         r->cp.skipped = r->res.skipped;
         r->cp.conflicts = r->res.conflicts;
+        r->cp.total = MAX(r->res.total, r->res.done);
         k = se_checkpoint_save(r->o->state_dir, &r->cp);
         if (k < 0)
                 return k;

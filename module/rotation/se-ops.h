@@ -26,8 +26,11 @@ typedef struct se_ctx {
         se_cluster *cluster;            /* HA (etcd) only, opened on first use */
         struct se_cluster_lease *lease; /* held while re-encrypting in HA */
         uint64_t lease_refreshed_usec;
-        se_reencrypt_progress_fn progress;
+        se_reencrypt_progress_fn progress; /* returning -ECANCELED stops at a checkpoint, resumable */
         void *progress_userdata;
+        /* Called with progress_userdata once the re-encryption really starts (checks passed, stage
+         * marked reencrypt_active). */
+        void (*started)(void *userdata);
         /* Leave re-encryption pending for the hook (the helper's --restart): the server is then
          * down while values are rewritten. */
         bool defer_reencrypt;
@@ -44,16 +47,21 @@ typedef struct se_ctx {
 /* Locks the state directory (waiting up to lock_wait_usec; -EBUSY with the holder's pid in the
  * message) and loads the state. The directory is created (0700) when missing. */
 int se_ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e);
-/* The same for readers (status, verify): on a read-only state directory they go on unlocked,
- * and never write. */
+/* The same for readers (status, verify): no lock is taken or waited for (a running re-encryption
+ * holds it for its whole run); the state is a consistent snapshot (se_state_load_snapshot()).
+ * lock_wait_usec is ignored. Never writes. */
 int se_ctx_open_read(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, se_error *e);
 void se_ctx_close(se_ctx *ctx);
+/* A consistent state without the lock: every file is replaced atomically, and the directory is
+ * read again until two reads agree. */
+int se_state_load_snapshot(const char *dir, se_state *ret, se_error *e);
 int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e);
 
 int se_op_status(se_ctx *ctx, se_status *ret, se_error *e);
 int se_op_prepare(se_ctx *ctx, bool force, se_error *e);
 int se_op_rotate(se_ctx *ctx, bool force, se_error *e);
-/* Marks reencrypt_active, re-encrypts, prunes (unless skip), reaches reencrypt_finished. */
+/* Marks reencrypt_active, re-encrypts, prunes (unless skip), reaches reencrypt_finished. Without
+ * force, at reencrypt_active with the work pending it resumes the interrupted re-encryption. */
 int se_op_reencrypt(se_ctx *ctx, bool force, bool skip, se_error *e);
 int se_op_rotate_keys(se_ctx *ctx, se_error *e);
 /* *ret_changed false when already in that state. */

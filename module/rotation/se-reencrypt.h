@@ -81,6 +81,10 @@ typedef struct se_reencrypt_result {
 int se_reencrypt(se_store *s, const se_config *c, const se_reencrypt_options *o, se_reencrypt_result *ret,
                  se_error *e);
 void se_reencrypt_result_done(se_reencrypt_result *r);
+/* How far the unfinished re-encryption in state_dir got, from its checkpoint (read without the
+ * lock: the file is replaced atomically). -ENOENT when there is none; *ret_total is 0 when the
+ * checkpoint does not say. */
+int se_reencrypt_checkpoint_progress(const char *state_dir, uint64_t *ret_done, uint64_t *ret_total);
 
 typedef struct se_verify_options {
         const char *const *prefixes; /* as for se_reencrypt */

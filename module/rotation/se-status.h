@@ -31,7 +31,9 @@ typedef struct se_status {
         se_node_status *nodes;
         size_t n_nodes;
         bool reencrypt_pending;
+        bool reencrypt_running; /* another process holds the state lock and is re-encrypting */
         uint64_t progress_done, progress_total;
+        char *note; /* one line after k3s's text output (a running or interrupted re-encryption) */
         char *next_action;
         bool safe_to_proceed;
         /* where this answer was read from; userinfo is stripped from the datastore URL */

@@ -28,6 +28,7 @@ _public_ void se_status_done(se_status *s) {
         }
         free(s->nodes);
         free(s->next_action);
+        free(s->note);
         *s = (se_status){};
 }
 
@@ -117,6 +118,8 @@ _public_ int se_status_format_text(const se_status *s, char **ret) {
         }
         if (r >= 0)
                 r = se_buf_append(&b, "\n", 1); /* fmt.Println of the whole output */
+        if (r >= 0 && s->note)                  /* ours, after all of k3s's output */
+                r = se_buf_printf(&b, "%s\n", s->note);
 done:
         if (r < 0) {
                 se_buf_free(&b);
@@ -207,9 +210,10 @@ _public_ int se_status_format_json(const se_status *s, char **ret) {
         }
         if (r >= 0)
                 r = se_buf_printf(&b,
-                                  ",\n\t\"progress\": {\n\t\t\"reencrypt_pending\": %s,\n\t\t\"done\": %" PRIu64
-                                  ",\n\t\t\"total\": %" PRIu64 "\n\t}",
-                                  s->reencrypt_pending ? "true" : "false", s->progress_done, s->progress_total);
+                                  ",\n\t\"progress\": {\n\t\t\"reencrypt_pending\": %s,\n\t\t\"running\": %s,\n\t\t"
+                                  "\"done\": %" PRIu64 ",\n\t\t\"total\": %" PRIu64 "\n\t}",
+                                  s->reencrypt_pending ? "true" : "false", s->reencrypt_running ? "true" : "false",
+                                  s->progress_done, s->progress_total);
         if (r >= 0)
                 r = field(&b, "\t", "next_action");
         if (r >= 0)

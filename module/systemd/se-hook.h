@@ -36,3 +36,13 @@ void se_hook_clear_failure(const se_settings *s);
 int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec, se_error *e);
 /* systemctl daemon-reload: the manager rereads unit files and drop-ins (waits until done). */
 int se_manager_reload(bool user, se_error *e);
+/* Starts argv (argv[0] an absolute path) as the transient service name (StartTransientUnit), with
+ * the environment ("K=V", NULL-terminated; may be NULL), working directory and stdout/stderr
+ * descriptors given (-1: the manager's defaults), and returns once it was queued. -EBUSY when a
+ * unit of that name is already loaded and not failed; -ENOTCONN when the manager cannot be
+ * reached. A successful run is unloaded when it ends; a failed one stays, with its exit status. */
+int se_unit_start_transient(const char *name, const char *description, char *const *argv, char *const *environment,
+                            const char *working_directory, int stdout_fd, int stderr_fd, bool user, se_error *e);
+/* ActiveState of name ("active", "failed", …) and ExecMainStatus; -ENOENT when it is not loaded
+ * (a successful run ended). */
+int se_unit_get_state(const char *name, bool user, char **ret_active_state, int *ret_exit_status, se_error *e);

@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "se-hook.h"
 #include "se-util.h"
+#include "unit-internal.h"
 
 typedef struct job_wait {
         const char *job;
@@ -28,7 +29,7 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *error
 }
 
 /* The manager's private socket works without a D-Bus daemon (as systemctl uses it as root). */
-static int connect_manager(bool user, sd_bus **ret) {
+int se_unit_connect(bool user, sd_bus **ret) {
         _cleanup_free_ char *addr = NULL;
         const char *runtime = secure_getenv("XDG_RUNTIME_DIR");
         sd_bus *bus = NULL;
@@ -63,10 +64,10 @@ _public_ int se_unit_restart(const char *unit, bool user, uint64_t timeout_usec,
         char *job = NULL;
         int r;
 
-        r = connect_manager(user, &bus);
-        if (r < 0)
-                return se_error_set(e, r, "cannot connect to the %s service manager: %s", user ? "user" : "system",
-                                    strerror(-r));
+        r = se_unit_connect(user, &bus);
+        if (r < 0) /* whatever the socket said, systemd is unavailable (exit 69) */
+                return se_error_set(e, r == -ENOMEM ? r : -ENOTCONN, "cannot connect to the %s service manager: %s",
+                                    user ? "user" : "system", strerror(-r));
 
         r = sd_bus_match_signal(bus, NULL, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                 "org.freedesktop.systemd1.Manager", "JobRemoved", on_job_removed, &w);
@@ -152,10 +153,10 @@ _public_ int se_manager_reload(bool user, se_error *e) {
         sd_bus *bus = NULL;
         int r;
 
-        r = connect_manager(user, &bus);
+        r = se_unit_connect(user, &bus);
         if (r < 0)
-                return se_error_set(e, r, "cannot connect to the %s service manager: %s", user ? "user" : "system",
-                                    strerror(-r));
+                return se_error_set(e, r == -ENOMEM ? r : -ENOTCONN, "cannot connect to the %s service manager: %s",
+                                    user ? "user" : "system", strerror(-r));
         r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                "org.freedesktop.systemd1.Manager", "Reload", &err, NULL, NULL);
         if (r < 0)

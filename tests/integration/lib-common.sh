@@ -84,6 +84,8 @@ _se_common_cleanup() {
 }
 
 se_common_init() {
+        # `reencrypt` runs in-process, never as a transient unit of the host's systemd
+        export SECRETS_ENCRYPT_FOREGROUND=1
         W=$(mktemp -d "${TMPDIR:-/tmp}/se-$1.XXXXXX") || exit 1
         BIN="$W/bin"
         mkdir -p "$BIN" "$W/units"
