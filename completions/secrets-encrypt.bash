@@ -22,12 +22,13 @@ _secrets_encrypt_commands() {
                 on && /^  +[a-z]/ { print $1 }'
 }
 
-# Every --long flag the help names (for a command: its own help, which lists the global flags too
-# where the program has per-command help; otherwise the global help).
+# Every --long flag the help names: for a command, its own help (where the program has one) and the
+# global help, whose settings and global flags go with every command.
 _secrets_encrypt_flags() {
         local text
         text=$(_secrets_encrypt_help "$1" "$2")
-        case "$text" in *--*) ;; *) text=$(_secrets_encrypt_help "$1") ;; esac
+        case "$text" in *--*) text+=$'\n'$(_secrets_encrypt_help "$1" | sed -n '/^Settings/,$p') ;;
+        *) text=$(_secrets_encrypt_help "$1") ;; esac
         printf '%s\n' "$text" | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u
         # flags written as "--datastore-cafile/-certfile/-keyfile"
         printf '%s\n' "$text" | grep -oE -- '--[a-z][a-z0-9-]*(/-[a-z0-9-]+)+' | while IFS=/ read -r first rest; do

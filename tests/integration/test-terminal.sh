@@ -242,6 +242,8 @@ expect_code 66 "missing input: --config names a file that does not exist" "$CLI"
 expect_code 66 "missing input: validate FILE that does not exist" "$CLI" validate "$W/none.json"
 expect_code 69 "datastore unavailable: no such SQLite file" "$CLI" --datastore-endpoint "sqlite://$W/none.db" verify
 cp -a "$STATE" "$W/state-r"
+se_standin_unit "$W/state-r"
+se_standin_unit "$W/a-file/sub"
 cp "$DB" "$W/db-r.sqlite"
 expect_code 69 "systemd unavailable: --restart --user without a manager" \
         env XDG_RUNTIME_DIR="$W/no-runtime" "$CLI" --state-dir "$W/state-r" --datastore-endpoint "sqlite://$W/db-r.sqlite" prepare --restart --user
@@ -251,6 +253,7 @@ expect_code 79 "precondition: sync on SQLite (needs etcd)" "$CLI" sync --from-lo
 touch "$W/a-file"
 expect_code 73 "cannot create a state file: state-dir under a regular file" "$CLI" --state-dir "$W/a-file/sub" enable
 cp -a "$STATE" "$W/state-io"
+se_standin_unit "$W/state-io"
 expect_code 74 "I/O error: the first state write fails with EIO" \
         env SE_FAULT_OPS=write SE_FAULT_ERRNO_AT=1 SE_FAULT_ERRNO=EIO LD_PRELOAD="$BIN/fault-inject.so" \
         "$CLI" --state-dir "$W/state-io" prepare
