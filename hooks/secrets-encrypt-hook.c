@@ -23,6 +23,7 @@
 #include "se-hook.h"
 #include "se-metrics.h"
 #include "se-settings.h"
+#include "se-util.h"
 
 static void on_deadline(int sig) {
         static const char msg[] = "<3>secrets-encrypt-hook: deadline (timeout setting) reached, giving up; "
@@ -68,6 +69,7 @@ int main(int argc, char *argv[]) {
 
         /* The drop-in cannot sandbox us without sandboxing the server too. */
         (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        (void) se_process_harden(); /* keys never land in a core dump */
         umask(0077);
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)

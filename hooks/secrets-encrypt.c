@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "macro.h"
 #include "se-fleet-hooks.h"
+#include "se-util.h"
 
 static const struct {
         const char *name;
@@ -144,6 +145,7 @@ int main(int argc, char *argv[]) {
         size_t n = 0, cmd;
         int opt, r, status;
 
+        (void) se_process_harden(); /* keys never land in a core dump */
         while (options[n].name)
                 n++;
         for (size_t i = 0; se_settings_keys[i]; i++)

@@ -15,6 +15,7 @@
 #include "se-facts.h"
 #include "se-fleet-hooks.h"
 #include "se-metrics.h"
+#include "se-trust.h"
 #include "se-util.h"
 
 #define MAX_HOOKS 256u
@@ -58,15 +59,27 @@ static void strv_free(char **v, size_t n) {
         free(v);
 }
 
-/* Executable regular files (symlinks followed), sorted by name. */
-static int list_hooks(const char *dir, char ***ret, size_t *ret_n) {
+static void hook_failed(const char *path, const se_fleet_event *ev, const char *why);
+
+/* Executable regular files (symlinks followed), sorted by name. The directory and every hook must
+ * be root's alone (se-trust.h): one others can change is refused, logged, and not run. */
+static int list_hooks(const char *dir, const se_fleet_event *ev, char ***ret, size_t *ret_n) {
+        se_error e = SE_ERROR_NULL;
         DIR *d = opendir(dir);
         char **v = NULL;
         size_t n = 0;
         struct dirent *de;
+        int r;
 
         if (!d)
                 return -errno;
+        r = se_trust_check_fd(dirfd(d), dir, "hooks-dir", &e);
+        if (r < 0) {
+                hook_failed(dir, ev, se_error_message(&e));
+                se_error_done(&e);
+                closedir(d);
+                return r;
+        }
         while ((de = readdir(d))) {
                 struct stat st;
                 char **nv;
@@ -85,6 +98,12 @@ static int list_hooks(const char *dir, char ***ret, size_t *ret_n) {
                 v = nv;
                 if (asprintf(&v[n], "%s/%s", dir, de->d_name) < 0)
                         goto oom;
+                if (se_trust_check_at(dirfd(d), de->d_name, v[n], "fleet hook", &e) < 0) {
+                        hook_failed(v[n], ev, se_error_message(&e));
+                        se_error_done(&e);
+                        free(v[n]);
+                        continue;
+                }
                 n++;
         }
         closedir(d);
@@ -242,7 +261,7 @@ _public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint6
                 return 0;
         if (timeout_usec == 0)
                 timeout_usec = SE_FLEET_HOOK_TIMEOUT_USEC;
-        r = list_hooks(dir, &hooks, &n_hooks);
+        r = list_hooks(dir, ev, &hooks, &n_hooks);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -294,34 +313,14 @@ static uint64_t hook_timeout(const se_settings *s) {
         return SE_FLEET_HOOK_TIMEOUT_USEC;
 }
 
-/* The counts of the last run survive in the metrics file itself: the state has no place for them. */
-static void previous_counts(const char *path, uint64_t *ret_done, uint64_t *ret_total) {
-        _cleanup_free_ uint8_t *data = NULL;
-        size_t size;
-
-        if (se_read_file(path, 1024 * 1024, &data, &size) < 0)
-                return;
-        for (char *line = (char *) data; line && *line;) {
-                char *nl = strchr(line, '\n');
-                unsigned long long v;
-
-                if (nl)
-                        *nl = 0;
-                if (sscanf(line, "secrets_encrypt_reencrypt_done %llu", &v) == 1)
-                        *ret_done = v;
-                else if (sscanf(line, "secrets_encrypt_reencrypt_total %llu", &v) == 1)
-                        *ret_total = v;
-                line = nl ? nl + 1 : NULL;
-        }
-}
-
 static int write_metrics(const se_settings *s, se_facts *f, se_error *e) {
         if (f->reencrypt_total == 0 && f->reencrypt_done == 0) {
                 if (observer.have_progress) {
                         f->reencrypt_done = observer.done;
                         f->reencrypt_total = observer.total;
                 } else
-                        previous_counts(s->metrics_file, &f->reencrypt_done, &f->reencrypt_total);
+                        /* the counts of the last run survive in the metrics file itself */
+                        se_metrics_previous_counts(s->metrics_file, &f->reencrypt_done, &f->reencrypt_total);
         }
         return se_metrics_write(s->metrics_file, f, e);
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -6,6 +7,7 @@
 #include "macro.h"
 #include "se-cluster.h"
 #include "se-ops.h"
+#include "se-trust.h"
 #include "se-util.h"
 
 /* The context every operation runs in: the state-directory lock, the loaded state, and the
@@ -19,6 +21,12 @@ static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, 
         *ctx = (se_ctx){.settings = s, .lock_fd = -1};
         if (mkdir(s->state_dir, 0700) < 0 && errno != EEXIST && !(read_only && errno == EROFS))
                 return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
+        /* before the lock file is created in it: a directory others can write is nobody's lock */
+        r = se_trust_check_at(AT_FDCWD, s->state_dir, NULL, "state-dir", e);
+        if (r < 0 && !(read_only && r == -ENOENT))
+                return r;
+        if (r < 0)
+                se_error_done(e);
 
         r = se_lock_dir(s->state_dir, lock_wait_usec, &ctx->lock_fd, &holder);
         if (r == -EBUSY) {
