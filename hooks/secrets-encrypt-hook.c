@@ -116,7 +116,7 @@ int main(int argc, char *argv[]) {
         (void) alarm(0);
         if (r < 0) {
                 (void) se_hook_report_failure(&s, r, se_error_message(&e));
-                (void) sd_notifyf(0, "STATUS=secrets-encrypt: %s\nERRNO=%i", se_error_message(&e), -r);
+                (void) sd_notifyf(0, "STATUS=secrets-encrypt: %s\nERRNO=%i", se_hook_status_text(r), -r);
                 status = se_exit_code_from_errno(r);
                 goto finish;
         }

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "macro.h"
 #include "se-fleet-hooks.h"
+#include "se-redact.h"
 #include "se-util.h"
 
 static const struct {
@@ -310,6 +311,8 @@ int main(int argc, char *argv[]) {
         se_fleet_observer_remove();
 
 finish:
+        if (status != 0 && e.message)
+                (void) se_redact_fields(e.message); /* the message may echo a file: no secret in it */
         if (status != 0)
                 fprintf(stderr, "secrets-encrypt: %s\n", se_error_message(&e));
         se_error_done(&e);

@@ -15,6 +15,7 @@
 #include "se-facts.h"
 #include "se-fleet-hooks.h"
 #include "se-metrics.h"
+#include "se-redact.h"
 #include "se-trust.h"
 #include "se-util.h"
 
@@ -155,6 +156,9 @@ static int build_env(const se_fleet_event *ev, char ***ret, size_t *ret_n) {
                         v[n] = NULL;
                         goto oom;
                 }
+                /* the error may echo input: a secret in it is masked by field (se-redact.h) */
+                if (i == ELEMENTSOF(env_names) - 1)
+                        (void) se_redact_fields(v[n] + strlen(env_names[i]) + 1);
                 n++;
         }
         *ret = v;
