@@ -369,10 +369,14 @@ _public_ size_t se_redact_fields(char *text) {
                                 text[i] = '*';
                 return 1;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+                /* already redacted (kube-apiserver's word for it) */
+                if (v[i].end - v[i].start == STRLEN("REDACTED") && strneq(text + v[i].start, "REDACTED", 8))
+                        continue;
                 for (size_t j = v[i].start; j < v[i].end; j++)
                         if (!is_break(text[j]))
                                 text[j] = '*';
+        }
         free(v);
         return n;
 }

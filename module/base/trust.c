@@ -45,8 +45,8 @@ _public_ int se_trust_check_stat(const struct stat *st, const char *path, const 
                                     "change what runs as root; fix: chown root:root %s; chmod go-w %s",
                                     path, what, kind_of(st->st_mode),
                                     (st->st_mode & S_IWGRP) && (st->st_mode & S_IWOTH) ? "group and others"
-                                    : (st->st_mode & S_IWGRP)                           ? "its group"
-                                                                                        : "others",
+                                    : (st->st_mode & S_IWGRP)                          ? "its group"
+                                                                                       : "others",
                                     (unsigned) (st->st_mode & 07777), path, path);
         return 0;
 }
