@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,6 +38,17 @@ static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, 
                                             s->state_dir, (int) holder);
                 return se_error_set(e, r, "%s is locked by another secrets-encrypt process; retry later",
                                     s->state_dir);
+        }
+        if (r == -EPERM) {
+                _cleanup_free_ char *lock = NULL;
+
+                /* the lock file is not root's alone: the check again, for its message */
+                if (asprintf(&lock, "%s/.secrets-encrypt.lock", s->state_dir) < 0)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                if (se_trust_check_at(AT_FDCWD, lock, NULL, "lock file", e) == -EPERM)
+                        return -EPERM;
+                return se_error_set(e, -EPERM, "%s: refusing the lock file; fix: chown root:root %s; chmod go-w %s",
+                                    lock, lock, lock);
         }
         /* a reader on a read-only or foreign state directory reads without the lock */
         if (r < 0 && !(read_only && (r == -EROFS || r == -EACCES)))

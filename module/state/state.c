@@ -67,9 +67,11 @@ static int load_stage(se_state *st, se_error *e) {
 
         if (!path)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        r = se_read_file(path, 4096, &data, &size);
+        r = se_read_trusted_file(path, 4096, "stage file", &data, &size, e);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EPERM)
+                return r;
         if (r < 0)
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
         r = se_annotation_parse((const char *) data, &st->stage, st->stage_hash);
@@ -93,9 +95,11 @@ static int load_own(se_state *st, se_error *e) {
 
         if (!path)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        r = se_read_file(path, OWN_STATE_MAX_SIZE, &data, &size);
+        r = se_read_trusted_file(path, OWN_STATE_MAX_SIZE, "state file", &data, &size, e);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EPERM)
+                return r;
         if (r < 0)
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
 

@@ -72,11 +72,17 @@ chmod 777 "$STATE"
 refused "state-dir" "$STATE" 77 "$HOOK"
 refused "state-dir" "$STATE" 77 "$CLI" status
 refused "state-dir" "$STATE" 77 "$CLI" facts
-check "state-dir refused: no lock file was created in it" test ! -e "$STATE/.secrets-encrypt.lock.new"
 chmod 700 "$STATE"
 chown "$NOBODY" "$STATE"
 refused "state-dir" "$STATE" 77 "$HOOK"
 chown 0 "$STATE"
+# the lock file and the other state files (restored from a backup with the wrong owner, say)
+chown "$NOBODY" "$STATE/.secrets-encrypt.lock"
+refused "lock file" "$STATE/.secrets-encrypt.lock" 77 "$HOOK"
+chown 0 "$STATE/.secrets-encrypt.lock"
+chmod 666 "$STATE/encryption-state.json"
+refused "stage file" "$STATE/encryption-state.json" 77 "$CLI" status
+chmod 600 "$STATE/encryption-state.json"
 
 # ---- the encryption configuration --------------------------------------------------------------
 chown "$NOBODY" "$STATE/encryption-config.json"
