@@ -1,11 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Redaction by field (module/base/redact.c): every secret value, whatever form it is written in. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "macro.h"
+#include "se-config.h"
+#include "se-fleet-hooks.h"
 #include "se-redact.h"
 #include "testlib.h"
+
+#define KEY_A "c2VjcmV0c2VjcmV0"
+#define KEY_B "c2VjcmV0c2VjcmV1"
 
 /* Masks a copy of text; checks that none of the gone pieces and all of the kept ones remain. */
 static void check(const char *text, const char *const *gone, const char *const *kept) {
@@ -90,6 +97,52 @@ START_TEST(test_no_false_alarm) {
 }
 END_TEST
 
+/* The decoder's echo of a file ("Object 'Kind' is missing in '…'") shows no secret, in any form. */
+START_TEST(test_config_echo) {
+        static const char *const files[] = {
+                "apiVersion: apiserver.config.k8s.io/v1\nresources:\n- resources: [secrets]\n  providers:\n"
+                "  - aescbc:\n      keys:\n      - name: k1\n        secret: >-\n          " KEY_A "\n          " KEY_B
+                "\n",
+                "{\"apiVersion\":\"apiserver.config.k8s.io/v1\",\"resources\":[{\"resources\":[\"secrets\"],"
+                "\"providers\":[{\"aescbc\":{\"keys\":[{\"name\":\"k1\",\"s\\u0065cret\":"
+                "\"\\u0063\\u0032VjcmV0c2VjcmV0\"}]}}]}]}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                se_error e = SE_ERROR_NULL;
+                const char *m;
+
+                ck_assert_int_eq(se_config_parse("x", files[i], strlen(files[i]), NULL, &e), -EBADMSG);
+                m = se_error_message(&e);
+                ck_assert_msg(!strstr(m, KEY_A) && !strstr(m, KEY_B) && !strstr(m, "\\u0063\\u0032VjcmV0"),
+                              "key in: %s", m);
+                se_error_done(&e);
+        }
+}
+END_TEST
+
+/* A fleet hook's SECRETS_ENCRYPT_ERROR passes through the redaction too. */
+START_TEST(test_fleet_hook_error) {
+        char *dir = tl_tmpdir();
+        _cleanup_free_ char *hook = tl_path(dir, "10-dump"), *out = tl_path(dir, "env"), *body = NULL, *got = NULL;
+        se_fleet_event ev = {
+                .event = "config-invalid",
+                .node = "n",
+                .error = "Object 'Kind' is missing in 'keys:\n- name: k\n  secret: >-\n    " KEY_A "\n    " KEY_B "\n'",
+        };
+
+        ck_assert_int_ge(asprintf(&body, "#!/bin/sh\nprintf '%%s' \"$SECRETS_ENCRYPT_ERROR\" > %s\n", out), 0);
+        tl_write_str(hook, body);
+        ck_assert_int_eq(chmod(hook, 0755), 0);
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+        ck_assert_int_eq(se_fleet_hooks_run(dir, &ev, 10 * 1000000ULL, NULL), 0);
+        got = tl_read_file(out, NULL);
+        ck_assert_msg(!strstr(got, KEY_A) && !strstr(got, KEY_B), "key in SECRETS_ENCRYPT_ERROR: %s", got);
+        ck_assert_ptr_nonnull(strstr(got, "Object 'Kind' is missing"));
+        tl_tmpdir_remove(dir);
+}
+END_TEST
+
 static Suite *redact_suite(void) {
         Suite *s = suite_create("redact");
         TCase *tc = tcase_create("core");
@@ -97,6 +150,8 @@ static Suite *redact_suite(void) {
         tcase_add_test(tc, test_yaml_forms);
         tcase_add_test(tc, test_json_forms);
         tcase_add_test(tc, test_no_false_alarm);
+        tcase_add_test(tc, test_config_echo);
+        tcase_add_test(tc, test_fleet_hook_error);
         suite_add_tcase(s, tc);
         return s;
 }
