@@ -253,7 +253,9 @@ static int run_one(const char *path, char **envp, const se_fleet_event *ev, uint
         return -EPROTO;
 }
 
-_public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec, unsigned *ret_ran) {
+/* budget (NULL: none): the time left for hooks in this process, used up by each hook's run. */
+static int hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec, uint64_t *budget,
+                     unsigned *ret_ran) {
         char **hooks = NULL, **envp = NULL;
         size_t n_hooks = 0, n_env = 0;
         unsigned failed = 0;
@@ -279,14 +281,32 @@ _public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint6
                 strv_free(hooks, n_hooks);
                 return r;
         }
-        for (size_t i = 0; i < n_hooks; i++)
-                if (run_one(hooks[i], envp, ev, timeout_usec) < 0)
+        for (size_t i = 0; i < n_hooks; i++) {
+                uint64_t start = se_now_usec(CLOCK_MONOTONIC), used;
+
+                if (budget && *budget == 0) {
+                        hook_failed(hooks[i], ev,
+                                    "not run: the fleet hooks of this run used up their time (a quarter of the "
+                                    "timeout setting), so they cannot hold up the start");
                         failed++;
+                        continue;
+                }
+                if (run_one(hooks[i], envp, ev, budget ? MIN(timeout_usec, *budget) : timeout_usec) < 0)
+                        failed++;
+                if (budget) {
+                        used = se_now_usec(CLOCK_MONOTONIC) - start;
+                        *budget = used >= *budget ? 0 : *budget - used;
+                }
+        }
         if (ret_ran)
                 *ret_ran = (unsigned) n_hooks;
         strv_free(hooks, n_hooks);
         strv_free(envp, n_env);
         return (int) failed;
+}
+
+_public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec, unsigned *ret_ran) {
+        return hooks_run(dir, ev, timeout_usec, NULL, ret_ran);
 }
 
 /* ---- the observer ------------------------------------------------------------------------- */
@@ -295,6 +315,7 @@ static struct {
         const se_settings *settings;
         bool have_progress;
         uint64_t done, total;
+        uint64_t hooks_budget; /* time left for fleet hooks in this process */
 } observer;
 
 static bool runs_hooks(int type) {
@@ -386,7 +407,7 @@ static void observe(const se_log_record *rec, void *userdata) {
 
                 if (!ev.error && rec->type != SE_EVENT_STAGE_CHANGED)
                         ev.error = se_log_record_get(rec, "MESSAGE");
-                r = se_fleet_hooks_run(s->hooks_dir, &ev, hook_timeout(s), NULL);
+                r = hooks_run(s->hooks_dir, &ev, hook_timeout(s), &observer.hooks_budget, NULL);
                 if (r < 0)
                         se_log_warning_errno(r, "cannot read hooks-dir %s: %m", s->hooks_dir);
         }
@@ -399,6 +420,9 @@ static void observe(const se_log_record *rec, void *userdata) {
 _public_ void se_fleet_observer_install(const se_settings *s) {
         observer.settings = s;
         observer.have_progress = false;
+        /* however many hooks hang, the hook's own deadline (the timeout setting) is never reached
+         * through them: a failing fleet hook never blocks the start */
+        observer.hooks_budget = MAX(s->timeout_usec / 4, 1000u);
         se_event_set_observer(observe, NULL);
 }
 

@@ -4,7 +4,7 @@
 #   - a settings file, state-dir, encryption-config.json, hooks-dir or fleet hook that is not
 #     root's (or that group or others can write) is refused, the message naming the path and the
 #     fix; a refused fleet hook does not run and never fails the command;
-#   - a FIFO at metrics-file neither blocks the hook nor fails the start;
+#   - a FIFO at metrics-file neither blocks the hook nor fails the start, nor do hanging fleet hooks;
 #   - both programs run without core dumps: a fleet hook started by an unprivileged run sees its
 #     parent not dumpable (/proc/PID owned by root) and with a core size limit of 0.
 set -u
@@ -123,6 +123,26 @@ check "no hook ran from the world-writable hooks-dir" test ! -e "$W/ran-10-good"
 check "the refused hooks-dir is logged with the fix" \
         grep -qF "fix: chown root:root $W/hooks.d; chmod go-w $W/hooks.d" "$W/err"
 chmod 755 "$W/hooks.d"
+rm -f "$W/hooks.d/"*
+
+# ---- hanging fleet hooks: a budget for all of them ------------------------------------------------
+# timeout 8s: each hook may take min(30 s, 8 s), so three hanging ones would take 24 s, three times
+# the hook's deadline. Together they get a quarter of the timeout setting; the rest are logged and
+# not run, and the hook gives its own verdict.
+for h in 1 2 3; do
+        printf '#!/bin/sh\nexec sleep 300\n' >"$W/hooks.d/$h-hang"
+        chmod 755 "$W/hooks.d/$h-hang"
+done
+cp "$CONF" "$W/config.saved"
+echo "timeout: 8s" >>"$CONF"
+cp "$STATE/encryption-config.json" "$W/good.json"
+printf 'kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources: 7\n' >"$STATE/encryption-config.json"
+SECRETS_ENCRYPT_FLEET_HOOK_TIMEOUT= se_capture "$W" "$HOOK"
+check "three hanging fleet hooks: the hook gives its own verdict, invalid config (exit $rc)" \
+        test "$rc" = 78
+check "the hooks past the budget are logged, not run" grep -q "not run: the fleet hooks of this run used up" "$W/err"
+install -m 600 "$W/good.json" "$STATE/encryption-config.json"
+cp "$W/config.saved" "$CONF"
 rm -f "$W/hooks.d/"*
 
 # ---- a FIFO at metrics-file ----------------------------------------------------------------------
