@@ -17,10 +17,14 @@ static const char *const secret_fields[] = {"secret"};
 
 #define KEY_MAX 32u
 
+/* Aliases whose anchor is looked up (a scan of the whole text each): more fail the search. */
+#define ALIASES_MAX 64u
+
 typedef struct spans {
         se_redact_span *v;
         size_t n, cap;
-        bool oom;
+        unsigned aliases;
+        bool oom, too_many;
 } spans;
 
 static void span_add(spans *s, size_t start, size_t end) {
@@ -95,8 +99,15 @@ static size_t quoted_end(const char *d, size_t size, size_t i) {
 /* The quoted string at d[i] decoded (JSON/YAML escapes, up to KEY_MAX bytes; a non-ASCII escape
  * becomes 0xff, which matches no name). Returns its end, and the name in buf. */
 static size_t quoted_name(const char *d, size_t size, size_t i, char buf[static KEY_MAX + 1], size_t *ret_len) {
-        size_t close = quoted_close(d, size, i), n = 0;
+        /* a name is short even escaped (\U0000XXXX per byte): look no further, so that the text's
+         * quotes (apostrophes among them) cost a bounded scan each */
+        size_t close = quoted_close(d, MIN(size, i + 1 + 10 * (KEY_MAX + 1)), i), n = 0;
         char q = d[i];
+
+        if (close >= MIN(size, i + 1 + 10 * (KEY_MAX + 1))) {
+                *ret_len = KEY_MAX + 1; /* no name */
+                return i + 1;
+        }
 
         for (size_t m = i + 1; m < close && n <= KEY_MAX; m++) {
                 char c = d[m];
@@ -246,7 +257,9 @@ static void value_at(const char *d, size_t size, size_t k, size_t col, bool flow
         case '*': {
                 end = token_end(d, size, k);
                 span_add(s, k + 1, end);
-                if (depth == 0)
+                if (depth == 0 && ++s->aliases > ALIASES_MAX)
+                        s->too_many = true;
+                else if (depth == 0)
                         find_anchor(d, size, d + k + 1, end - k - 1, s, depth + 1);
                 return;
         }
@@ -309,33 +322,52 @@ static int cmp_span(const void *a, const void *b) {
         return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* The end of the spans added since n_before (0 if none). */
+static size_t spans_end(const spans *s, size_t n_before) {
+        size_t end = 0;
+
+        for (size_t j = n_before; j < s->n; j++)
+                end = MAX(end, s->v[j].end);
+        return end;
+}
+
 _public_ int se_redact_find(const char *d, size_t size, se_redact_span **ret, size_t *ret_n) {
         spans s = {};
-        size_t n = 0;
+        size_t n = 0, line = 0;
 
-        for (size_t i = 0; i < size && !s.oom; i++) {
+        for (size_t i = 0; i < size && !s.oom && !s.too_many; i++) {
                 char name[KEY_MAX + 1];
-                size_t len, end, k;
+                size_t len, end, k, before = s.n;
 
+                if (i > 0 && is_break(d[i - 1]))
+                        line = i;
                 if (d[i] == '"' || d[i] == '\'') {
                         end = quoted_name(d, size, i, name, &len);
                         k = colon_after(d, size, end);
                         if (k > 0 && is_secret_name(name, len))
-                                value_at(d, size, k, column(d, i, NULL), in_flow(d, i), &s, 0);
+                                value_at(d, size, k, i - line, in_flow(d, i), &s, 0);
                         /* not skipped: a quote may be prose's apostrophe, and masking too much is safe */
-                        continue;
+                } else if (i == 0 || strchr(" \t\r\n{,[?", d[i - 1])) {
+                        for (len = 0;
+                             i + len < size && len <= KEY_MAX &&
+                             ((d[i + len] >= 'a' && d[i + len] <= 'z') || (d[i + len] >= 'A' && d[i + len] <= 'Z'));
+                             len++)
+                                ;
+                        if (len > 0 && is_secret_name(d + i, len) && (k = colon_after(d, size, i + len)) > 0)
+                                value_at(d, size, k, i - line, in_flow(d, i), &s, 0);
                 }
-                if (i > 0 && !strchr(" \t\r\n{,[?", d[i - 1]))
-                        continue;
-                for (len = 0; i + len < size && len <= KEY_MAX &&
-                              ((d[i + len] >= 'a' && d[i + len] <= 'z') || (d[i + len] >= 'A' && d[i + len] <= 'Z'));
-                     len++)
-                        ;
-                if (len == 0 || !is_secret_name(d + i, len))
-                        continue;
-                k = colon_after(d, size, i + len);
-                if (k > 0)
-                        value_at(d, size, k, column(d, i, NULL), in_flow(d, i), &s, 0);
+                /* on past the value: what it holds is masked anyway, and each byte is looked at once */
+                end = spans_end(&s, before);
+                if (end > i + 1) {
+                        for (size_t j = i + 1; j < end; j++)
+                                if (is_break(d[j - 1]))
+                                        line = j;
+                        i = end - 1;
+                }
+        }
+        if (s.too_many) {
+                free(s.v);
+                return -E2BIG;
         }
         if (s.oom) {
                 free(s.v);

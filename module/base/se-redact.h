@@ -16,8 +16,9 @@ typedef struct se_redact_span {
 } se_redact_span;
 
 /* The values in d (size bytes, NUL bytes allowed), in order and without overlaps. *ret is
- * malloc'd (NULL when there is none). */
+ * malloc'd (NULL when there is none). -E2BIG when the text uses more than 64 aliases as values:
+ * the caller then shows none of it. */
 int se_redact_find(const char *d, size_t size, se_redact_span **ret, size_t *ret_n);
-/* Masks every byte of those values but line breaks with '*', in place (all of the text when
- * memory runs out). Returns the number of values masked. */
+/* Masks every byte of those values but line breaks with '*', in place (all of the text when they
+ * cannot be found). Returns the number of values masked. */
 size_t se_redact_fields(char *text);
