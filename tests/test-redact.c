@@ -143,6 +143,25 @@ START_TEST(test_fleet_hook_error) {
 }
 END_TEST
 
+/* Past 64 aliases used as secrets the anchors are not looked up: nothing of the text is shown. */
+START_TEST(test_too_many_aliases) {
+        _cleanup_free_ char *t = NULL;
+        se_redact_span *v = NULL;
+        size_t n = 0;
+        char *p;
+
+        t = malloc(65 * 16 + 32);
+        ck_assert_ptr_nonnull(t);
+        p = stpcpy(t, "a: &k QUFBQUFB\n");
+        for (int i = 0; i < 65; i++)
+                p = stpcpy(p, "- secret: *k\n");
+        ck_assert_int_eq(se_redact_find(t, strlen(t), &v, &n), -E2BIG);
+        (void) se_redact_fields(t);
+        ck_assert_ptr_null(strstr(t, "QUFBQUFB"));
+        ck_assert_ptr_null(strchr(t, 'a'));
+}
+END_TEST
+
 static Suite *redact_suite(void) {
         Suite *s = suite_create("redact");
         TCase *tc = tcase_create("core");
@@ -152,6 +171,7 @@ static Suite *redact_suite(void) {
         tcase_add_test(tc, test_no_false_alarm);
         tcase_add_test(tc, test_config_echo);
         tcase_add_test(tc, test_fleet_hook_error);
+        tcase_add_test(tc, test_too_many_aliases);
         suite_add_tcase(s, tc);
         return s;
 }
