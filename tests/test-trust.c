@@ -129,7 +129,8 @@ START_TEST(test_read_trusted) {
 }
 END_TEST
 
-/* The metrics file is read once per process; a FIFO there is neither read nor waited for. */
+/* A FIFO at the metrics file is neither read nor waited for; a regular file is read once per
+ * process. */
 START_TEST(test_metrics_fifo) {
         char *dir = tl_tmpdir();
         _cleanup_free_ char *fifo = tl_path(dir, "m.prom");
@@ -146,6 +147,24 @@ START_TEST(test_metrics_fifo) {
         ck_assert_ptr_nonnull(strstr(se_error_message(&e), fifo));
         se_metrics_set_hook_result(false, -1);
         se_error_done(&e);
+
+        /* a regular file is read once, not at every event */
+        {
+                _cleanup_free_ char *f = tl_path(dir, "r.prom");
+
+                tl_write_str(f, "secrets_encrypt_reencrypt_done 5\nsecrets_encrypt_reencrypt_total 6\n");
+                se_metrics_forget_previous();
+                se_metrics_previous_counts(f, &done, &total);
+                ck_assert_uint_eq(done, 5);
+                ck_assert_uint_eq(total, 6);
+                tl_write_str(f, "secrets_encrypt_reencrypt_done 7\nsecrets_encrypt_reencrypt_total 8\n");
+                se_metrics_previous_counts(f, &done, &total);
+                ck_assert_uint_eq(done, 5);
+                se_metrics_forget_previous();
+                se_metrics_previous_counts(f, &done, &total);
+                ck_assert_uint_eq(done, 7);
+                ck_assert_uint_eq(total, 8);
+        }
         se_metrics_forget_previous();
         tl_tmpdir_remove(dir);
 }
