@@ -25,6 +25,7 @@
 #include "se-host.h"
 #include "se-metrics.h"
 #include "se-settings.h"
+#include "se-util.h"
 
 static void on_deadline(int sig) {
         static const char msg[] = "<3>secrets-encrypt-hook: deadline (timeout setting) reached, giving up; "
@@ -70,6 +71,7 @@ int main(int argc, char *argv[]) {
 
         /* The drop-in cannot sandbox us without sandboxing the server too. */
         (void) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        (void) se_process_harden(); /* keys never land in a core dump */
         umask(0077);
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -139,7 +141,7 @@ int main(int argc, char *argv[]) {
         (void) alarm(0);
         if (r < 0) {
                 (void) se_hook_report_failure(&s, r, se_error_message(&e));
-                (void) sd_notifyf(0, "STATUS=secrets-encrypt: %s\nERRNO=%i", se_error_message(&e), -r);
+                (void) sd_notifyf(0, "STATUS=secrets-encrypt: %s\nERRNO=%i", se_hook_status_text(r), -r);
                 status = se_exit_code_from_errno(r);
                 goto finish;
         }

@@ -15,6 +15,8 @@
 #include "se-host.h"
 #include "se-event.h"
 #include "se-fleet-hooks.h"
+#include "se-redact.h"
+#include "se-util.h"
 
 static const struct {
         const char *name;
@@ -324,6 +326,7 @@ int main(int argc, char *argv[]) {
         size_t n = 0, cmd;
         int opt, r, status;
 
+        (void) se_process_harden(); /* keys never land in a core dump */
         /* a reader that leaves (`| head`) must not kill a re-encryption: writes fail with EPIPE */
         (void) signal(SIGPIPE, SIG_IGN);
 
@@ -608,6 +611,8 @@ int main(int argc, char *argv[]) {
         se_fleet_observer_remove();
 
 finish:
+        if (status != 0 && e.message)
+                (void) se_redact_fields(e.message); /* the message may echo a file: no secret in it */
         if (status != 0 && c.exit_status == 0)
                 fprintf(stderr, "secrets-encrypt: %s\n", se_error_message(&e));
         se_error_done(&e);

@@ -5,6 +5,7 @@
 
 #include "se-error.h"
 #include "se-util.h"
+#include "se-trust.h"
 #include "se-config.h"
 #include "se-envelope.h"
 #include "se-store.h"

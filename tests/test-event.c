@@ -315,7 +315,8 @@ START_TEST(test_key_guard) {
                 for (size_t j = 0; j < cap[i].n; j++)
                         for (size_t k = 0; k < ELEMENTSOF(keys); k++)
                                 ck_assert_ptr_null(strstr(cap[i].fields[j], keys[k]));
-        ck_assert_str_eq(cap_get(&cap[0], "SECRETS_ENCRYPT_ERROR"), "secret: ************************;");
+        /* by shape, then by field: the value of a secret field runs to the end of its line */
+        ck_assert_str_eq(cap_get(&cap[0], "SECRETS_ENCRYPT_ERROR"), "secret: *************************");
         ck_assert(startswith(cap_get(&cap[0], "MESSAGE"), "added key ****"));
         capture_stop();
 }

@@ -12,13 +12,19 @@
 
 _public_ int se_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
+
+        /* O_NONBLOCK: a FIFO (or a device) in place of the file must not hang the open */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        return se_read_fd(fd, max, ret, ret_size);
+}
+
+_public_ int se_read_fd(int fd, size_t max, uint8_t **ret, size_t *ret_size) {
         _cleanup_free_ uint8_t *data = NULL;
         struct stat st;
         size_t size = 0, cap;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (S_ISDIR(st.st_mode))

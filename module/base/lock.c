@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "se-trust.h"
 #include "se-util.h"
 
 /*
@@ -33,9 +34,12 @@ _public_ int se_lock_dir(const char *dir, uint64_t timeout_usec, int *ret_fd, pi
 
         if (asprintf(&path, "%s/.secrets-encrypt.lock", dir) < 0)
                 return -ENOMEM;
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
         if (fd < 0)
                 return negative_errno();
+        /* a lock file someone else owns or can write is no lock */
+        if (se_trust_check_fd(fd, path, "lock file", NULL) < 0)
+                return -EPERM;
 
         for (;;) {
                 struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};

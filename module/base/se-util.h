@@ -29,9 +29,12 @@ int se_buf_take_str(se_buf *b, int r, char **ret);
 /* A copy of a URL (or comma list of URLs) without user names and passwords, for messages. */
 char *se_url_strip_userinfo(const char *urls);
 
-/* Reads a whole regular file, refusing symlinks (O_NOFOLLOW) and files larger than max (-EFBIG).
+/* Reads a whole regular file, refusing symlinks (O_NOFOLLOW), anything but a regular file (-EBADFD,
+ * without blocking on a FIFO) and files larger than max (-EFBIG).
  * The result is NUL-terminated (not counted in ret_size). */
 int se_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size);
+/* The same from an open descriptor (read from its current offset); only a regular file is read. */
+int se_read_fd(int fd, size_t max, uint8_t **ret, size_t *ret_size);
 
 /* temp file in the same directory, fsync, rename, fsync the directory; mode applied before the
  * rename so the file is never visible with wider permissions. */
@@ -60,3 +63,9 @@ int se_parse_duration(const char *s, uint64_t *ret_usec);
 int se_format_go_duration(int64_t ns, char *buf, size_t size);
 
 uint64_t se_now_usec(int clock);
+
+/* At the start of a program that holds keys: no core dumps (PR_SET_DUMPABLE 0, RLIMIT_CORE 0).
+ * 0, or the first negative errno (the rest is still done). */
+int se_process_harden(void);
+/* madvise(MADV_DONTDUMP) over the pages of a long-lived key buffer; best effort. */
+void se_dontdump(const void *p, size_t size);

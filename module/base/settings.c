@@ -8,6 +8,7 @@
 
 #include "macro.h"
 #include "se-settings.h"
+#include "se-trust.h"
 #include "se-util.h"
 
 #define SETTINGS_MAX_SIZE (64u * 1024u)
@@ -217,9 +218,11 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
         int depth = 0, r = 0;
         bool done = false;
 
-        r = se_read_file(path, SETTINGS_MAX_SIZE, &data, &size);
+        r = se_read_trusted_file(path, SETTINGS_MAX_SIZE, "settings file", &data, &size, e);
         if (r == -ENOENT && missing_ok)
                 return 0;
+        if (r == -EPERM)
+                return r; /* the message names the owner or mode and the fix */
         if (r == -EFBIG)
                 return se_error_set(e, -EINVAL, "%s: settings file larger than %u bytes", path, SETTINGS_MAX_SIZE);
         if (r < 0)

@@ -6,9 +6,11 @@
 
 #include "config-parse-internal.h"
 #include "macro.h"
+#include "se-redact.h"
 
 /* Key material in a parsed config: wiped from the generic tree, and replaced by REDACTED in the
- * text of an error message that echoes the file, as kube-apiserver does. */
+ * text of an error message that echoes the file, as kube-apiserver does: by field (se-redact.h),
+ * then every secret the tree holds wherever the text still has it verbatim. */
 
 static void wipe_walk(json_object *o, unsigned depth, size_t *budget) {
         if (!o || depth > SE_CONFIG_MAX_DEPTH + 1 || *budget == 0)
@@ -100,78 +102,31 @@ static void collect_secrets(json_object *o, unsigned depth, size_t *budget, outb
         }
 }
 
-/* strchr(set, c) also finds the terminator when c is a NUL byte, which the file may hold. */
-static bool in_set(char c, const char *set) {
-        return c != '\0' && strchr(set, c);
-}
-
-static bool secret_key_at(const char *d, size_t size, size_t i, size_t *ret_value) {
-        size_t k = i + STRLEN("secret");
-
-        if (size - i < STRLEN("secret") || !strneq(d + i, "secret", STRLEN("secret")))
-                return false;
-        if (i > 0 && !in_set(d[i - 1], " \t\r\n{,\"'-?"))
-                return false;
-        if (k < size && (d[k] == '"' || d[k] == '\''))
-                k++;
-        while (k < size && (d[k] == ' ' || d[k] == '\t'))
-                k++;
-        if (k >= size || d[k] != ':')
-                return false;
-        k++;
-        while (k < size && (d[k] == ' ' || d[k] == '\t'))
-                k++;
-        *ret_value = k;
-        return true;
-}
-
 char *se_config_redact(const char *d, size_t size, json_object *root) {
+        se_redact_span *v = NULL;
         outbuf b = {};
-        size_t i = 0, budget = 4 * SE_CONFIG_MAX_NODES;
+        size_t n = 0, at = 0, budget = 4 * SE_CONFIG_MAX_NODES;
+        int r;
 
-        /* textual pass: the value after every `secret:` key */
-        while (i < size) {
-                size_t k, m;
-
-                if (!secret_key_at(d, size, i, &k)) {
-                        out_add(&b, d + i, 1);
-                        i++;
-                        continue;
-                }
-                out_add(&b, d + i, k - i);
-                if (k >= size || in_set(d[k], "\r\n#|>")) {
-                        i = k;
-                        continue;
-                }
-                if (d[k] == '"' || d[k] == '\'') {
-                        char q = d[k];
-
-                        for (m = k + 1; m < size && d[m] != q; m++)
-                                if (q == '"' && d[m] == '\\')
-                                        m++;
-                        out_add(&b, &q, 1);
-                        out_add(&b, "REDACTED", STRLEN("REDACTED"));
-                        if (m < size)
-                                out_add(&b, &q, 1);
-                        i = m < size ? m + 1 : size;
-                        continue;
-                }
-                for (m = k; m < size && !in_set(d[m], "\r\n,}]") && !(d[m] == '#' && in_set(d[m - 1], " \t")); m++)
-                        ;
-                i = m;
-                while (m > k && (d[m - 1] == ' ' || d[m - 1] == '\t'))
-                        m--;
+        /* by field: the value of every secret, whatever form the file writes it in */
+        r = se_redact_find(d, size, &v, &n);
+        if (r == -E2BIG)
+                return strdup("REDACTED"); /* cannot tell where every value is: none of the file */
+        if (r < 0)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                out_add(&b, d + at, v[i].start - at);
                 out_add(&b, "REDACTED", STRLEN("REDACTED"));
-                out_add(&b, d + m, i - m);
+                at = v[i].end;
         }
-        if (!b.s)
-                out_add(&b, "", 0);
+        free(v);
+        out_add(&b, d + at, size - at);
         if (b.oom) {
                 free(b.s);
                 return NULL;
         }
 
-        /* and every secret the tree holds, wherever the text has it (multi-line values) */
+        /* and every secret the tree holds, wherever the text still has it */
         collect_secrets(root, 0, &budget, &b);
         if (b.oom) {
                 free(b.s);

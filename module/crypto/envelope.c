@@ -290,6 +290,7 @@ static int provider_build(tprovider *p, const se_provider *src, se_error *e) {
                 p->keys = calloc(l->n_keys, sizeof(tkey));
                 if (!p->prefix || !p->keys)
                         return -ENOMEM;
+                se_dontdump(p->keys, l->n_keys * sizeof(tkey)); /* raw keys for the transformer's life */
                 for (size_t i = 0; i < l->n_keys; i++) {
                         r = key_build(&p->keys[i], type, &l->keys[i], e);
                         p->n_keys = i + 1; /* so provider_done() releases it */

@@ -352,6 +352,7 @@ int se_sealed_open(const se_sealed *s, const char *token, uint8_t **ret, size_t 
                 free(pt);
                 return se_error_set(e, -ENOMEM, "out of memory");
         }
+        se_dontdump(pt, n + 1); /* the config with its keys, kept by the caller */
 
         r = derive(token, s->salt, s->kdf_n, s->kdf_r, s->kdf_p, derived, e);
         if (r < 0) {

@@ -15,6 +15,8 @@
 #include "se-facts.h"
 #include "se-fleet-hooks.h"
 #include "se-metrics.h"
+#include "se-redact.h"
+#include "se-trust.h"
 #include "se-util.h"
 
 #define MAX_HOOKS 256u
@@ -58,15 +60,27 @@ static void strv_free(char **v, size_t n) {
         free(v);
 }
 
-/* Executable regular files (symlinks followed), sorted by name. */
-static int list_hooks(const char *dir, char ***ret, size_t *ret_n) {
+static void hook_failed(const char *path, const se_fleet_event *ev, const char *why);
+
+/* Executable regular files (symlinks followed), sorted by name. The directory and every hook must
+ * be root's alone (se-trust.h): one others can change is refused, logged, and not run. */
+static int list_hooks(const char *dir, const se_fleet_event *ev, char ***ret, size_t *ret_n) {
+        se_error e = SE_ERROR_NULL;
         DIR *d = opendir(dir);
         char **v = NULL;
         size_t n = 0;
         struct dirent *de;
+        int r;
 
         if (!d)
                 return -errno;
+        r = se_trust_check_fd(dirfd(d), dir, "hooks-dir", &e);
+        if (r < 0) {
+                hook_failed(dir, ev, se_error_message(&e));
+                se_error_done(&e);
+                closedir(d);
+                return r;
+        }
         while ((de = readdir(d))) {
                 struct stat st;
                 char **nv;
@@ -85,6 +99,12 @@ static int list_hooks(const char *dir, char ***ret, size_t *ret_n) {
                 v = nv;
                 if (asprintf(&v[n], "%s/%s", dir, de->d_name) < 0)
                         goto oom;
+                if (se_trust_check_at(dirfd(d), de->d_name, v[n], "fleet hook", &e) < 0) {
+                        hook_failed(v[n], ev, se_error_message(&e));
+                        se_error_done(&e);
+                        free(v[n]);
+                        continue;
+                }
                 n++;
         }
         closedir(d);
@@ -136,6 +156,9 @@ static int build_env(const se_fleet_event *ev, char ***ret, size_t *ret_n) {
                         v[n] = NULL;
                         goto oom;
                 }
+                /* the error may echo input: a secret in it is masked by field (se-redact.h) */
+                if (i == ELEMENTSOF(env_names) - 1)
+                        (void) se_redact_fields(v[n] + strlen(env_names[i]) + 1);
                 n++;
         }
         *ret = v;
@@ -230,7 +253,9 @@ static int run_one(const char *path, char **envp, const se_fleet_event *ev, uint
         return -EPROTO;
 }
 
-_public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec, unsigned *ret_ran) {
+/* budget (NULL: none): the time left for hooks in this process, used up by each hook's run. */
+static int hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec, uint64_t *budget,
+                     unsigned *ret_ran) {
         char **hooks = NULL, **envp = NULL;
         size_t n_hooks = 0, n_env = 0;
         unsigned failed = 0;
@@ -242,7 +267,7 @@ _public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint6
                 return 0;
         if (timeout_usec == 0)
                 timeout_usec = SE_FLEET_HOOK_TIMEOUT_USEC;
-        r = list_hooks(dir, &hooks, &n_hooks);
+        r = list_hooks(dir, ev, &hooks, &n_hooks);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -256,14 +281,32 @@ _public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint6
                 strv_free(hooks, n_hooks);
                 return r;
         }
-        for (size_t i = 0; i < n_hooks; i++)
-                if (run_one(hooks[i], envp, ev, timeout_usec) < 0)
+        for (size_t i = 0; i < n_hooks; i++) {
+                uint64_t start = se_now_usec(CLOCK_MONOTONIC), used;
+
+                if (budget && *budget == 0) {
+                        hook_failed(hooks[i], ev,
+                                    "not run: the fleet hooks of this run used up their time (a quarter of the "
+                                    "timeout setting), so they cannot hold up the start");
                         failed++;
+                        continue;
+                }
+                if (run_one(hooks[i], envp, ev, budget ? MIN(timeout_usec, *budget) : timeout_usec) < 0)
+                        failed++;
+                if (budget) {
+                        used = se_now_usec(CLOCK_MONOTONIC) - start;
+                        *budget = used >= *budget ? 0 : *budget - used;
+                }
+        }
         if (ret_ran)
                 *ret_ran = (unsigned) n_hooks;
         strv_free(hooks, n_hooks);
         strv_free(envp, n_env);
         return (int) failed;
+}
+
+_public_ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeout_usec, unsigned *ret_ran) {
+        return hooks_run(dir, ev, timeout_usec, NULL, ret_ran);
 }
 
 /* ---- the observer ------------------------------------------------------------------------- */
@@ -272,6 +315,7 @@ static struct {
         const se_settings *settings;
         bool have_progress;
         uint64_t done, total;
+        uint64_t hooks_budget; /* time left for fleet hooks in this process */
 } observer;
 
 static bool runs_hooks(int type) {
@@ -294,34 +338,14 @@ static uint64_t hook_timeout(const se_settings *s) {
         return SE_FLEET_HOOK_TIMEOUT_USEC;
 }
 
-/* The counts of the last run survive in the metrics file itself: the state has no place for them. */
-static void previous_counts(const char *path, uint64_t *ret_done, uint64_t *ret_total) {
-        _cleanup_free_ uint8_t *data = NULL;
-        size_t size;
-
-        if (se_read_file(path, 1024 * 1024, &data, &size) < 0)
-                return;
-        for (char *line = (char *) data; line && *line;) {
-                char *nl = strchr(line, '\n');
-                unsigned long long v;
-
-                if (nl)
-                        *nl = 0;
-                if (sscanf(line, "secrets_encrypt_reencrypt_done %llu", &v) == 1)
-                        *ret_done = v;
-                else if (sscanf(line, "secrets_encrypt_reencrypt_total %llu", &v) == 1)
-                        *ret_total = v;
-                line = nl ? nl + 1 : NULL;
-        }
-}
-
 static int write_metrics(const se_settings *s, se_facts *f, se_error *e) {
         if (f->reencrypt_total == 0 && f->reencrypt_done == 0) {
                 if (observer.have_progress) {
                         f->reencrypt_done = observer.done;
                         f->reencrypt_total = observer.total;
                 } else
-                        previous_counts(s->metrics_file, &f->reencrypt_done, &f->reencrypt_total);
+                        /* the counts of the last run survive in the metrics file itself */
+                        se_metrics_previous_counts(s->metrics_file, &f->reencrypt_done, &f->reencrypt_total);
         }
         return se_metrics_write(s->metrics_file, f, e);
 }
@@ -383,7 +407,7 @@ static void observe(const se_log_record *rec, void *userdata) {
 
                 if (!ev.error && rec->type != SE_EVENT_STAGE_CHANGED)
                         ev.error = se_log_record_get(rec, "MESSAGE");
-                r = se_fleet_hooks_run(s->hooks_dir, &ev, hook_timeout(s), NULL);
+                r = hooks_run(s->hooks_dir, &ev, hook_timeout(s), &observer.hooks_budget, NULL);
                 if (r < 0)
                         se_log_warning_errno(r, "cannot read hooks-dir %s: %m", s->hooks_dir);
         }
@@ -396,6 +420,9 @@ static void observe(const se_log_record *rec, void *userdata) {
 _public_ void se_fleet_observer_install(const se_settings *s) {
         observer.settings = s;
         observer.have_progress = false;
+        /* however many hooks hang, the hook's own deadline (the timeout setting) is never reached
+         * through them: a failing fleet hook never blocks the start */
+        observer.hooks_budget = MAX(s->timeout_usec / 4, 1000u);
         se_event_set_observer(observe, NULL);
 }
 

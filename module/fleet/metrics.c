@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "macro.h"
@@ -61,6 +62,62 @@ static struct {
 _public_ void se_metrics_set_hook_result(bool failed, int64_t when) {
         hook_result.failed = when < 0 ? -1 : failed;
         hook_result.when = when;
+}
+
+/* The metrics file's text as this process last read or wrote it. The file is read once: every
+ * event refreshes the metrics, and a read per event would cost each event a file read (and one
+ * that is not a regular file must cost nothing at all: se_read_file() refuses a FIFO without
+ * blocking). */
+static struct {
+        char *path;
+        char *text; /* NULL: none, unreadable or not a regular file */
+} previous;
+
+static const char *previous_text(const char *path) {
+        uint8_t *data = NULL;
+        size_t size;
+
+        if (previous.path && streq(previous.path, path))
+                return previous.text;
+        free(previous.path);
+        free(previous.text);
+        previous.text = NULL;
+        previous.path = strdup(path);
+        if (previous.path && se_read_file(path, METRICS_MAX_SIZE, &data, &size) >= 0)
+                previous.text = (char *) data;
+        return previous.text;
+}
+
+static void remember(const char *path, const char *text, size_t size) {
+        char *p = strdup(path), *t = strndup(text, size);
+
+        free(previous.path);
+        free(previous.text);
+        previous.path = p;
+        previous.text = p ? t : NULL;
+        if (!p)
+                free(t);
+}
+
+_public_ void se_metrics_forget_previous(void) {
+        free(previous.path);
+        free(previous.text);
+        previous.path = previous.text = NULL;
+}
+
+_public_ void se_metrics_previous_counts(const char *path, uint64_t *ret_done, uint64_t *ret_total) {
+        const char *text = previous_text(path);
+
+        for (const char *line = text; line && *line;) {
+                const char *nl = strchr(line, '\n');
+                unsigned long long v;
+
+                if (sscanf(line, "secrets_encrypt_reencrypt_done %llu", &v) == 1)
+                        *ret_done = v;
+                else if (sscanf(line, "secrets_encrypt_reencrypt_total %llu", &v) == 1)
+                        *ret_total = v;
+                line = nl ? nl + 1 : NULL;
+        }
 }
 
 _public_ void se_metrics_history_parse(const char *text, const char *stage, se_metrics_history *ret) {
@@ -181,13 +238,12 @@ _public_ int se_metrics_format_full(const se_facts *f, const se_metrics_history 
 
 _public_ int se_metrics_write(const char *path, const se_facts *f, se_error *e) {
         _cleanup_free_ char *text = NULL;
-        _cleanup_free_ uint8_t *old = NULL;
         se_metrics_history h = SE_METRICS_HISTORY_NULL;
-        size_t size;
+        const char *old = previous_text(path);
         int r;
 
-        if (se_read_file(path, METRICS_MAX_SIZE, &old, &size) >= 0)
-                se_metrics_history_parse((const char *) old, f->stage, &h);
+        if (old)
+                se_metrics_history_parse(old, f->stage, &h);
         if (hook_result.failed >= 0) {
                 h.hook_failed = hook_result.failed;
                 h.hook_last_run = hook_result.when;
@@ -198,23 +254,27 @@ _public_ int se_metrics_write(const char *path, const se_facts *f, se_error *e) 
         r = se_write_file_atomic(path, text, strlen(text), 0644);
         if (r < 0)
                 return se_error_set(e, r, "cannot write metrics-file %s: %s", path, strerror(-r));
+        remember(path, text, strlen(text));
         return 0;
 }
 
 _public_ int se_metrics_write_hook_result(const char *path, se_error *e) {
-        _cleanup_free_ uint8_t *old = NULL;
         se_buf b = {.max = METRICS_MAX_SIZE};
-        size_t size;
-        int r;
+        const char *old;
+        int r = 0;
 
         if (hook_result.failed < 0 || hook_result.when <= 0)
                 return 0;
-        r = se_read_file(path, METRICS_MAX_SIZE, &old, &size);
-        if (r == -ENOENT)
-                return 0; /* no file names the node yet */
-        if (r < 0)
-                return se_error_set(e, r, "cannot read metrics-file %s: %s", path, strerror(-r));
-        for (const char *line = (const char *) old; line && *line && r >= 0;) {
+        old = previous_text(path);
+        if (!old) {
+                /* none yet: no file names the node; anything else must not be replaced blindly */
+                struct stat st;
+
+                if (lstat(path, &st) < 0 && errno == ENOENT)
+                        return 0;
+                return se_error_set(e, -EBADFD, "cannot read metrics-file %s: not a readable regular file", path);
+        }
+        for (const char *line = old; line && *line && r >= 0;) {
                 const char *nl = strchr(line, '\n');
                 size_t n = nl ? (size_t) (nl - line) + 1 : strlen(line);
 
@@ -233,6 +293,8 @@ _public_ int se_metrics_write_hook_result(const char *path, se_error *e) {
                 return se_error_set(e, r, "cannot format metrics: %s", strerror(-r));
         }
         r = se_write_file_atomic(path, b.data, b.len, 0644);
+        if (r >= 0)
+                remember(path, (const char *) b.data, b.len);
         se_buf_free(&b);
         if (r < 0)
                 return se_error_set(e, r, "cannot write metrics-file %s: %s", path, strerror(-r));

@@ -52,7 +52,9 @@ int se_fleet_hooks_run(const char *dir, const se_fleet_event *ev, uint64_t timeo
 /* Installs an event observer (se_event_set_observer()) that runs the settings' hooks-dir on
  * stage-changed and failure events and refreshes the metrics-file on every event, remembering
  * the latest re-encryption counts. s must outlive the observer. The per-hook timeout is
- * min(30 s, the timeout setting), or SECRETS_ENCRYPT_FLEET_HOOK_TIMEOUT (a duration) when set. */
+ * min(30 s, the timeout setting), or SECRETS_ENCRYPT_FLEET_HOOK_TIMEOUT (a duration) when set;
+ * all hooks of the process together get a quarter of the timeout setting, later ones are logged
+ * and not run, so hanging hooks never bring the hook to its deadline. */
 void se_fleet_observer_install(const se_settings *s);
 void se_fleet_observer_remove(void);
 /* Writes the metrics-file now (with the counts the observer saw); 0 when it is unset. */

@@ -53,3 +53,9 @@ int se_metrics_write(const char *path, const se_facts *f, se_error *e);
  * the hook metrics in the existing file at path with the result set in this process, keeping the
  * rest as it was. 0 without doing anything when no result was set or the file does not exist. */
 int se_metrics_write_hook_result(const char *path, se_error *e);
+/* The re-encryption counts in the file at path as this process last read or wrote it (the file is
+ * read once per process, never per event; a FIFO or anything else that is not a regular file is
+ * not read and leaves the counts as they are). */
+void se_metrics_previous_counts(const char *path, uint64_t *ret_done, uint64_t *ret_total);
+/* Forgets the text remembered from the file, so the next write reads it again (tests). */
+void se_metrics_forget_previous(void);

@@ -18,6 +18,7 @@
 
 #include "macro.h"
 #include "se-event.h"
+#include "se-redact.h"
 
 #define EVENT(x, prio, n) [SE_EVENT_##x] = {SE_MESSAGE_##x##_STR, prio, n}
 
@@ -572,6 +573,7 @@ _public_ int se_event_internal(se_event_type type, int priority, int error, cons
                 }
                 if (redact_keys(eq + 1))
                         r = r < 0 ? r : -EPERM;
+                (void) se_redact_fields(eq + 1); /* by field: a secret in any form (se-redact.h) */
                 k = entry_add(&e, s);
                 r = r < 0 ? r : k;
         }
@@ -629,6 +631,7 @@ _public_ int se_log_internal(int priority, int error, const char *file, int line
                         memcpy(s, "MESSAGE=", STRLEN("MESSAGE="));
                         memcpy(s + STRLEN("MESSAGE="), m, l + 1);
                         (void) redact_keys(s + STRLEN("MESSAGE="));
+                        (void) se_redact_fields(s + STRLEN("MESSAGE="));
                 }
                 explicit_wipe(m, l);
                 free(m);

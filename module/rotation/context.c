@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -7,6 +9,7 @@
 #include "macro.h"
 #include "se-cluster.h"
 #include "se-ops.h"
+#include "se-trust.h"
 #include "se-util.h"
 
 /* The context every operation runs in: the state-directory lock, the loaded state, and the
@@ -21,6 +24,12 @@ static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, 
         /* a reader never creates anything: a missing state-dir reads as no state at all */
         if (!read_only && mkdir(s->state_dir, 0700) < 0 && errno != EEXIST)
                 return se_error_set(e, -errno, "cannot create state-dir %s: %m", s->state_dir);
+        /* before the lock file is created in it: a directory others can write is nobody's lock */
+        r = se_trust_check_at(AT_FDCWD, s->state_dir, NULL, "state-dir", e);
+        if (r < 0 && !(read_only && r == -ENOENT))
+                return r;
+        if (r < 0)
+                se_error_done(e);
 
         r = se_lock_dir(s->state_dir, lock_wait_usec, &ctx->lock_fd, &holder);
         if (r == -EBUSY) {
@@ -31,6 +40,17 @@ static int ctx_open(se_ctx *ctx, const se_settings *s, uint64_t lock_wait_usec, 
                                             s->state_dir, (int) holder);
                 return se_error_set(e, r, "%s is locked by another secrets-encrypt process; retry later",
                                     s->state_dir);
+        }
+        if (r == -EPERM) {
+                _cleanup_free_ char *lock = NULL;
+
+                /* the lock file is not root's alone: the check again, for its message */
+                if (asprintf(&lock, "%s/.secrets-encrypt.lock", s->state_dir) < 0)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                if (se_trust_check_at(AT_FDCWD, lock, NULL, "lock file", e) == -EPERM)
+                        return -EPERM;
+                return se_error_set(e, -EPERM, "%s: refusing the lock file; fix: chown root:root %s; chmod go-w %s",
+                                    lock, lock, lock);
         }
         /* a reader on a read-only, foreign or missing state directory reads without the lock */
         if (r < 0 && !(read_only && (r == -EROFS || r == -EACCES || r == -ENOENT)))

@@ -6,12 +6,14 @@
 #include <time.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "macro.h"
 #include "se-state.h"
+#include "se-trust.h"
 #include "se-util.h"
 
 #define OWN_STATE_MAX_SIZE (64u * 1024u)
@@ -28,11 +30,15 @@ static int load_config(se_state *st, se_error *e) {
 
         if (!path)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        r = se_read_file(path, SE_CONFIG_MAX_SIZE, &st->config_bytes, &st->config_size);
+        r = se_read_trusted_file(path, SE_CONFIG_MAX_SIZE, "encryption configuration", &st->config_bytes,
+                                 &st->config_size, e);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EPERM)
+                return r;
         if (r < 0)
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
+        se_dontdump(st->config_bytes, st->config_size + 1); /* the keys, base64, for the state's life */
         if (st->config_size == 0) { /* k3s regenerates an empty file; we only do when nothing else exists */
                 st->config_empty = true;
                 return 0;
@@ -64,9 +70,11 @@ static int load_stage(se_state *st, se_error *e) {
 
         if (!path)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        r = se_read_file(path, 4096, &data, &size);
+        r = se_read_trusted_file(path, 4096, "stage file", &data, &size, e);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EPERM)
+                return r;
         if (r < 0)
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
         r = se_annotation_parse((const char *) data, &st->stage, st->stage_hash);
@@ -90,9 +98,11 @@ static int load_own(se_state *st, se_error *e) {
 
         if (!path)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        r = se_read_file(path, OWN_STATE_MAX_SIZE, &data, &size);
+        r = se_read_trusted_file(path, OWN_STATE_MAX_SIZE, "state file", &data, &size, e);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EPERM)
+                return r;
         if (r < 0)
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
 
@@ -150,6 +160,12 @@ _public_ int se_state_load(const char *dir, se_state *ret, se_error *e) {
         se_state st = {.stage = SE_STAGE_INVALID};
         int r;
 
+        /* a missing directory holds nothing yet; anything else must be root's alone */
+        r = se_trust_check_at(AT_FDCWD, dir, NULL, "state-dir", e);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == -ENOENT)
+                se_error_done(e);
         st.dir = strdup(dir);
         if (!st.dir)
                 return se_error_set(e, -ENOMEM, "out of memory");
@@ -201,6 +217,7 @@ _public_ int se_state_write_config_bytes(se_state *st, const uint8_t *bytes, siz
                 se_config_free(parsed);
                 return se_error_set(e, -ENOMEM, "out of memory");
         }
+        se_dontdump(copy, size + 1);
         memcpy(copy, bytes, size);
         copy[size] = 0;
 

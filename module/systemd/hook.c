@@ -207,3 +207,31 @@ _public_ void se_hook_clear_failure(const se_settings *s) {
         if (path)
                 (void) unlink(path);
 }
+
+/* STATUS= is readable by every local user (systemctl status): a fixed phrase per failure class,
+ * never the error text, which may echo input. The journal has the details. */
+_public_ const char *se_hook_status_text(int error) {
+        switch (se_exit_code_from_errno(error)) {
+        case SE_EXIT_CONFIG:
+                return "the encryption configuration is invalid; see the journal";
+        case SE_EXIT_UNDECRYPTABLE:
+                return "stored secrets cannot be decrypted with the configured keys; see the journal";
+        case SE_EXIT_UNAVAILABLE:
+                return "the datastore is unavailable; see the journal";
+        case SE_EXIT_PRECONDITION:
+                return "a rotation precondition is not met; see the journal";
+        case SE_EXIT_BUSY:
+                return "another secrets-encrypt command holds the state directory; see the journal";
+        case SE_EXIT_NOPERM:
+                return "permission denied or an untrusted file; see the journal";
+        case SE_EXIT_NOINPUT:
+                return "a required file is missing; see the journal";
+        case SE_EXIT_CANTCREAT:
+        case SE_EXIT_IOERR:
+                return "cannot read or write the state; see the journal";
+        case SE_EXIT_SOFTWARE:
+                return "internal error; see the journal";
+        default:
+                return "failed; see the journal";
+        }
+}

@@ -29,6 +29,9 @@ int se_hook_run(const se_settings *s, se_reencrypt_progress_fn progress, void *u
 bool se_hook_report_failure(const se_settings *s, int error, const char *message);
 /* Forgets the recorded failure after a successful run. */
 void se_hook_clear_failure(const se_settings *s);
+/* The fixed STATUS= phrase for a failure (negative errno): never the error text, which may echo
+ * input and which any local user can read with systemctl status. */
+const char *se_hook_status_text(int error);
 
 /* Restarts a systemd unit through the manager's D-Bus API and waits for the job (up to
  * timeout_usec). user: the calling user's manager ($XDG_RUNTIME_DIR/systemd/private) instead of

@@ -368,6 +368,35 @@ se_check "invalid: with the good config back the unit starts" unit_is_active
 se_check "invalid: stage still reencrypt_finished" test "$(status_field stage)" = reencrypt_finished
 se_systemctl stop "$UNIT"
 
+# ---- 5b. a key no shape matches, in a config the decoder echoes: not in STATUS=, nor the journal --
+# A folded YAML scalar without kind ("Object 'Kind' is missing in '…'" echoes the file). STATUS= is
+# readable by every local user: one fixed phrase per failure class, never the error text.
+K3=$(head -c 32 /dev/urandom | base64)
+printf 'apiVersion: apiserver.config.k8s.io/v1\nresources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n      - name: k1\n        secret: >-\n          %s\n          %s\n' \
+        "${K3:0:22}" "${K3:22}" >"$STATE/encryption-config.json"
+cursor=$(se_journal_cursor)
+se_systemctl reset-failed "$UNIT" 2>/dev/null
+status_seen=""
+se_systemctl start --no-block "$UNIT"
+for _ in $(seq 100); do
+        st=$(se_unit_prop "$UNIT" StatusText)
+        case "$st" in *"encryption configuration is invalid"*) status_seen=$st ;; esac
+        [ "$(se_unit_prop "$UNIT" ActiveState)" = failed ] && break
+        sleep 0.1
+done
+st=$(se_unit_prop "$UNIT" StatusText)
+[ -n "$status_seen" ] || status_seen=$st
+se_check "folded secret: the start fails with 78" grep -q 'status=78' <<<"$(se_unit_prop "$UNIT" ExecStartPre)"
+se_check "folded secret: STATUS= is the fixed phrase ('$status_seen')" \
+        test "$status_seen" = "secrets-encrypt: the encryption configuration is invalid; see the journal"
+journalctl --sync
+journalctl --no-pager -o export --after-cursor="$cursor" >"$LOGS/folded.export" 2>/dev/null
+se_check "folded secret: the journal has the failure" grep -q "Object 'Kind' is missing" "$LOGS/folded.export"
+se_check "folded secret: no piece of the key in the journal, decoded or as written" bash -c \
+        "! grep -qF -e '${K3:0:22}' -e '${K3:22}' -e '$K3' '$LOGS/folded.export'"
+cp -p "$W/good-config.json" "$STATE/encryption-config.json"
+se_systemctl reset-failed "$UNIT" 2>/dev/null
+
 # ---- 6. no key bytes anywhere -----------------------------------------------------------------------
 journalctl --sync
 journalctl --no-pager -o export >"$LOGS/journal.export" 2>/dev/null

@@ -78,6 +78,37 @@ run resume "$HOOK"
 for c in facts; do
         "$CLI" "$c" >"$OUT/$c.stdout" 2>"$OUT/$c.stderr" || true
 done
+# a key written so no shape matches it, in a config the decoder echoes ("Object 'Kind' is missing
+# in '…'"): a folded YAML scalar over two lines, and a JSON string of \u escapes under an escaped
+# field name. Nothing of it, decoded or as written, may show anywhere.
+K2=$(head -c 32 /dev/urandom | base64)
+printf 'apiVersion: apiserver.config.k8s.io/v1\nresources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n      - name: k1\n        secret: >-\n          %s\n          %s\n' \
+        "${K2:0:22}" "${K2:22}" >"$W/folded.yaml"
+python3 - "$K2" "$W/escaped.json" <<'EOF'
+import sys
+k, path = sys.argv[1], sys.argv[2]
+esc = "".join("\\u%04x" % ord(c) for c in k)
+open(path, "w").write('{"apiVersion":"apiserver.config.k8s.io/v1","resources":[{"resources":["secrets"],'
+                      '"providers":[{"aescbc":{"keys":[{"name":"k1","s\\u0065cret":"%s"}]}}]}]}' % esc)
+EOF
+printf '%s\n%s\n%s\n' "${K2:0:22}" "${K2:22}" "$(sed 's/.*cret":"\([^"]*\)".*/\1/' "$W/escaped.json")" >"$W/encoded-forms"
+for f in folded.yaml escaped.json; do
+        run "invalid-${f%.*}-validate" "$CLI" validate "$W/$f"
+        install -m 600 "$W/$f" "$ST/encryption-config.json"
+        run "invalid-${f%.*}-hook" "$HOOK"
+done
+cp "$W/good.json" "$ST/encryption-config.json"
+if grep -q "Object 'Kind' is missing" "$OUT"/*-invalid-folded-hook.stderr "$OUT"/*-invalid-escaped-validate.stderr &&
+        [ "$(cat "$OUT"/*-invalid-folded-hook.rc "$OUT"/*-invalid-escaped-hook.rc | paste -sd' ')" = "78 78" ]; then
+        ok "folded and escaped secrets: both programs refuse the config (exit 78)"
+else
+        not_ok "folded and escaped secrets: not refused as expected"
+fi
+if grep -rlF -f "$W/encoded-forms" "$OUT" >"$W/encoded-hits"; then
+        not_ok "a folded or \\u-escaped key shows as written in: $(xargs -r -n1 basename <"$W/encoded-hits" | paste -sd' ')"
+else
+        ok "no folded or \\u-escaped key as written in any output"
+fi
 
 # every key that ever existed, from every config version
 python3 - "$W/configs" >"$W/keys" <<'EOF'
@@ -97,6 +128,7 @@ for f in sorted(os.listdir(sys.argv[1])):
                         seen.add(s)
                         print(s)
 EOF
+echo "$K2" >>"$W/keys" # the folded and escaped one, decoded
 nkeys=$(wc -l <"$W/keys")
 if [ "$nkeys" -ge 4 ]; then
         ok "a full rotation collected $nkeys distinct keys from $(ls "$W/configs" | wc -l) config versions"
