@@ -28,6 +28,8 @@ typedef struct cli {
         const char *want_provider;
         bool check;
         bool salt;
+        /* sync --from-cluster --allow-rollback */
+        bool allow_rollback;
 } cli;
 
 /* Each command returns 0 or a negative errno with e filled; main() prints the message once and

@@ -22,7 +22,7 @@ static const struct {
         {"rotate", cmd_rotate, "f", "Rotate secrets encryption keys"},
         {"reencrypt", cmd_reencrypt, "fs", "Reencrypt all data with the latest encryption key"},
         {"rotate-keys", cmd_rotate_keys, "RU", "Dynamically rotate secrets encryption keys and re-encrypt secrets"},
-        {"sync", cmd_sync, "FL",
+        {"sync", cmd_sync, "FLB",
          "Resolve a config that differs from the cluster's (HA): --from-cluster or --from-local"},
         {"validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would"},
         {"hash", cmd_hash, "", "Print the sha256 hash of a configuration file as kube-apiserver reports it"},
@@ -51,6 +51,7 @@ static void help(void) {
                "      --discard-keys       reset-state: confirm that values under the lost keys stay unreadable\n"
                "      --from-cluster       sync: replace this server's config with the cluster's\n"
                "      --from-local         sync: publish this server's config as the cluster's\n"
+               "      --allow-rollback     sync --from-cluster: install it even if older than seen before\n"
                "      --restart            Restart the server unit afterwards and wait for it; pending\n"
                "                           re-encryption then runs in the hook while the server is down\n"
                "      --user               Talk to the calling user's service manager (for tests)\n"
@@ -99,6 +100,7 @@ enum {
         ARG_DISCARD_KEYS,
         ARG_FROM_CLUSTER,
         ARG_FROM_LOCAL,
+        ARG_ALLOW_ROLLBACK,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -136,6 +138,7 @@ int main(int argc, char *argv[]) {
                 {"discard-keys", no_argument, NULL, ARG_DISCARD_KEYS},
                 {"from-cluster", no_argument, NULL, ARG_FROM_CLUSTER},
                 {"from-local", no_argument, NULL, ARG_FROM_LOCAL},
+                {"allow-rollback", no_argument, NULL, ARG_ALLOW_ROLLBACK},
         };
         _cleanup_free_ char *seen_opts = calloc(1, 32);
         const char *settings_args[32] = {};
@@ -204,6 +207,10 @@ int main(int argc, char *argv[]) {
                 case ARG_FROM_LOCAL:
                         c.from_local = true;
                         seen(seen_opts, 'L');
+                        break;
+                case ARG_ALLOW_ROLLBACK:
+                        c.allow_rollback = true;
+                        seen(seen_opts, 'B');
                         break;
                 case ARG_RESTART:
                         c.restart = true;

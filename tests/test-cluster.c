@@ -450,7 +450,7 @@ START_TEST(test_node_records) {
         const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
         const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
         se_store *s = open_store(single->endpoints);
-        se_cluster *c = open_cluster(s, NULL);
+        se_cluster *c = open_cluster(s, TOKEN);
         se_error e = SE_ERROR_NULL;
         se_node_record *n = NULL;
         char a1[80], a2[80], *err = NULL;

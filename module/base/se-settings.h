@@ -29,6 +29,9 @@ typedef struct se_settings {
          * restore-key (se-key-archive.h); default 7d. keep_removed_keys is false when it is 0. */
         uint64_t removed_key_retention_usec;
         bool keep_removed_keys;
+        /* datastore-allow-plain-http: http:// etcd endpoints on loopback only (default false:
+         * https:// is required) */
+        bool datastore_allow_plain_http;
 } se_settings;
 
 #define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)
