@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -691,6 +692,65 @@ START_TEST(test_rolling_flag_authenticated) {
 }
 END_TEST
 
+/* The record key cached in the state dir: used when its MAC says it is this token's, derived again
+ * (and the file rewritten) otherwise. */
+START_TEST(test_record_key_cache) {
+        const char *a = "start-1111111111111111111111111111111111111111111111111111111111111111";
+        char *dir = tl_tmpdir(), *path = tl_path(dir, ".record-key"), *first, *again;
+        se_store *s = open_store(single->endpoints);
+        se_cluster *c = open_cluster(s, TOKEN), *c2, *other;
+        se_error e = SE_ERROR_NULL;
+        se_node_record *n = NULL;
+        struct stat st;
+        size_t k = 0;
+
+        wipe_ours();
+        ck_assert_int_eq(se_cluster_cache_record_key(c, path, &e), 0);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+        first = tl_read_file(path, NULL);
+        ck_assert_uint_eq(strlen(first), 130);
+        ck_assert_int_eq(se_cluster_publish_node(c, "server-1", a, 1, NULL, &e), 0);
+
+        /* a second process of the same server: the cached key, records still check */
+        c2 = open_cluster(s, TOKEN);
+        ck_assert_int_eq(se_cluster_cache_record_key(c2, path, &e), 0);
+        ck_assert_int_eq(se_cluster_list_nodes(c2, &n, &k, &e), 0);
+        ck_assert_uint_eq(k, 1);
+        ck_assert(!n[0].invalid);
+        se_node_records_free(n, k);
+        se_cluster_close(c2);
+
+        /* a damaged cache (key changed, tag kept) is not used: derived again, file rewritten */
+        first[0] = first[0] == '0' ? '1' : '0';
+        tl_write_str(path, first);
+        c2 = open_cluster(s, TOKEN);
+        ck_assert_int_eq(se_cluster_cache_record_key(c2, path, &e), 0);
+        ck_assert_int_eq(se_cluster_list_nodes(c2, &n, &k, &e), 0);
+        ck_assert(!n[0].invalid);
+        se_node_records_free(n, k);
+        se_cluster_close(c2);
+        again = tl_read_file(path, NULL);
+        ck_assert_str_ne(again, first);
+        free(again);
+
+        /* another token: the cache is not its key */
+        other = open_cluster(s, WRONG_TOKEN);
+        ck_assert_int_eq(se_cluster_cache_record_key(other, path, &e), 0);
+        ck_assert_int_eq(se_cluster_list_nodes(other, &n, &k, &e), 0);
+        ck_assert(n[0].invalid);
+        se_node_records_free(n, k);
+        se_cluster_close(other);
+
+        free(first);
+        free(path);
+        tl_tmpdir_remove(dir);
+        se_cluster_close(c);
+        se_store_close(s);
+        se_error_done(&e);
+}
+END_TEST
+
 /* A mock etcd (tests/tools/mock-etcd.py): a real etcd cannot answer "more" with keys outside the
  * range or keep paging for ever, which is what a hostile or broken one does. */
 typedef struct mock_etcd {
@@ -1054,6 +1114,7 @@ static Suite *cluster_suite(void) {
         tcase_add_test(tc, test_node_records);
         tcase_add_test(tc, test_node_records_forged);
         tcase_add_test(tc, test_rolling_flag_authenticated);
+        tcase_add_test(tc, test_record_key_cache);
         tcase_add_test(tc, test_lease);
         tcase_add_test(tc, test_no_key_material_in_etcd);
         tcase_set_timeout(tc, 120);

@@ -24,6 +24,7 @@
 #define NODE_MAC_LABEL    "secrets-encrypt node record v1\n"
 #define ROLLING_MAC_LABEL "secrets-encrypt rolling v1\n"
 #define TOKEN_ID_LABEL    "secrets-encrypt token id v1\n"
+#define KEY_CACHE_LABEL   "secrets-encrypt record key cache v1\n"
 
 struct se_cluster {
         se_store *store;
@@ -90,6 +91,78 @@ static int record_key(se_cluster *c, const uint8_t **ret, se_error *e) {
                 c->have_record_key = true;
         }
         *ret = c->record_key;
+        return 0;
+}
+
+/* HMAC(key, label ‖ token): proves a cached key was derived from this token. */
+static int key_cache_tag(se_cluster *c, const uint8_t key[static SE_SEAL_KEY_SIZE], char ret[static 65]) {
+        _cleanup_erase_free_ char *text = NULL;
+
+        if (asprintf(&text, KEY_CACHE_LABEL "%s", c->token) < 0)
+                return -ENOMEM;
+        return se_seal_mac_hex(key, text, strlen(text), ret);
+}
+
+static int hex_digit(char ch) {
+        return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int hi = hex_digit(s[2 * i]), lo = hi < 0 ? -1 : hex_digit(s[2 * i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return -EBADMSG;
+                out[i] = (uint8_t) (hi << 4 | lo);
+        }
+        return 0;
+}
+
+_public_ int se_cluster_cache_record_key(se_cluster *c, const char *path, se_error *e) {
+        _cleanup_erase_free_ char *text = NULL;
+        _cleanup_free_ uint8_t *data = NULL;
+        uint8_t key[SE_SEAL_KEY_SIZE];
+        const uint8_t *k = NULL;
+        char tag[65], hex[65];
+        size_t size = 0;
+        int r;
+
+        if (!c->token || c->have_record_key)
+                return 0;
+        /* "<key hex> <tag hex>\n" */
+        r = se_read_file(path, 256, &data, &size);
+        if (r >= 0 && size == 2 * 64 + 2 && data[64] == ' ' && data[129] == '\n') {
+                memcpy(hex, data + 65, 64);
+                hex[64] = 0;
+                if (unhex((const char *) data, key, sizeof(key)) >= 0 && key_cache_tag(c, key, tag) >= 0 &&
+                    se_seal_mac_equal(tag, hex)) {
+                        memcpy(c->record_key, key, sizeof(key));
+                        c->have_record_key = true;
+                        explicit_wipe(key, sizeof(key));
+                        explicit_wipe(data, size);
+                        return 0;
+                }
+        }
+        explicit_wipe(key, sizeof(key));
+        if (data)
+                explicit_wipe(data, size);
+
+        r = record_key(c, &k, e);
+        if (r < 0)
+                return r;
+        r = key_cache_tag(c, k, tag);
+        if (r >= 0) {
+                text = malloc(2 * 64 + 3);
+                if (!text)
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                for (size_t i = 0; i < SE_SEAL_KEY_SIZE; i++)
+                        snprintf(text + 2 * i, 3, "%02x", k[i]);
+                snprintf(text + 64, 2 * 64 + 3 - 64, " %s\n", tag);
+                /* only a cache: a read-only state dir derives again next time */
+                (void) se_write_file_atomic(path, text, strlen(text), 0600);
+        }
         return 0;
 }
 

@@ -94,6 +94,12 @@ typedef struct se_node_record {
         int64_t mod_revision;
 } se_node_record;
 
+/* The record key takes one scrypt derivation per process (~0.1 s, seconds on a loaded machine):
+ * a process of a server keeps it in path (root-only state dir, next to the config's keys), with a
+ * MAC proving it belongs to this token, and derives it again when that does not check. Failing
+ * to write the cache is not an error. */
+int se_cluster_cache_record_key(se_cluster *c, const char *path, se_error *e);
+
 /* An identifier of the token (HMAC under its record key, nothing about the token itself): ties the
  * local generation high-water mark to it, so a new token starts a new mark. -EINVAL without a
  * token. */

@@ -15,6 +15,8 @@
 /* The generation high-water mark (see mark_read). */
 #define MARK_FILE     "cluster-generation"
 #define MARK_MAX_SIZE 256
+/* The token's record key, cached (se_cluster_cache_record_key). */
+#define KEY_CACHE_FILE ".record-key"
 
 _public_ bool se_ha_enabled(const se_ctx *ctx) {
         const char *ep = ctx->settings->datastore_endpoint;
@@ -22,8 +24,15 @@ _public_ bool se_ha_enabled(const se_ctx *ctx) {
         return ep && (startswith(ep, "http://") || startswith(ep, "https://"));
 }
 
+static char *key_cache_path(se_ctx *ctx) {
+        char *p;
+
+        return asprintf(&p, "%s/" KEY_CACHE_FILE, ctx->settings->state_dir) < 0 ? NULL : p;
+}
+
 _public_ int se_ha_cluster(se_ctx *ctx, se_cluster **ret, se_error *e) {
         _cleanup_erase_free_ char *token = NULL;
+        _cleanup_free_ char *path = NULL;
         se_store *store;
         int r;
 
@@ -38,6 +47,12 @@ _public_ int se_ha_cluster(se_ctx *ctx, se_cluster **ret, se_error *e) {
                 if (r < 0)
                         return r;
                 r = se_cluster_open(store, token, &ctx->cluster, e);
+                if (r < 0)
+                        return r;
+                path = key_cache_path(ctx);
+                if (!path)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                r = se_cluster_cache_record_key(ctx->cluster, path, e);
                 if (r < 0)
                         return r;
         }
