@@ -97,7 +97,7 @@ static int mark_read(se_ctx *ctx, se_cluster *cl, uint64_t *ret, se_error *e) {
                 return se_error_set(e, r, "cannot read %s: %s", path, strerror(-r));
         if (sscanf((const char *) data, "token=%64[0-9a-f]\ngeneration=%llu\n%n", file_id, &gen, &n) != 2 ||
             (size_t) n != size || strlen(file_id) != 64)
-                return se_error_set(e, -EBADMSG,
+                return se_error_set(e, -EIO,
                                     "%s is damaged: remove it (the next start records the cluster's current "
                                     "generation again)",
                                     path);
