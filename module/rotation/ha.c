@@ -203,6 +203,30 @@ static int refuse_rollback(se_ctx *ctx, se_cluster *cl, uint64_t generation, con
         return se_error_set(e, -ESTALE, "%s", msg);
 }
 
+/* A server with no config finds none in etcd either: a first start, unless servers of this token
+ * already published records (then the sealed config was deleted): generating a key then would
+ * replace the cluster's. */
+static int refuse_vanished(se_ctx *ctx, se_cluster *cl, se_error *e) {
+        _cleanup_free_ char *why = NULL, *msg = NULL;
+        uint64_t floor = 0;
+        int r;
+
+        r = rollback_floor(ctx, cl, &floor, &why, e);
+        if (r < 0 || floor == 0)
+                return r;
+        if (asprintf(&msg,
+                     "the cluster's sealed encryption configuration is missing from etcd, but %s: it was deleted "
+                     "(or etcd restored from an older backup). Not generating a new key, which would replace the "
+                     "cluster's keys: run `secrets-encrypt sync --from-local` on a server with the current "
+                     "configuration, then restart this one",
+                     why) < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        (void) se_event(SE_EVENT_CONFIG_SYNC_REFUSED, SE_MESSAGE("%s", msg), SE_FIELD("SECRETS_ENCRYPT_ERROR=%s", msg),
+                        SE_FIELD("SECRETS_ENCRYPT_NODE=%s", ctx->settings->node_name),
+                        SE_FIELD("SECRETS_ENCRYPT_GENERATION=%" PRIu64, ctx->state.generation));
+        return se_error_set(e, -ESTALE, "%s", msg);
+}
+
 /* The cluster's config, or an empty one (generation 0, no bytes) when it has none yet. */
 static int cluster_get(se_cluster *cl, se_cluster_config *ret, se_error *e) {
         int r = se_cluster_get_config(cl, ret, e);
@@ -394,6 +418,11 @@ _public_ int se_ha_sync(se_ctx *ctx, bool *ret_installed, se_error *e) {
                 break;
         case SE_CLUSTER_SYNC_CLUSTER_EMPTY:
                 /* The first server to start seeds the cluster (generated below if absent). */
+                if (!ctx->state.has_config) {
+                        r = refuse_vanished(ctx, cl, e);
+                        if (r < 0)
+                                break;
+                }
                 if (ctx->state.has_config) {
                         if (ctx->state.generation == 0)
                                 ctx->state.generation = 1;

@@ -258,6 +258,17 @@ check "replay: server-5 now joins" restart 5
 cmp -s "$W/s5/cred/encryption-config.json" "$W/config-current.json" && ok "replay: server-5 holds the current config" || not_ok "server-5's config differs"
 check "forget-node server-5 (it leaves again)" cli 1 forget-node server-5
 
+# The sealed config deleted: a joining server must not generate a key of its own.
+etcd_ctl del /secrets-encrypt/config >/dev/null
+mkdir -p "$W/s6"
+sed 's/server-3/server-6/; s|/s3/|/s6/|' "$W/s3/config.yaml" >"$W/s6/config.yaml"
+refused "deleted config: a joining server refuses (79) instead of generating a key" 79 "missing from etcd" \
+        "$HOOK" --config "$W/s6/config.yaml"
+[ ! -e "$W/s6/cred/encryption-config.json" ] && [ -z "$(sealed)" ] && ok "deleted config: no key generated, nothing published" ||
+        not_ok "server-6 generated or published a config"
+check "deleted config: sync --from-local on server-1 publishes it again" cli 1 sync --from-local
+check "deleted config: every server starts" restart_all 1 2 3
+
 # Restored on purpose: --allow-rollback installs it, and the mark follows.
 same=$(sealed)
 check "rollback set-up: sync --from-local (the same config, one generation up)" cli 1 sync --from-local
