@@ -40,6 +40,8 @@ typedef struct cli {
         bool unit_given;      /* --unit or a settings file named the unit */
         bool datastore_given; /* ... the datastore-endpoint */
         bool have_settings;   /* a settings file exists (--config, $SECRETS_ENCRYPT_CONFIG or the default) */
+        /* sync --from-cluster --allow-rollback */
+        bool allow_rollback;
 } cli;
 
 /* Each command returns 0 or a negative errno with e filled; main() prints the message once and

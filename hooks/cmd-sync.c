@@ -14,10 +14,12 @@ int cmd_sync(cli *c, se_error *e) {
 
         if (c->from_cluster == c->from_local)
                 return se_error_set(e, -EINVAL, "sync needs exactly one of --from-cluster or --from-local");
+        if (c->allow_rollback && !c->from_cluster)
+                return se_error_set(e, -EINVAL, "--allow-rollback goes with sync --from-cluster");
         r = se_ctx_open(&ctx, &c->settings, SE_LOCK_WAIT_USEC, e);
         if (r < 0)
                 return r;
-        r = se_op_sync(&ctx, c->from_cluster, &msg, e);
+        r = c->allow_rollback ? se_op_sync_rollback(&ctx, &msg, e) : se_op_sync(&ctx, c->from_cluster, &msg, e);
         se_ctx_close(&ctx);
         if (r < 0)
                 return r;

@@ -31,7 +31,7 @@ static const struct {
         {"rotate", cmd_rotate, "f", "Rotate secrets encryption keys"},
         {"reencrypt", cmd_reencrypt, "fs", "Reencrypt all data with the latest encryption key"},
         {"rotate-keys", cmd_rotate_keys, "RU", "Dynamically rotate secrets encryption keys and re-encrypt secrets"},
-        {"sync", cmd_sync, "FL",
+        {"sync", cmd_sync, "FLB",
          "Resolve a config that differs from the cluster's (HA): --from-cluster or --from-local"},
         {"validate", cmd_validate, "", "Check an EncryptionConfiguration file as kube-apiserver would"},
         {"hash", cmd_hash, "", "Print the sha256 hash of a configuration file as kube-apiserver reports it"},
@@ -62,6 +62,8 @@ static const struct {
         {'X', "      --discard-keys       Confirm that values under the lost keys stay unreadable"},
         {'F', "      --from-cluster       Replace this server's config with the cluster's"},
         {'L', "      --from-local         Publish this server's config as the cluster's"},
+        {'B', "      --allow-rollback     With --from-cluster: accept a generation below this server's mark\n"
+              "                           (etcd restored from a backup on purpose; never for a replay)"},
         {'W', "      --rotated-within DURATION  Rotate when the active key is older (e.g. 90d)\n"
               "      --rotate-due               --rotated-within the rotate-after setting (the timer)"},
         {'E', "      --enabled                  Encryption on"},
@@ -121,6 +123,7 @@ static void help(void) {
                "      --discard-keys       reset-state: confirm that values under the lost keys stay unreadable\n"
                "      --from-cluster       sync: replace this server's config with the cluster's\n"
                "      --from-local         sync: publish this server's config as the cluster's\n"
+               "      --allow-rollback     sync --from-cluster: install it even if older than seen before\n"
                "      --restart            Restart the server unit afterwards and wait for it; pending\n"
                "                           re-encryption then runs in the hook while the server is down\n"
                "      --user               Talk to the calling user's service manager (for tests)\n"
@@ -189,6 +192,7 @@ enum {
         ARG_ROTATE_DUE,
         ARG_LIST_SETTINGS,
         ARG_FOREGROUND,
+        ARG_ALLOW_ROLLBACK,
         ARG_SETTING, /* + index into se_settings_keys */
 };
 
@@ -317,6 +321,7 @@ int main(int argc, char *argv[]) {
                 {"data-dir", required_argument, NULL, 'd'},
                 {"server", required_argument, NULL, 's'},
                 {"token", required_argument, NULL, 't'},
+                {"allow-rollback", no_argument, NULL, ARG_ALLOW_ROLLBACK},
         };
         _cleanup_free_ char *seen_opts = calloc(1, 32);
         const char *settings_args[32] = {}, *data_dir = NULL, *server = NULL;
@@ -430,6 +435,10 @@ int main(int argc, char *argv[]) {
                 case ARG_UNDO:
                         c.undo = true;
                         seen(seen_opts, 'V');
+                        break;
+                case ARG_ALLOW_ROLLBACK:
+                        c.allow_rollback = true;
+                        seen(seen_opts, 'B');
                         break;
                 case ARG_RESTART:
                         c.restart = true;

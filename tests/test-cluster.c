@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -450,7 +453,7 @@ START_TEST(test_node_records) {
         const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
         const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
         se_store *s = open_store(single->endpoints);
-        se_cluster *c = open_cluster(s, NULL);
+        se_cluster *c = open_cluster(s, TOKEN);
         se_error e = SE_ERROR_NULL;
         se_node_record *n = NULL;
         char a1[80], a2[80], *err = NULL;
@@ -546,6 +549,304 @@ START_TEST(test_node_records) {
         se_cluster_close(c);
         se_store_close(s);
         se_error_done(&e);
+}
+END_TEST
+
+/* A record must carry a MAC under the token's record key: one written without the token (by hand,
+ * another cluster, an older version) is listed as invalid, none of its fields used. */
+START_TEST(test_node_records_forged) {
+        const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+        const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+        se_store *s = open_store(single->endpoints);
+        se_cluster *c = open_cluster(s, TOKEN), *other = open_cluster(s, WRONG_TOKEN), *none = open_cluster(s, NULL);
+        se_error e = SE_ERROR_NULL;
+        se_node_record *n = NULL;
+        se_kv kv = {};
+        char a1[80], a2[80], *forged = NULL, *copy = NULL;
+        size_t k = 0;
+
+        wipe_ours();
+        snprintf(a1, sizeof(a1), "rotate-%s", h1);
+        snprintf(a2, sizeof(a2), "prepare-%s", h2);
+        ck_assert_int_eq(se_cluster_publish_node_running(c, "server-1", a1, a1, 5, NULL, &e), 0);
+
+        /* 2: the genuine record's fields, changed annotation and running, old MAC kept */
+        ck_assert_int_eq(se_store_get(s, SE_CLUSTER_NODES_PREFIX "server-1", &kv, &e), 0);
+        forged = strndup((const char *) kv.value, kv.value_size);
+        se_kv_done(&kv);
+        ck_assert_ptr_nonnull(strstr(forged, "\"mac\":\""));
+        copy = strdup(forged);
+        for (char *p = strstr(forged, h1); p; p = strstr(p, h1))
+                memcpy(p, h2, 64);
+        put_ctl(single, SE_CLUSTER_NODES_PREFIX "server-2", forged);
+        /* 3: a genuine record copied under another node's key */
+        put_ctl(single, SE_CLUSTER_NODES_PREFIX "server-3", copy);
+        /* 4: the pre-MAC format, as an older version (or anyone) writes it */
+        free(forged);
+        ck_assert_int_ge(asprintf(&forged,
+                                  "{\"name\":\"server-4\",\"annotation\":\"%s\",\"running\":\"%s\",\"generation\":9,"
+                                  "\"time\":\"2026-01-01T00:00:00Z\",\"version\":\"0.1\"}",
+                                  a1, a1),
+                         0);
+        put_ctl(single, SE_CLUSTER_NODES_PREFIX "server-4", forged);
+        /* 5: written with another cluster's token */
+        ck_assert_int_eq(se_cluster_publish_node_running(other, "server-5", a1, a1, 5, NULL, &e), 0);
+
+        ck_assert_int_eq(se_cluster_list_nodes(c, &n, &k, &e), 0);
+        ck_assert_uint_eq(k, 5);
+        ck_assert_str_eq(n[0].name, "server-1");
+        ck_assert(!n[0].invalid);
+        ck_assert_str_eq(n[0].running, a1);
+        ck_assert_uint_eq(n[0].generation, 5);
+        for (size_t i = 1; i < k; i++) {
+                ck_assert_msg(n[i].invalid, "%s accepted", n[i].name);
+                ck_assert_ptr_null(n[i].annotation);
+                ck_assert_ptr_null(n[i].running);
+                ck_assert_uint_eq(n[i].generation, 0);
+        }
+        se_node_records_free(n, k);
+
+        /* the other token's view: only its own record checks out */
+        ck_assert_int_eq(se_cluster_list_nodes(other, &n, &k, &e), 0);
+        ck_assert_uint_eq(k, 5);
+        for (size_t i = 0; i < k; i++)
+                ck_assert_msg(n[i].invalid == !streq(n[i].name, "server-5"), "%s", n[i].name);
+        se_node_records_free(n, k);
+
+        /* without the token nothing can be checked or written */
+        ck_assert_int_eq(se_cluster_list_nodes(none, &n, &k, &e), 0);
+        ck_assert_uint_eq(k, 5);
+        for (size_t i = 0; i < k; i++)
+                ck_assert(n[i].invalid);
+        se_node_records_free(n, k);
+        ck_assert_int_eq(se_cluster_publish_node(none, "server-1", a1, 1, NULL, &e), -EINVAL);
+
+        free(forged);
+        free(copy);
+        check_neighbours(single);
+        se_cluster_close(c);
+        se_cluster_close(other);
+        se_cluster_close(none);
+        se_store_close(s);
+        se_error_done(&e);
+}
+END_TEST
+
+START_TEST(test_rolling_flag_authenticated) {
+        se_store *s = open_store(single->endpoints);
+        se_cluster *c = open_cluster(s, TOKEN), *other = open_cluster(s, WRONG_TOKEN);
+        se_error e = SE_ERROR_NULL;
+        char id1[65], id2[65], id3[65];
+        uint64_t gen = 0;
+        bool on = false;
+
+        wipe_ours();
+        ck_assert_int_eq(se_cluster_get_rolling(c, &on, &gen, &e), -ENOENT);
+        ck_assert_int_eq(se_cluster_set_rolling(c, true, 7, &e), 0);
+        ck_assert_int_eq(se_cluster_get_rolling(c, &on, &gen, &e), 0);
+        ck_assert(on);
+        ck_assert_uint_eq(gen, 7);
+        ck_assert_int_eq(se_cluster_set_rolling(c, false, 9, &e), 0);
+        ck_assert_int_eq(se_cluster_get_rolling(c, &on, &gen, &e), 0);
+        ck_assert(!on);
+        ck_assert_uint_eq(gen, 9);
+
+        /* the old plain "1", a flipped value under a genuine MAC, another token's record */
+        put_ctl(single, SE_CLUSTER_ROLLING_KEY, "1");
+        ck_assert_int_eq(se_cluster_get_rolling(c, &on, &gen, &e), -EBADMSG);
+        show("old format", &e);
+        {
+                se_kv kv = {};
+                char *v, *p;
+
+                ck_assert_int_eq(se_cluster_set_rolling(c, false, 9, &e), 0);
+                ck_assert_int_eq(se_store_get(s, SE_CLUSTER_ROLLING_KEY, &kv, &e), 0);
+                v = strndup((const char *) kv.value, kv.value_size);
+                se_kv_done(&kv);
+                p = strstr(v, "false");
+                ck_assert_ptr_nonnull(p);
+                memcpy(p, "true ", 5);
+                put_ctl(single, SE_CLUSTER_ROLLING_KEY, v);
+                free(v);
+        }
+        ck_assert_int_eq(se_cluster_get_rolling(c, &on, &gen, &e), -EBADMSG);
+        show("flipped", &e);
+        ck_assert_ptr_nonnull(strstr(se_error_message(&e), "fails authentication"));
+        ck_assert_int_eq(se_cluster_set_rolling(other, true, 9, &e), 0);
+        ck_assert_int_eq(se_cluster_get_rolling(c, &on, &gen, &e), -EBADMSG);
+        ck_assert_int_eq(se_cluster_get_rolling(other, &on, &gen, &e), 0);
+        ck_assert(on);
+
+        /* the token id: stable for a token, another for another token, nothing of the token */
+        ck_assert_int_eq(se_cluster_token_id(c, id1, &e), 0);
+        ck_assert_int_eq(se_cluster_token_id(c, id2, &e), 0);
+        ck_assert_int_eq(se_cluster_token_id(other, id3, &e), 0);
+        ck_assert_str_eq(id1, id2);
+        ck_assert_str_ne(id1, id3);
+        ck_assert_uint_eq(strlen(id1), 64);
+
+        se_cluster_close(c);
+        se_cluster_close(other);
+        se_store_close(s);
+        se_error_done(&e);
+}
+END_TEST
+
+/* The record key cached in the state dir: used when its MAC says it is this token's, derived again
+ * (and the file rewritten) otherwise. */
+START_TEST(test_record_key_cache) {
+        const char *a = "start-1111111111111111111111111111111111111111111111111111111111111111";
+        char *dir = tl_tmpdir(), *path = tl_path(dir, ".record-key"), *first, *again;
+        se_store *s = open_store(single->endpoints);
+        se_cluster *c = open_cluster(s, TOKEN), *c2, *other;
+        se_error e = SE_ERROR_NULL;
+        se_node_record *n = NULL;
+        struct stat st;
+        size_t k = 0;
+
+        wipe_ours();
+        ck_assert_int_eq(se_cluster_cache_record_key(c, path, &e), 0);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+        first = tl_read_file(path, NULL);
+        ck_assert_uint_eq(strlen(first), 130);
+        ck_assert_int_eq(se_cluster_publish_node(c, "server-1", a, 1, NULL, &e), 0);
+
+        /* a second process of the same server: the cached key, records still check */
+        c2 = open_cluster(s, TOKEN);
+        ck_assert_int_eq(se_cluster_cache_record_key(c2, path, &e), 0);
+        ck_assert_int_eq(se_cluster_list_nodes(c2, &n, &k, &e), 0);
+        ck_assert_uint_eq(k, 1);
+        ck_assert(!n[0].invalid);
+        se_node_records_free(n, k);
+        se_cluster_close(c2);
+
+        /* a damaged cache (key changed, tag kept) is not used: derived again, file rewritten */
+        first[0] = first[0] == '0' ? '1' : '0';
+        tl_write_str(path, first);
+        c2 = open_cluster(s, TOKEN);
+        ck_assert_int_eq(se_cluster_cache_record_key(c2, path, &e), 0);
+        ck_assert_int_eq(se_cluster_list_nodes(c2, &n, &k, &e), 0);
+        ck_assert(!n[0].invalid);
+        se_node_records_free(n, k);
+        se_cluster_close(c2);
+        again = tl_read_file(path, NULL);
+        ck_assert_str_ne(again, first);
+        free(again);
+
+        /* another token: the cache is not its key */
+        other = open_cluster(s, WRONG_TOKEN);
+        ck_assert_int_eq(se_cluster_cache_record_key(other, path, &e), 0);
+        ck_assert_int_eq(se_cluster_list_nodes(other, &n, &k, &e), 0);
+        ck_assert(n[0].invalid);
+        se_node_records_free(n, k);
+        se_cluster_close(other);
+
+        free(first);
+        free(path);
+        tl_tmpdir_remove(dir);
+        se_cluster_close(c);
+        se_store_close(s);
+        se_error_done(&e);
+}
+END_TEST
+
+/* A mock etcd (tests/tools/mock-etcd.py): a real etcd cannot answer "more" with keys outside the
+ * range or keep paging for ever, which is what a hostile or broken one does. */
+typedef struct mock_etcd {
+        pid_t pid;
+        char *dir, *log, *endpoint;
+} mock_etcd;
+
+static void mock_etcd_start(mock_etcd *m, const char *mode) {
+        char *portfile, *port = NULL;
+
+        m->dir = tl_tmpdir();
+        portfile = tl_path(m->dir, "port");
+        m->log = tl_path(m->dir, "log");
+        m->pid = fork();
+        ck_assert_int_ge(m->pid, 0);
+        if (m->pid == 0) {
+                execlp("python3", "python3", "tests/tools/mock-etcd.py", portfile, mode, m->log, (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 200 && access(portfile, F_OK) < 0; i++)
+                usleep(50000);
+        port = tl_read_file(portfile, NULL);
+        ck_assert_ptr_nonnull(port);
+        ck_assert_int_ge(asprintf(&m->endpoint, "http://127.0.0.1:%s", port), 0);
+        free(port);
+        free(portfile);
+}
+
+static size_t mock_etcd_requests(mock_etcd *m) {
+        char *log = tl_read_file(m->log, NULL);
+        size_t n = 0;
+
+        for (const char *p = log; p && (p = strchr(p, '\n')); p++)
+                n++;
+        free(log);
+        return n;
+}
+
+static void mock_etcd_stop(mock_etcd *m) {
+        if (m->pid > 0) {
+                kill(m->pid, SIGTERM);
+                waitpid(m->pid, NULL, 0);
+        }
+        tl_tmpdir_remove(m->dir);
+        free(m->log);
+        free(m->endpoint);
+        *m = (mock_etcd){};
+}
+
+START_TEST(test_mock_etcd_hostile_paging) {
+        static const struct {
+                const char *mode;
+                size_t max_requests;
+                const char *why;
+        } cases[] = {
+                {"below", 1, "outside the range asked for"},
+                {"outside", 1, "outside the range asked for"},
+                {"repeat", 2, "outside the range asked for"},
+                {"empty", 1, "more keys follow but returned none"},
+                {"endless", 64, "did not end after 64 pages"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                mock_etcd m = {};
+                se_error e = SE_ERROR_NULL;
+                se_node_record *n = NULL;
+                se_kv_list l = {};
+                se_store *s;
+                se_cluster *c;
+                size_t k = 0, requests;
+                int r;
+
+                mock_etcd_start(&m, cases[i].mode);
+                s = open_store(m.endpoint);
+                c = open_cluster(s, TOKEN);
+                r = se_cluster_list_nodes(c, &n, &k, &e);
+                requests = mock_etcd_requests(&m);
+                show(cases[i].mode, &e);
+                ck_assert_msg(r == -EPROTO, "mock etcd %s: %d %s", cases[i].mode, r, se_error_message(&e));
+                ck_assert_msg(strstr(se_error_message(&e), cases[i].why), "mock etcd %s: %s", cases[i].mode,
+                              se_error_message(&e));
+                ck_assert_msg(requests >= 1 && requests <= cases[i].max_requests, "mock etcd %s: %zu requests",
+                              cases[i].mode, requests);
+                ck_assert_ptr_null(n);
+                se_error_done(&e);
+
+                /* the store itself refuses keys outside [start, range_end), for every paging caller */
+                if (streq(cases[i].mode, "below") || streq(cases[i].mode, "outside")) {
+                        ck_assert_int_eq(se_store_range(s, "/registry/secrets/", NULL, 10, &l, &e), -EPROTO);
+                        ck_assert_ptr_nonnull(strstr(se_error_message(&e), "range result outside the range"));
+                        se_error_done(&e);
+                }
+                se_cluster_close(c);
+                se_store_close(s);
+                mock_etcd_stop(&m);
+        }
 }
 END_TEST
 
@@ -796,6 +1097,8 @@ static Suite *cluster_suite(void) {
         tcase_add_test(tc, test_not_etcd);
         tcase_add_test(tc, test_check_hashes);
         tcase_add_test(tc, test_classify);
+        tcase_add_test(tc, test_mock_etcd_hostile_paging);
+        tcase_set_timeout(tc, 120);
         suite_add_tcase(s, tc);
 
         if (!tl_etcd_available()) {
@@ -809,6 +1112,9 @@ static Suite *cluster_suite(void) {
         tcase_add_test(tc, test_wrong_token_and_tampering);
         tcase_add_test(tc, test_cas_race_one_winner);
         tcase_add_test(tc, test_node_records);
+        tcase_add_test(tc, test_node_records_forged);
+        tcase_add_test(tc, test_rolling_flag_authenticated);
+        tcase_add_test(tc, test_record_key_cache);
         tcase_add_test(tc, test_lease);
         tcase_add_test(tc, test_no_key_material_in_etcd);
         tcase_set_timeout(tc, 120);

@@ -535,6 +535,89 @@ START_TEST(test_bad_endpoints_rejected) {
 }
 END_TEST
 
+/* http:// only when the caller allows it, and then (settings' datastore-allow-plain-http) only
+ * on loopback; TLS files with http:// are an error, not silently ignored. */
+START_TEST(test_plain_http_policy) {
+        const char *loopback[] = { "http://127.0.0.1:1", "http://127.3.4.5:1", "http://[::1]:1", "http://localhost:1",
+                                   "http://LOCALHOST:1/", "http://u:p@127.0.0.1:1", "https://10.0.0.1:1,http://127.0.0.1:1" };
+        const char *remote[] = { "http://10.0.0.1:2379", "http://127.example.com:1", "http://localhost.example.com:1",
+                                 "http://128.0.0.1:1", "http://[::2]:1", "http://127.0.0.1@10.0.0.1:1",
+                                 "https://127.0.0.1:1,http://10.0.0.1:1" };
+        se_error e = SE_ERROR_NULL;
+        se_store *s = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(loopback); i++) {
+                se_store_options o = { .endpoint = loopback[i], .plain_http = SE_PLAIN_HTTP_LOOPBACK };
+
+                ck_assert_msg(se_store_open(&o, &s, &e) == 0, "%s: %s", loopback[i], se_error_message(&e));
+                s = se_store_close(s);
+                o.plain_http = SE_PLAIN_HTTP_REFUSE;
+                ck_assert_int_eq(se_store_open(&o, &s, &e), -EINVAL);
+                ck_assert_msg(strstr(se_error_message(&e), "datastore-allow-plain-http: true"), "%s",
+                              se_error_message(&e));
+                ck_assert_msg(!strstr(se_error_message(&e), "u:p@"), "%s", se_error_message(&e));
+                show("refused", &e);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(remote); i++) {
+                se_store_options o = { .endpoint = remote[i], .plain_http = SE_PLAIN_HTTP_LOOPBACK };
+
+                ck_assert_msg(se_store_open(&o, &s, &e) == -EINVAL, "%s accepted", remote[i]);
+                ck_assert_msg(strstr(se_error_message(&e), "only 127.0.0.0/8"), "%s", se_error_message(&e));
+                show("remote", &e);
+        }
+        /* https is never affected */
+        {
+                se_store_options o = { .endpoint = "https://10.0.0.1:1", .plain_http = SE_PLAIN_HTTP_REFUSE };
+
+                ck_assert_int_eq(se_store_open(&o, &s, &e), 0);
+                s = se_store_close(s);
+        }
+        /* cert/key/CA settings with http:// would be ignored: an error, whatever the policy */
+        {
+                se_store_options o = { .endpoint = "http://127.0.0.1:1", .certfile = "/etc/hostname" };
+
+                ck_assert_int_eq(se_store_open(&o, &s, &e), -EINVAL);
+                ck_assert_msg(strstr(se_error_message(&e), "datastore-certfile is set but"), "%s",
+                              se_error_message(&e));
+                o = (se_store_options){ .endpoint = "https://127.0.0.1:1,http://127.0.0.1:2", .cafile = "/etc/hostname" };
+                ck_assert_int_eq(se_store_open(&o, &s, &e), -EINVAL);
+                ck_assert_msg(strstr(se_error_message(&e), "datastore-cafile is set but"), "%s", se_error_message(&e));
+        }
+        se_error_done(&e);
+}
+END_TEST
+
+/* user:password@ in an endpoint never reaches a message. */
+START_TEST(test_userinfo_never_echoed) {
+        const char *eps[] = { "ftp://admin:s3cret@127.0.0.1:1", "http://admin:s3cret@10.0.0.1:1",
+                              "https://admin:s3cret@127.0.0.1:1" };
+        se_error e = SE_ERROR_NULL;
+        char *shown;
+        se_kv kv = {};
+
+        for (size_t i = 0; i < ELEMENTSOF(eps); i++) {
+                se_store_options o = { .endpoint = eps[i], .plain_http = SE_PLAIN_HTTP_REFUSE, .timeout_usec = 1000000 };
+                se_store *s = NULL;
+                int r = se_store_open(&o, &s, &e);
+
+                if (r >= 0) {
+                        r = se_store_get(s, "/registry/x", &kv, &e);
+                        se_store_close(s);
+                }
+                ck_assert_int_lt(r, 0);
+                show("userinfo", &e);
+                ck_assert_msg(!strstr(se_error_message(&e), "s3cret") && !strstr(se_error_message(&e), "admin"),
+                              "%s: %s", eps[i], se_error_message(&e));
+                ck_assert_msg(strstr(se_error_message(&e), "127.0.0.1:1") || strstr(se_error_message(&e), "10.0.0.1:1"),
+                              "%s", se_error_message(&e));
+        }
+        shown = se_store_endpoint_redact("https://a:b@h1:2379/x@y,http://h2:1, https://c@[::1]:3");
+        ck_assert_str_eq(shown, "https://h1:2379/x@y,http://h2:1, https://[::1]:3");
+        free(shown);
+        se_error_done(&e);
+}
+END_TEST
+
 /* Two loopback ports nobody listens on. */
 static char *dead_endpoints(void) {
         char *list;
@@ -755,6 +838,8 @@ static Suite *store_etcd_suite(void) {
         tc = tcase_create("offline");
         tcase_add_test(tc, test_helpers_refuse_other_stores);
         tcase_add_test(tc, test_bad_endpoints_rejected);
+        tcase_add_test(tc, test_plain_http_policy);
+        tcase_add_test(tc, test_userinfo_never_echoed);
         tcase_add_test(tc, test_unreachable_endpoints);
         tcase_set_timeout(tc, 30);
         suite_add_tcase(s, tc);

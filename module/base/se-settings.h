@@ -40,6 +40,9 @@ typedef struct se_settings {
         /* The cluster token given as a value (k3s's --token), not a key: read before token-file,
          * wiped by se_settings_done(), never printed. */
         char *token;
+        /* datastore-allow-plain-http: http:// etcd endpoints on loopback only (default false:
+         * https:// is required) */
+        bool datastore_allow_plain_http;
 } se_settings;
 
 #define SE_SETTINGS_DEFAULT_REMOVED_KEY_RETENTION_USEC (7ULL * 24ULL * 3600ULL * 1000000ULL)

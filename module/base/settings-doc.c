@@ -21,6 +21,9 @@ _public_ const se_settings_doc se_settings_docs[] = {
         {"datastore-cafile", "none", "CA for the datastore's TLS"},
         {"datastore-certfile", "none", "client certificate for the datastore's TLS"},
         {"datastore-keyfile", "none", "client key for the datastore's TLS"},
+        {"datastore-allow-plain-http", "false",
+         "etcd endpoints must be https://; true allows http:// to 127.0.0.0/8, [::1] and localhost only (an etcd "
+         "on the same machine)"},
         {"token-file", "credential secrets-encrypt-token, else /etc/secrets-encrypt/token",
          "cluster token that seals the shared config (HA); --token VALUE gives it directly"},
         {"unit", "k3s.service", "the API server unit the hook guards, --restart restarts and events name"},

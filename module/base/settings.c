@@ -31,6 +31,7 @@ _public_ const char *const se_settings_keys[] = {
         "removed-key-retention",
         "kms-v1",
         "rotate-after",
+        "datastore-allow-plain-http",
         NULL,
 };
 
@@ -204,6 +205,13 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                         return se_error_set(e, -EINVAL, "auto-advance: invalid boolean \"%s\" (true or false)", value);
                 return 0;
         }
+        if (streq(key, "datastore-allow-plain-http")) {
+                if (parse_bool(value, &s->datastore_allow_plain_http) < 0)
+                        return se_error_set(e, -EINVAL,
+                                            "datastore-allow-plain-http: invalid boolean \"%s\" (true or false)",
+                                            value);
+                return 0;
+        }
         return se_error_set(e, -ENOENT, "unknown setting \"%s\"", key);
 }
 
@@ -277,7 +285,7 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                                                          "datastore-cafile, datastore-certfile, datastore-keyfile, "
                                                          "token-file, unit, hooks-dir, metrics-file, timeout, "
                                                          "reencrypt-rate, auto-advance, removed-key-retention, "
-                                                         "kms-v1, rotate-after)",
+                                                         "kms-v1, rotate-after, datastore-allow-plain-http)",
                                                          path, line, v);
                                         break;
                                 }

@@ -17,10 +17,21 @@
 #define NODE_NAME_MAX   253
 #define NODE_RECORD_MAX (64u * 1024u)
 #define LIST_PAGE       500
+/* Node listing gives up after this many pages (LIST_PAGE_MAX * LIST_PAGE records): an etcd that
+ * keeps answering "more" must not keep a start or a command busy for ever. */
+#define LIST_PAGE_MAX 64
+
+#define NODE_MAC_LABEL    "secrets-encrypt node record v1\n"
+#define ROLLING_MAC_LABEL "secrets-encrypt rolling v1\n"
+#define TOKEN_ID_LABEL    "secrets-encrypt token id v1\n"
+#define KEY_CACHE_LABEL   "secrets-encrypt record key cache v1\n"
 
 struct se_cluster {
         se_store *store;
         char *token;
+        /* the record key (seal-internal.h), derived on first use and wiped on close */
+        uint8_t record_key[SE_SEAL_KEY_SIZE];
+        bool have_record_key;
 };
 
 struct se_cluster_lease {
@@ -60,9 +71,110 @@ _public_ int se_cluster_open(se_store *store, const char *token, se_cluster **re
 _public_ se_cluster *se_cluster_close(se_cluster *c) {
         if (c) {
                 erase_and_freep(&c->token);
+                explicit_wipe(c->record_key, sizeof(c->record_key));
                 free(c);
         }
         return NULL;
+}
+
+static int record_key(se_cluster *c, const uint8_t **ret, se_error *e) {
+        int r;
+
+        if (!c->token)
+                return se_error_set(e, -EINVAL,
+                                    "no cluster token: set token-file or the secrets-encrypt-token credential (node "
+                                    "records are authenticated with it)");
+        if (!c->have_record_key) {
+                r = se_seal_record_key(c->token, c->record_key, e);
+                if (r < 0)
+                        return r;
+                c->have_record_key = true;
+        }
+        *ret = c->record_key;
+        return 0;
+}
+
+/* HMAC(key, label ‖ token): proves a cached key was derived from this token. */
+static int key_cache_tag(se_cluster *c, const uint8_t key[static SE_SEAL_KEY_SIZE], char ret[static 65]) {
+        _cleanup_erase_free_ char *text = NULL;
+
+        if (asprintf(&text, KEY_CACHE_LABEL "%s", c->token) < 0)
+                return -ENOMEM;
+        return se_seal_mac_hex(key, text, strlen(text), ret);
+}
+
+static int hex_digit(char ch) {
+        return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int hi = hex_digit(s[2 * i]), lo = hi < 0 ? -1 : hex_digit(s[2 * i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return -EBADMSG;
+                out[i] = (uint8_t) (hi << 4 | lo);
+        }
+        return 0;
+}
+
+_public_ int se_cluster_cache_record_key(se_cluster *c, const char *path, se_error *e) {
+        _cleanup_erase_free_ char *text = NULL;
+        _cleanup_free_ uint8_t *data = NULL;
+        uint8_t key[SE_SEAL_KEY_SIZE];
+        const uint8_t *k = NULL;
+        char tag[65], hex[65];
+        size_t size = 0;
+        int r;
+
+        if (!c->token || c->have_record_key)
+                return 0;
+        /* "<key hex> <tag hex>\n" */
+        r = se_read_file(path, 256, &data, &size);
+        if (r >= 0 && size == 2 * 64 + 2 && data[64] == ' ' && data[129] == '\n') {
+                memcpy(hex, data + 65, 64);
+                hex[64] = 0;
+                if (unhex((const char *) data, key, sizeof(key)) >= 0 && key_cache_tag(c, key, tag) >= 0 &&
+                    se_seal_mac_equal(tag, hex)) {
+                        memcpy(c->record_key, key, sizeof(key));
+                        c->have_record_key = true;
+                        explicit_wipe(key, sizeof(key));
+                        explicit_wipe(data, size);
+                        return 0;
+                }
+        }
+        explicit_wipe(key, sizeof(key));
+        if (data)
+                explicit_wipe(data, size);
+
+        r = record_key(c, &k, e);
+        if (r < 0)
+                return r;
+        r = key_cache_tag(c, k, tag);
+        if (r >= 0) {
+                text = malloc(2 * 64 + 3);
+                if (!text)
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                for (size_t i = 0; i < SE_SEAL_KEY_SIZE; i++)
+                        snprintf(text + 2 * i, 3, "%02x", k[i]);
+                snprintf(text + 64, 2 * 64 + 3 - 64, " %s\n", tag);
+                /* only a cache: a read-only state dir derives again next time */
+                (void) se_write_file_atomic(path, text, strlen(text), 0600);
+        }
+        return 0;
+}
+
+_public_ int se_cluster_token_id(se_cluster *c, char ret[static 65], se_error *e) {
+        const uint8_t *key = NULL;
+        int r;
+
+        r = record_key(c, &key, e);
+        if (r < 0)
+                return r;
+        r = se_seal_mac_hex(key, TOKEN_ID_LABEL, strlen(TOKEN_ID_LABEL), ret);
+        return r < 0 ? se_error_set(e, r, "HMAC-SHA256 failed") : 0;
 }
 
 _public_ void se_cluster_config_done(se_cluster_config *cfg) {
@@ -215,6 +327,24 @@ static char *node_key(const char *name) {
         return asprintf(&k, "%s%s", SE_CLUSTER_NODES_PREFIX, name) < 0 ? NULL : k;
 }
 
+/* The MACed text of a node record: every field, length-prefixed, the name included so a record
+ * cannot be moved to another node's key. */
+static int node_mac(const uint8_t *key, const char *name, const char *annotation, const char *running,
+                    uint64_t generation, const char *time, const char *version, char ret[static 65]) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (asprintf(&text,
+                     NODE_MAC_LABEL "name=%zu:%s\nannotation=%zu:%s\nrunning=%d:%zu:%s\ngeneration=%" PRIu64
+                                    "\ntime=%zu:%s\nversion=%zu:%s\n",
+                     strlen(name), name, strlen(annotation), annotation, running ? 1 : 0,
+                     running ? strlen(running) : 0, running ? running : "", generation, strlen(time), time,
+                     strlen(version), version) < 0)
+                return -ENOMEM;
+        r = se_seal_mac_hex(key, text, strlen(text), ret);
+        return r;
+}
+
 /* Writes value unconditionally through compare-and-swap retries (etcd's JSON gateway helper has
  * no blind put). */
 static int put_any(se_cluster *c, const char *key, const char *value, se_error *e) {
@@ -247,12 +377,16 @@ _public_ int se_cluster_publish_node_running(se_cluster *c, const char *name, co
                                              const char *running, uint64_t generation, const char *version,
                                              se_error *e) {
         _cleanup_free_ char *key = NULL;
-        char hash[65], when[32];
+        char hash[65], when[32], mac[65];
+        const uint8_t *rk = NULL;
         json_object *o;
         se_stage st;
         int r;
 
         r = check_node_name(name, e);
+        if (r < 0)
+                return r;
+        r = record_key(c, &rk, e);
         if (r < 0)
                 return r;
         if (se_annotation_parse(annotation, &st, hash) < 0)
@@ -269,6 +403,11 @@ _public_ int se_cluster_publish_node_running(se_cluster *c, const char *name, co
                 return se_error_set(e, -ENOMEM, "out of memory");
         }
         format_time((int64_t) (se_now_usec(CLOCK_REALTIME) / 1000000u), when);
+        r = node_mac(rk, name, annotation, running, generation, when, version ? version : SE_VERSION, mac);
+        if (r < 0) {
+                json_object_put(o);
+                return se_error_set(e, r, r == -ENOMEM ? "out of memory" : "HMAC-SHA256 failed");
+        }
         json_object_object_add(o, "name", json_object_new_string(name));
         json_object_object_add(o, "annotation", json_object_new_string(annotation));
         if (running)
@@ -276,6 +415,7 @@ _public_ int se_cluster_publish_node_running(se_cluster *c, const char *name, co
         json_object_object_add(o, "generation", json_object_new_int64((int64_t) generation));
         json_object_object_add(o, "time", json_object_new_string(when));
         json_object_object_add(o, "version", json_object_new_string(version ? version : SE_VERSION));
+        json_object_object_add(o, "mac", json_object_new_string(mac));
         r = put_any(c, key, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
                     e);
         json_object_put(o);
@@ -317,37 +457,58 @@ static int64_t obj_int(json_object *o, const char *name) {
         return json_object_get_int64(v);
 }
 
-/* A record whose fields do not check out is kept, marked invalid, under the name in its key. */
-static int node_from_kv(const se_kv *kv, se_node_record *ret) {
-        const char *name = kv->key + strlen(SE_CLUSTER_NODES_PREFIX), *ann;
+/* A record whose fields do not check out, or whose MAC does not (forged in etcd, written by
+ * another cluster's token, or by a version before records were authenticated), is kept, marked
+ * invalid, under the name in its key: none of its content is used, and it counts as a server that
+ * has not restarted, so it blocks rather than drives auto-advance and key removal. key NULL: no
+ * token, nothing can be checked. */
+static int node_from_kv(const uint8_t *key, const se_kv *kv, se_node_record *ret) {
+        const char *name = kv->key + strlen(SE_CLUSTER_NODES_PREFIX), *ann, *run, *when, *version;
         json_object *o = parse_object(kv->value, kv->value_size);
         se_node_record n = {.mod_revision = kv->mod_revision};
-        char hash[65];
+        char hash[65], mac[65];
         int64_t gen;
         se_stage st;
+        int r = 0;
 
         ann = obj_str(o, "annotation");
+        run = obj_str(o, "running");
         gen = obj_int(o, "generation");
+        when = obj_str(o, "time");
+        version = obj_str(o, "version");
         n.name = strdup(name);
-        n.version = strdup_null(obj_str(o, "version"));
-        n.time = parse_time(obj_str(o, "time"));
-        if (!o || !ann || se_annotation_parse(ann, &st, hash) < 0 || gen < 0 || !obj_str(o, "name") ||
-            !streq(obj_str(o, "name"), name))
-                n.invalid = true;
-        else {
-                const char *run = obj_str(o, "running");
-
-                n.annotation = strdup(ann);
-                n.generation = (uint64_t) gen;
-                if (run && se_annotation_parse(run, &st, hash) >= 0)
-                        n.running = strdup(run);
+        if (!n.name) {
+                r = -ENOMEM;
+                goto finish;
         }
+        if (!o || !ann || se_annotation_parse(ann, &st, hash) < 0 || gen < 0 || !obj_str(o, "name") ||
+            !streq(obj_str(o, "name"), name) || (run && se_annotation_parse(run, &st, hash) < 0) || !when ||
+            !version || !key) {
+                n.invalid = true;
+                goto finish;
+        }
+        r = node_mac(key, name, ann, run, (uint64_t) gen, when, version, mac);
+        if (r < 0)
+                goto finish;
+        if (!se_seal_mac_equal(mac, obj_str(o, "mac"))) {
+                n.invalid = true;
+                goto finish;
+        }
+        n.annotation = strdup(ann);
+        n.running = strdup_null(run);
+        n.version = strdup(version);
+        n.generation = (uint64_t) gen;
+        n.time = parse_time(when);
+        if (!n.annotation || (run && !n.running) || !n.version)
+                r = -ENOMEM;
+finish:
         json_object_put(o);
-        if (!n.name || (!n.invalid && !n.annotation)) {
+        if (r < 0) {
                 free(n.name);
                 free(n.annotation);
+                free(n.running);
                 free(n.version);
-                return -ENOMEM;
+                return r;
         }
         *ret = n;
         return 0;
@@ -370,16 +531,37 @@ _public_ void se_node_records_free(se_node_record *r, size_t n) {
 _public_ int se_cluster_list_nodes(se_cluster *c, se_node_record **ret, size_t *ret_n, se_error *e) {
         se_node_record *nodes = NULL;
         _cleanup_free_ char *start = NULL;
+        const uint8_t *key = NULL;
         se_kv_list l = {};
         size_t n = 0;
         int r;
 
-        for (;;) {
+        /* without the token every record is listed as invalid (nothing can be checked) */
+        if (c->token) {
+                r = record_key(c, &key, e);
+                if (r < 0)
+                        return r;
+        }
+        for (unsigned page = 0;; page++) {
                 se_node_record *grown;
 
+                if (page >= LIST_PAGE_MAX) {
+                        r = se_error_set(e, -EPROTO,
+                                         "listing %s in etcd did not end after %u pages (%zu records): the datastore "
+                                         "keeps answering that more keys follow; refusing to go on",
+                                         SE_CLUSTER_NODES_PREFIX, LIST_PAGE_MAX, n);
+                        goto fail;
+                }
+                se_kv_list_done(&l);
                 r = se_store_range(c->store, SE_CLUSTER_NODES_PREFIX, start, LIST_PAGE, &l, e);
                 if (r < 0) {
                         r = se_error_prefix(e, r, "cannot list %s", SE_CLUSTER_NODES_PREFIX);
+                        goto fail;
+                }
+                if (l.more && l.n_items == 0) {
+                        r = se_error_set(e, -EPROTO,
+                                         "listing %s in etcd: the datastore said more keys follow but returned none",
+                                         SE_CLUSTER_NODES_PREFIX);
                         goto fail;
                 }
                 grown = reallocarray(nodes, n + l.n_items + 1, sizeof(*nodes));
@@ -389,16 +571,26 @@ _public_ int se_cluster_list_nodes(se_cluster *c, se_node_record **ret, size_t *
                 }
                 nodes = grown;
                 for (size_t i = 0; i < l.n_items; i++) {
+                        /* every page must move forward: a key at or before where this page was asked
+                         * to start (or outside the prefix) is a broken or hostile datastore */
+                        if (!startswith(l.items[i].key, SE_CLUSTER_NODES_PREFIX) ||
+                            (start && strcmp(l.items[i].key, start) < 0)) {
+                                r = se_error_set(e, -EPROTO,
+                                                 "listing %s in etcd: the datastore returned a key outside the range "
+                                                 "asked for",
+                                                 SE_CLUSTER_NODES_PREFIX);
+                                goto fail;
+                        }
                         if (strlen(l.items[i].key) <= strlen(SE_CLUSTER_NODES_PREFIX))
                                 continue;
-                        r = node_from_kv(&l.items[i], &nodes[n]);
+                        r = node_from_kv(key, &l.items[i], &nodes[n]);
                         if (r < 0) {
-                                r = se_error_set(e, r, "out of memory");
+                                r = se_error_set(e, r, r == -ENOMEM ? "out of memory" : "HMAC-SHA256 failed");
                                 goto fail;
                         }
                         n++;
                 }
-                if (!l.more || l.n_items == 0)
+                if (!l.more)
                         break;
                 free(start);
                 /* the next key after the last one returned */
@@ -676,6 +868,79 @@ _public_ int se_cluster_lease_release(se_cluster_lease *l, se_error *e) {
 
 _public_ int64_t se_cluster_lease_id(const se_cluster_lease *l) {
         return l ? l->id : 0;
+}
+
+/* The rolling-rotation request. */
+
+static int rolling_mac(const uint8_t *key, bool on, uint64_t generation, char ret[static 65]) {
+        char text[128];
+
+        snprintf(text, sizeof(text), ROLLING_MAC_LABEL "rolling=%d\ngeneration=%" PRIu64 "\n", on ? 1 : 0, generation);
+        return se_seal_mac_hex(key, text, strlen(text), ret);
+}
+
+_public_ int se_cluster_get_rolling(se_cluster *c, bool *ret_on, uint64_t *ret_generation, se_error *e) {
+        const uint8_t *key = NULL;
+        json_object *o, *v;
+        se_kv kv = {};
+        char mac[65];
+        int64_t gen;
+        bool on;
+        int r;
+
+        r = record_key(c, &key, e);
+        if (r < 0)
+                return r;
+        r = se_store_get(c->store, SE_CLUSTER_ROLLING_KEY, &kv, e);
+        if (r == -ENOENT)
+                return se_error_set(e, -ENOENT, "no rolling rotation was ever requested");
+        if (r < 0)
+                return se_error_prefix(e, r, "cannot read %s", SE_CLUSTER_ROLLING_KEY);
+        o = parse_object(kv.value, kv.value_size);
+        se_kv_done(&kv);
+        gen = obj_int(o, "generation");
+        if (!o || !json_object_object_get_ex(o, "rolling", &v) || !json_object_is_type(v, json_type_boolean) ||
+            gen < 0) {
+                json_object_put(o);
+                return se_error_set(e, -EBADMSG,
+                                    "%s in etcd is malformed or from an older secrets-encrypt: ignored (run "
+                                    "`secrets-encrypt rotate-keys --rolling` again to request a rolling rotation)",
+                                    SE_CLUSTER_ROLLING_KEY);
+        }
+        on = json_object_get_boolean(v);
+        r = rolling_mac(key, on, (uint64_t) gen, mac);
+        if (r >= 0 && !se_seal_mac_equal(mac, obj_str(o, "mac")))
+                r = se_error_set(e, -EBADMSG,
+                                 "%s in etcd fails authentication with the cluster token: it was not written by a "
+                                 "server of this cluster; ignored",
+                                 SE_CLUSTER_ROLLING_KEY);
+        else if (r < 0)
+                r = se_error_set(e, r, "HMAC-SHA256 failed");
+        json_object_put(o);
+        if (r < 0)
+                return r;
+        *ret_on = on;
+        if (ret_generation)
+                *ret_generation = (uint64_t) gen;
+        return 0;
+}
+
+_public_ int se_cluster_set_rolling(se_cluster *c, bool on, uint64_t generation, se_error *e) {
+        const uint8_t *key = NULL;
+        char mac[65], value[256];
+        int r;
+
+        if (generation > INT64_MAX)
+                return se_error_set(e, -EINVAL, "invalid generation %" PRIu64, generation);
+        r = record_key(c, &key, e);
+        if (r < 0)
+                return r;
+        r = rolling_mac(key, on, generation, mac);
+        if (r < 0)
+                return se_error_set(e, r, "HMAC-SHA256 failed");
+        snprintf(value, sizeof(value), "{\"rolling\":%s,\"generation\":%" PRIu64 ",\"mac\":\"%s\"}",
+                 on ? "true" : "false", generation, mac);
+        return put_any(c, SE_CLUSTER_ROLLING_KEY, value, e);
 }
 
 /* Generations. */

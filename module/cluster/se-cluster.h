@@ -17,8 +17,13 @@
  *                                     AES-256-GCM, random nonce, AAD binding generation, stage,
  *                                     hash and KDF parameters), with its generation, stage and
  *                                     hash in clear. Written only with compare-and-swap.
- *   /secrets-encrypt/nodes/<name>     {"name","annotation":"<stage>-<hash>","generation",
- *                                     "time":"RFC 3339","version"}: k3s's node annotation
+ *   /secrets-encrypt/nodes/<name>     {"name","annotation":"<stage>-<hash>","running","generation",
+ *                                     "time":"RFC 3339","version","mac"}: k3s's node annotation;
+ *                                     "mac" is HMAC-SHA256 under the token's record key over every
+ *                                     field (seal-internal.h), so a record written without the
+ *                                     token is listed as invalid and none of it is used
+ *   /secrets-encrypt/rolling          {"rolling":bool,"generation":N,"mac"}: a rolling rotation was
+ *                                     requested at config generation N (MACed the same way)
  *   /secrets-encrypt/reencrypt-lease  {"holder","lease","ttl","time"} attached to an etcd lease, so it
  *                                     vanishes when its holder stops keeping it alive
  *
@@ -43,6 +48,7 @@
 #define SE_CLUSTER_CONFIG_KEY   "/secrets-encrypt/config"
 #define SE_CLUSTER_NODES_PREFIX "/secrets-encrypt/nodes/"
 #define SE_CLUSTER_LEASE_KEY    "/secrets-encrypt/reencrypt-lease"
+#define SE_CLUSTER_ROLLING_KEY  "/secrets-encrypt/rolling"
 
 typedef struct se_cluster se_cluster;
 
@@ -83,12 +89,31 @@ typedef struct se_node_record {
         uint64_t generation;
         int64_t time;  /* unix seconds of the last publish, 0 if unknown */
         char *version; /* software version of the publisher */
-        bool invalid;  /* malformed record in etcd (listed so it is not silently ignored) */
+        bool invalid;  /* malformed or unauthenticated record in etcd (listed so it is not silently
+                        * ignored; only name and mod_revision are set) */
         int64_t mod_revision;
 } se_node_record;
 
+/* The record key takes one scrypt derivation per process (~0.1 s, seconds on a loaded machine):
+ * a process of a server keeps it in path (root-only state dir, next to the config's keys), with a
+ * MAC proving it belongs to this token, and derives it again when that does not check. Failing
+ * to write the cache is not an error. */
+int se_cluster_cache_record_key(se_cluster *c, const char *path, se_error *e);
+
+/* An identifier of the token (HMAC under its record key, nothing about the token itself): ties the
+ * local generation high-water mark to it, so a new token starts a new mark. -EINVAL without a
+ * token. */
+int se_cluster_token_id(se_cluster *c, char ret[static 65], se_error *e);
+
+/* The rolling-rotation request and the config generation it was made at. -ENOENT: none;
+ * -EBADMSG: malformed, or its MAC fails (forged, or written by an older version): treat as not
+ * requested. */
+int se_cluster_get_rolling(se_cluster *c, bool *ret_on, uint64_t *ret_generation, se_error *e);
+int se_cluster_set_rolling(se_cluster *c, bool on, uint64_t generation, se_error *e);
+
 /* Names: 1-253 characters of [A-Za-z0-9._-] (Kubernetes node names fit). annotation must parse
- * as "<stage>-<sha256 hex>". version NULL = this library's version. Overwrites the record. */
+ * as "<stage>-<sha256 hex>". version NULL = this library's version. Overwrites the record. Needs
+ * the token (-EINVAL without): the record is MACed with it. */
 int se_cluster_publish_node(se_cluster *c, const char *name, const char *annotation, uint64_t generation,
                             const char *version, se_error *e);
 /* The same with the annotation the server is running with (what its hook loaded at the last
@@ -96,7 +121,9 @@ int se_cluster_publish_node(se_cluster *c, const char *name, const char *annotat
  * only running says a server can read a new key. running NULL: leave it out. */
 int se_cluster_publish_node_running(se_cluster *c, const char *name, const char *annotation, const char *running,
                                     uint64_t generation, const char *version, se_error *e);
-/* Every record, sorted by name (k3s lists Nodes by name). */
+/* Every record, sorted by name (k3s lists Nodes by name). Records whose MAC does not check (or
+ * every record, without a token) are listed with invalid set. An etcd that answers out of the
+ * range asked for, says "more" without keys, or pages on past LIST_PAGE_MAX pages: -EPROTO. */
 int se_cluster_list_nodes(se_cluster *c, se_node_record **ret, size_t *ret_n, se_error *e);
 /* Forgets a decommissioned server. -ENOENT if there is no record. */
 int se_cluster_remove_node(se_cluster *c, const char *name, se_error *e);

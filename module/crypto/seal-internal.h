@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,3 +63,16 @@ int se_sealed_parse(const void *json, size_t size, se_sealed *ret, se_error *e);
 int se_sealed_open(const se_sealed *s, const char *token, uint8_t **ret, size_t *ret_size, se_error *e);
 
 void se_sealed_done(se_sealed *s);
+
+/*
+ * The record key: authenticates the small records beside the sealed config (node records, the
+ * rolling flag) and names the token for the local generation high-water mark. scrypt over the
+ * token with the same cost as the sealed config and a fixed salt derived from a label (records are
+ * checked on every listing, so one derivation per process, not one per record), 32 bytes. Records
+ * are HMAC-SHA256 under it; each use has its own label inside the MACed text.
+ */
+int se_seal_record_key(const char *token, uint8_t ret[static SE_SEAL_KEY_SIZE], se_error *e);
+/* HMAC-SHA256(key, data) as 64 lowercase hex digits and a NUL. */
+int se_seal_mac_hex(const uint8_t key[static SE_SEAL_KEY_SIZE], const void *data, size_t size, char ret[static 65]);
+/* Constant-time comparison of two 64-digit hex MACs; false when either is not 64 characters. */
+bool se_seal_mac_equal(const char *a, const char *b);

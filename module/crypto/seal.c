@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "macro.h"
@@ -397,4 +398,45 @@ void se_sealed_done(se_sealed *s) {
         free(s->ciphertext);
         s->ciphertext = NULL;
         s->ciphertext_size = 0;
+}
+
+#define RECORD_KEY_LABEL "secrets-encrypt record key v1"
+
+int se_seal_record_key(const char *token, uint8_t ret[static SE_SEAL_KEY_SIZE], se_error *e) {
+        uint8_t derived[SE_SEAL_KEY_SIZE + SE_SEAL_CHECK_SIZE], salt[SE_SEAL_SALT_SIZE], digest[32];
+        unsigned len = 0;
+        int r;
+
+        if (isempty(token))
+                return se_error_set(e, -EINVAL,
+                                    "no cluster token: set token-file or the secrets-encrypt-token credential");
+        if (!EVP_Digest(RECORD_KEY_LABEL, strlen(RECORD_KEY_LABEL), digest, &len, EVP_sha256(), NULL) ||
+            len != sizeof(digest))
+                return se_error_set(e, -EIO, "SHA-256 failed");
+        memcpy(salt, digest, sizeof(salt));
+        r = derive(token, salt, SE_SEAL_SCRYPT_N, SE_SEAL_SCRYPT_R, SE_SEAL_SCRYPT_P, derived, e);
+        if (r < 0)
+                return r;
+        memcpy(ret, derived, SE_SEAL_KEY_SIZE);
+        explicit_wipe(derived, sizeof(derived));
+        return 0;
+}
+
+int se_seal_mac_hex(const uint8_t key[static SE_SEAL_KEY_SIZE], const void *data, size_t size, char ret[static 65]) {
+        static const char hex[] = "0123456789abcdef";
+        uint8_t mac[32];
+        unsigned len = 0;
+
+        if (!HMAC(EVP_sha256(), key, SE_SEAL_KEY_SIZE, data, size, mac, &len) || len != sizeof(mac))
+                return -EIO;
+        for (size_t i = 0; i < sizeof(mac); i++) {
+                ret[2 * i] = hex[mac[i] >> 4];
+                ret[2 * i + 1] = hex[mac[i] & 15];
+        }
+        ret[64] = 0;
+        return 0;
+}
+
+bool se_seal_mac_equal(const char *a, const char *b) {
+        return a && b && strlen(a) == 64 && strlen(b) == 64 && CRYPTO_memcmp(a, b, 64) == 0;
 }

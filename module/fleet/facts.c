@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "macro.h"
+#include "se-cluster.h"
 #include "se-facts.h"
 #include "se-rotation.h"
 
@@ -257,6 +258,7 @@ _public_ int se_facts_read(const se_settings *s, int64_t now, se_facts *ret, se_
         if (r < 0)
                 return r;
         r = se_facts_collect(&ctx, now, ret, e);
+        se_cluster_close(TAKE_PTR(ctx.cluster));
         se_store_close(TAKE_PTR(ctx.store));
         se_state_done(&ctx.state);
         return r;

@@ -139,10 +139,14 @@ _public_ int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e) {
                         .certfile = s->datastore_certfile,
                         .keyfile = s->datastore_keyfile,
                         .require_data = true,
+                        .plain_http = s->datastore_allow_plain_http ? SE_PLAIN_HTTP_LOOPBACK : SE_PLAIN_HTTP_REFUSE,
                 };
                 r = se_store_open(&o, &ctx->store, e);
-                if (r < 0)
-                        return se_error_prefix(e, r, "datastore %s", s->datastore_endpoint);
+                if (r < 0) {
+                        _cleanup_free_ char *shown = se_store_endpoint_redact(s->datastore_endpoint);
+
+                        return se_error_prefix(e, r, "datastore %s", shown ? shown : "(endpoint)");
+                }
         }
         *ret = ctx->store;
         return 0;

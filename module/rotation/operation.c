@@ -437,13 +437,8 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         r = se_ops_save_own(ctx, e);
         if (r >= 0 && removed)
                 event_key(ctx, SE_EVENT_KEY_REMOVED, "removed", removed);
-        if (r >= 0) { /* a finished rotation ends a rolling one, however it got here */
-                bool rolling = false;
-
-                r = se_ha_get_rolling(ctx, &rolling, e);
-                if (r >= 0 && rolling)
-                        r = se_ha_set_rolling(ctx, false, e);
-        }
+        if (r >= 0) /* a finished rotation ends a rolling one, however it got here */
+                r = se_ha_end_rolling(ctx, e);
         return r;
 }
 

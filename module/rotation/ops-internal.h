@@ -31,7 +31,7 @@ int se_ha_require_in_sync(se_ctx *ctx, se_error *e);
  * remedy. *ret_installed tells whether the local files changed. */
 int se_ha_sync(se_ctx *ctx, bool *ret_installed, se_error *e);
 /* Replaces one side with the other (`secrets-encrypt sync`); *ret_message says what changed. */
-int se_ha_sync_force(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e);
+int se_ha_sync_force(se_ctx *ctx, bool from_cluster, bool allow_rollback, char **ret_message, se_error *e);
 
 /* The re-encryption lease; *ret NULL without HA. */
 int se_ha_lease_acquire(se_ctx *ctx, se_cluster_lease **ret, se_error *e);
@@ -41,6 +41,8 @@ void se_ha_lease_release(se_cluster_lease *l);
 /* The rolling-rotation request (`rotate-keys --rolling`): a flag in the cluster, or in the local
  * state without HA. */
 int se_ha_set_rolling(se_ctx *ctx, bool on, se_error *e);
+/* Clears the request when one is recorded (a finished rotation ends it, however it got here). */
+int se_ha_end_rolling(se_ctx *ctx, se_error *e);
 
 /* Writes the state after a change of config and/or stage: cluster first (generation + 1), then
  * the local files, then this node's record. c NULL keeps the config bytes. */

@@ -83,6 +83,9 @@ int se_ha_get_rolling(se_ctx *ctx, bool *ret, se_error *e);
 int se_op_forget_node(se_ctx *ctx, const char *name, se_error *e);
 /* `sync --from-cluster` / `--from-local` (HA). */
 int se_op_sync(se_ctx *ctx, bool from_cluster, char **ret_message, se_error *e);
+/* `sync --from-cluster --allow-rollback`: installs the cluster's config even when its generation is
+ * below this server's high-water mark (etcd restored on purpose), and lowers the mark to it. */
+int se_op_sync_rollback(se_ctx *ctx, char **ret_message, se_error *e);
 /* After a lost configuration: forgets the stage, generation and pending work, so the next start
  * generates a new config (every value under the lost keys stays unreadable). Refused while a
  * config exists, and with etcd. Keeps the archive of removed keys. */

@@ -15,6 +15,12 @@
 
 typedef struct se_store se_store;
 
+typedef enum se_plain_http {
+        SE_PLAIN_HTTP_ALLOW,
+        SE_PLAIN_HTTP_REFUSE,
+        SE_PLAIN_HTTP_LOOPBACK,
+} se_plain_http;
+
 typedef struct se_store_options {
         const char *endpoint; /* "sqlite:///path/state.db" or "https://h1:2379,https://h2:2379" */
         const char *cafile;
@@ -25,6 +31,11 @@ typedef struct se_store_options {
          * path or an unmounted disk is -ENOMEDIUM (-EMEDIUMTYPE: not kine's schema), never an empty
          * store. Every operation on a cluster's data sets it. */
         bool require_data;
+        /* http:// etcd endpoints (no TLS: the sealed config, node records and every secret cross the
+         * network in clear, to whoever answers): ALLOW for library callers that decide themselves
+         * (tests, tools); the settings (se_ctx_store) give REFUSE, or LOOPBACK with
+         * datastore-allow-plain-http: 127.0.0.0/8, ::1 and localhost only. */
+        se_plain_http plain_http;
 } se_store_options;
 
 typedef struct se_kv {
@@ -72,6 +83,12 @@ int se_store_get(se_store *s, const char *key, se_kv *ret, se_error *e);
  * u[i].conflict. Returns the number written, or a negative errno if the store failed (then
  * nothing is known about partial progress beyond the flags already set). */
 int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e);
+
+/* A copy of a datastore-endpoint list for messages: the userinfo ("user:password@") of every URL
+ * removed. NULL on out of memory. */
+char *se_store_endpoint_redact(const char *endpoint);
+/* Whether an http(s):// URL's host is 127.0.0.0/8, [::1] or localhost. */
+bool se_store_url_is_loopback(const char *url);
 
 void se_kv_done(se_kv *kv);
 void se_kv_list_done(se_kv_list *l);

@@ -59,6 +59,7 @@ typedef struct etcd {
         CURL *curl;
         struct curl_slist *headers;
         char **urls;
+        char **shown; /* urls without userinfo: the only form any message uses */
         size_t n_urls;
         size_t current; /* the endpoint that answered last; tried first */
         uint64_t timeout_usec;
@@ -416,14 +417,14 @@ static const char *tls_hint(CURLcode cc, const char *detail) {
 static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *body, json_object **ret,
                         bool *ret_failover, se_error *e) {
         _cleanup_free_ char *url = NULL;
-        const char *base = c->urls[idx], *why = NULL;
+        const char *base = c->shown[idx], *why = NULL;
         json_object *j = NULL, *msg;
         long status = 0;
         CURLcode cc;
         int r;
 
         *ret_failover = false;
-        if (asprintf(&url, "%s%s", base, path) < 0)
+        if (asprintf(&url, "%s%s", c->urls[idx], path) < 0)
                 return se_error_set(e, -ENOMEM, "out of memory");
 
         se_buf_clear(&c->resp);
@@ -568,7 +569,7 @@ static int etcd_call(etcd *c, const char *path, const se_buf *body, json_object 
 }
 
 static const char *current_url(etcd *c) {
-        return c->urls[c->current];
+        return c->shown[c->current];
 }
 
 /* Parsing failures after a successful call: say which server sent it. */
@@ -586,21 +587,27 @@ static void etcd_free(etcd *c) {
                 sym_curl_easy_cleanup(c->curl);
         if (c->headers)
                 sym_curl_slist_free_all(c->headers);
-        for (size_t i = 0; i < c->n_urls; i++)
+        for (size_t i = 0; i < c->n_urls; i++) {
                 free(c->urls[i]);
+                free(c->shown[i]);
+        }
         free(c->urls);
+        free(c->shown);
         se_buf_free(&c->resp);
         free(c);
 }
 
-static int parse_endpoints(etcd *c, const char *list, se_error *e) {
+static int parse_endpoints(etcd *c, const char *list, se_plain_http plain_http, se_error *e) {
+        _cleanup_free_ char *shown_list = se_store_endpoint_redact(list);
         const char *p = list;
 
+        if (!shown_list)
+                return se_error_set(e, -ENOMEM, "out of memory");
         while (*p) {
                 const char *comma = strchr(p, ',');
                 size_t len = comma ? (size_t) (comma - p) : strlen(p);
+                _cleanup_free_ char *u = NULL, *shown = NULL;
                 char **n;
-                char *u;
 
                 while (len > 0 && (*p == ' ' || *p == '\t')) {
                         p++;
@@ -609,29 +616,63 @@ static int parse_endpoints(etcd *c, const char *list, se_error *e) {
                 while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '/'))
                         len--;
                 u = strndup(p, len);
-                if (!u)
+                shown = u ? se_store_endpoint_redact(u) : NULL;
+                if (!u || !shown)
                         return se_error_set(e, -ENOMEM, "out of memory");
                 if (!(startswith(u, "http://") && strlen(u) > STRLEN("http://")) &&
-                    !(startswith(u, "https://") && strlen(u) > STRLEN("https://"))) {
-                        int r = se_error_set(e, -EINVAL,
-                                             "datastore-endpoint \"%s\": \"%s\" is not an http:// or https:// URL",
-                                             list, u);
-                        free(u);
-                        return r;
-                }
+                    !(startswith(u, "https://") && strlen(u) > STRLEN("https://")))
+                        return se_error_set(e, -EINVAL,
+                                            "datastore-endpoint \"%s\": \"%s\" is not an http:// or https:// URL",
+                                            shown_list, shown);
+                if (startswith(u, "http://") && plain_http == SE_PLAIN_HTTP_REFUSE)
+                        return se_error_set(e, -EINVAL,
+                                            "datastore-endpoint \"%s\": %s is plain HTTP: the sealed configuration, "
+                                            "node records and every secret would cross the network unencrypted to "
+                                            "whoever answers; use https:// with datastore-cafile, datastore-certfile "
+                                            "and datastore-keyfile, or, for an etcd on this machine only, set "
+                                            "datastore-allow-plain-http: true",
+                                            shown_list, shown);
+                if (startswith(u, "http://") && plain_http == SE_PLAIN_HTTP_LOOPBACK && !se_store_url_is_loopback(u))
+                        return se_error_set(e, -EINVAL,
+                                            "datastore-endpoint \"%s\": %s is plain HTTP to another machine: "
+                                            "datastore-allow-plain-http allows only 127.0.0.0/8, [::1] and "
+                                            "localhost; use https:// with datastore-cafile, datastore-certfile and "
+                                            "datastore-keyfile",
+                                            shown_list, shown);
                 n = realloc(c->urls, (c->n_urls + 1) * sizeof(char *));
-                if (!n) {
-                        free(u);
+                if (!n)
                         return se_error_set(e, -ENOMEM, "out of memory");
-                }
                 c->urls = n;
-                c->urls[c->n_urls++] = u;
+                n = realloc(c->shown, (c->n_urls + 1) * sizeof(char *));
+                if (!n)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                c->shown = n;
+                c->urls[c->n_urls] = TAKE_PTR(u);
+                c->shown[c->n_urls++] = TAKE_PTR(shown);
                 if (!comma)
                         break;
                 p = comma + 1;
         }
         if (c->n_urls == 0)
-                return se_error_set(e, -EINVAL, "datastore-endpoint \"%s\" lists no URL", list);
+                return se_error_set(e, -EINVAL, "datastore-endpoint \"%s\" lists no URL", shown_list);
+        return 0;
+}
+
+/* TLS files with an http:// endpoint would be ignored: say so instead. */
+static int check_tls_for_http(etcd *c, const se_store_options *o, se_error *e) {
+        const char *setting = !isempty(o->cafile)     ? "datastore-cafile"
+                              : !isempty(o->certfile) ? "datastore-certfile"
+                              : !isempty(o->keyfile)  ? "datastore-keyfile"
+                                                      : NULL;
+
+        if (!setting)
+                return 0;
+        for (size_t i = 0; i < c->n_urls; i++)
+                if (startswith(c->urls[i], "http://"))
+                        return se_error_set(e, -EINVAL,
+                                            "%s is set but datastore-endpoint %s is plain http://, which would "
+                                            "ignore it: use https://",
+                                            setting, c->shown[i]);
         return 0;
 }
 
@@ -651,7 +692,9 @@ static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
         c->resp.max = ETCD_MAX_RESPONSE;
         c->timeout_usec = o->timeout_usec ? o->timeout_usec : ETCD_DEFAULT_TIMEOUT_USEC;
 
-        r = parse_endpoints(c, o->endpoint, e);
+        r = parse_endpoints(c, o->endpoint, o->plain_http, e);
+        if (r >= 0)
+                r = check_tls_for_http(c, o, e);
         if (r >= 0 && !isempty(o->cafile))
                 r = check_file("datastore-cafile", o->cafile, e);
         if (r >= 0 && !isempty(o->certfile))
@@ -798,6 +841,14 @@ static int etcd_range(void *impl, const char *prefix, const char *start, size_t 
                         se_kv_list_done(ret);
                         return bad_response(c, se_error_set(e, -EBADMSG, "more keys than the limit"), e);
                 }
+                /* [from, end): a key outside it (a broken or hostile etcd) would make callers page
+                 * backwards or never end */
+                for (size_t i = 0; i < ret->n_items; i++)
+                        if (strcmp(ret->items[i].key, from) < 0 || (end && strcmp(ret->items[i].key, end) >= 0)) {
+                                se_kv_list_done(ret);
+                                return bad_response(
+                                        c, se_error_set(e, -EBADMSG, "range result outside the range asked for"), e);
+                        }
                 return 0;
         }
 }

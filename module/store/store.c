@@ -17,11 +17,14 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
                 ops = &se_store_kine_ops;
         else if (startswith(o->endpoint, "http://") || startswith(o->endpoint, "https://"))
                 ops = &se_store_etcd_ops;
-        else
+        else {
+                _cleanup_free_ char *shown = se_store_endpoint_redact(o->endpoint);
+
                 return se_error_set(e, -EINVAL,
                                     "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH or "
                                     "http(s)://HOST:PORT[,…]",
-                                    o->endpoint);
+                                    shown ? shown : "");
+        }
 
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -36,11 +39,14 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
                 se_kv_list l = {};
 
                 r = se_store_range(s, "/registry/", NULL, 1, &l, e);
-                if (r >= 0 && l.n_items == 0)
+                if (r >= 0 && l.n_items == 0) {
+                        _cleanup_free_ char *shown = se_store_endpoint_redact(o->endpoint);
+
                         r = se_error_set(e, -ENOMEDIUM,
                                          "%s holds no Kubernetes data (no key under /registry/): check "
                                          "datastore-endpoint; an empty store is never assumed",
-                                         o->endpoint);
+                                         shown ? shown : "the datastore");
+                }
                 se_kv_list_done(&l);
                 if (r < 0) {
                         se_store_close(s);

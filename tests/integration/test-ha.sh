@@ -201,6 +201,140 @@ done
 check "the rotation completed without server-4" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
 cli 1 status -o json | grep -q '"server-4"' && not_ok "server-4 still listed" || ok "server-4 no longer listed in status"
 
+# --- replay and forged records (issue 16) ---------------------------------------------------
+# Anyone able to write /secrets-encrypt/ in etcd, without the token: an older sealed config put
+# back, node records and the rolling flag forged. Every server keeps a generation high-water mark
+# (state dir, file cluster-generation) and every record carries a MAC under the token.
+sealed() { etcd_ctl get --print-value-only /secrets-encrypt/config; }
+gen_of() { sed -n 's/.*"generation":\([0-9]*\).*/\1/p' <<<"$1"; }
+refused() { # refused NAME WANT_RC PATTERN CMD...: exit WANT_RC and PATTERN in the output
+        local name=$1 want=$2 pat=$3 rc
+        shift 3
+        SECRETS_ENCRYPT_LOG_TARGET=stderr "$@" >"$W/out" 2>&1
+        rc=$?
+        if [ "$rc" = "$want" ] && grep -q -- "$pat" "$W/out"; then
+                ok "$name"
+        else
+                not_ok "$name (exit $rc)"
+                sed 's/^/#   /' "$W/out"
+        fi
+}
+cp "$W/s1/cred/encryption-config.json" "$W/config-before-rotation.json"
+old=$(sealed)
+check "rotate-keys --rolling: a new generation with a new key, the old one removed" cli 2 rotate-keys --rolling
+for round in 1 2 3; do
+        check "replay set-up: rolling round $round" rolling_round 1 2 3
+done
+check "replay set-up: all reencrypt_finished" bash -c "$(declare -f cli stage_of expect_stage); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3"
+cur=$(sealed)
+[ "$(gen_of "$old")" -lt "$(gen_of "$cur")" ] && ok "the cluster went from generation $(gen_of "$old") to $(gen_of "$cur")" || not_ok "generations $(gen_of "$old") -> $(gen_of "$cur")"
+for i in 1 2 3; do
+        grep -q "^generation=$(gen_of "$cur")$" "$W/s$i/cred/cluster-generation" || break
+done && ok "every server's high-water mark is at generation $(gen_of "$cur") (root-only: $(stat -c %a "$W/s1/cred/cluster-generation"))" ||
+        not_ok "high-water mark: $(cat "$W/s$i/cred/cluster-generation")"
+[ "$(stat -c %a "$W/s1/cred/cluster-generation")" = 600 ] && ok "the mark file is mode 0600" || not_ok "mark mode $(stat -c %a "$W/s1/cred/cluster-generation")"
+
+etcd_ctl put /secrets-encrypt/config "$old" >/dev/null
+ok "replay: the sealed config of generation $(gen_of "$old") put back (authentic: sealed with the token)"
+cp "$W/s1/cred/encryption-config.json" "$W/config-current.json"
+refused "replay: the running server's hook refuses (79): the cluster's config went backwards" 79 "went backwards" \
+        "$HOOK" --config "$W/s1/config.yaml"
+grep -q "possible replay" "$W/out" && grep -q "sync --from-local" "$W/out" && grep -q -- "--allow-rollback" "$W/out" &&
+        ! grep -q 'sync --from-cluster`' "$W/out" && ok "replay: the message says replay or restore and never offers a plain sync --from-cluster" ||
+        not_ok "replay message: $(cat "$W/out")"
+cmp -s "$W/s1/cred/encryption-config.json" "$W/config-current.json" && ok "replay: nothing installed on server-1" || not_ok "server-1's config changed"
+refused "replay: sync --from-cluster refuses it without --allow-rollback (79)" 79 "went backwards" cli 2 sync --from-cluster
+cmp -s "$W/s2/cred/encryption-config.json" "$W/config-current.json" && ok "replay: server-2 keeps its config" || not_ok "server-2's config changed"
+refused "replay: a command on a running server refuses (79) with the same diagnosis" 79 "went backwards" cli 3 prepare
+mkdir -p "$W/s5"
+sed 's/server-3/server-5/; s|/s3/|/s5/|' "$W/s3/config.yaml" >"$W/s5/config.yaml"
+refused "replay: a joining server (no config, no mark) refuses (79): the other servers' records are newer" 79 \
+        "authenticated node record of server-" "$HOOK" --config "$W/s5/config.yaml"
+[ ! -e "$W/s5/cred/encryption-config.json" ] && ok "replay: the joining server installed nothing (the retired key never reaches it)" ||
+        not_ok "server-5 installed $(cat "$W/s5/cred/encryption-config.json")"
+check "replay: sync --from-local on server-1 publishes the good config as a new generation" cli 1 sync --from-local
+[ "$(gen_of "$(sealed)")" -gt "$(gen_of "$cur")" ] && ok "replay: the cluster is at generation $(gen_of "$(sealed)") again" || not_ok "generation $(gen_of "$(sealed)")"
+check "replay: every server starts again, reading every secret" restart_all 1 2 3
+check "replay: server-5 now joins" restart 5
+cmp -s "$W/s5/cred/encryption-config.json" "$W/config-current.json" && ok "replay: server-5 holds the current config" || not_ok "server-5's config differs"
+check "forget-node server-5 (it leaves again)" cli 1 forget-node server-5
+
+# The sealed config deleted: a joining server must not generate a key of its own.
+etcd_ctl del /secrets-encrypt/config >/dev/null
+mkdir -p "$W/s6"
+sed 's/server-3/server-6/; s|/s3/|/s6/|' "$W/s3/config.yaml" >"$W/s6/config.yaml"
+refused "deleted config: a joining server refuses (79) instead of generating a key" 79 "missing from etcd" \
+        "$HOOK" --config "$W/s6/config.yaml"
+[ ! -e "$W/s6/cred/encryption-config.json" ] && [ -z "$(sealed)" ] && ok "deleted config: no key generated, nothing published" ||
+        not_ok "server-6 generated or published a config"
+check "deleted config: sync --from-local on server-1 publishes it again" cli 1 sync --from-local
+check "deleted config: every server starts" restart_all 1 2 3
+
+# Restored on purpose: --allow-rollback installs it, and the mark follows.
+same=$(sealed)
+check "rollback set-up: sync --from-local (the same config, one generation up)" cli 1 sync --from-local
+check "rollback set-up: server-2 installs it" restart 2
+etcd_ctl put /secrets-encrypt/config "$same" >/dev/null
+refused "rollback: server-2's hook refuses the older generation" 79 "went backwards" "$HOOK" --config "$W/s2/config.yaml"
+check "rollback: sync --from-cluster --allow-rollback on server-2 installs it" cli 2 sync --from-cluster --allow-rollback
+grep -q "^generation=$(gen_of "$same")$" "$W/s2/cred/cluster-generation" && ok "rollback: server-2's mark follows to generation $(gen_of "$same")" ||
+        not_ok "server-2's mark: $(cat "$W/s2/cred/cluster-generation")"
+check "rollback: server-2 starts" restart 2
+refused "rollback: --allow-rollback only goes with --from-cluster (64)" 64 "allow-rollback" cli 2 sync --from-local --allow-rollback
+check "rollback: sync --from-local on server-1 again, every server starts" bash -c "$(declare -f cli restart restart_all); CLI=$CLI HOOK=$HOOK STANDIN=$STANDIN W=$W ETCD_ENDPOINTS=$ETCD_ENDPOINTS; cli 1 sync --from-local >/dev/null && restart_all 1 2 3"
+
+# Another token is another cluster history: its mark does not hold this one back.
+sed -i "s/^token=.*/token=$(printf '0%.0s' $(seq 64))/" "$W/s3/cred/cluster-generation"
+sed -i "s/^generation=.*/generation=999999/" "$W/s3/cred/cluster-generation"
+check "a mark left by another token is no mark: server-3 starts" restart 3
+grep -q "^generation=$(gen_of "$(sealed)")$" "$W/s3/cred/cluster-generation" && ok "server-3's mark restarts at the cluster's generation" ||
+        not_ok "server-3's mark: $(cat "$W/s3/cred/cluster-generation")"
+
+# Forged node records: a record claiming server-2 already runs the new config (copied from
+# server-1's genuine one, or written by hand) must not let the rolling rotation advance.
+check "forged records set-up: rotate-keys --rolling on server-1" cli 1 rotate-keys --rolling
+check "forged records set-up: servers 1 and 3 restart (server-2 has not)" rolling_round 1 3
+etcd_ctl get --print-value-only /secrets-encrypt/nodes/server-1 | sed 's/"name":"server-1"/"name":"server-2"/' >"$W/forged"
+etcd_ctl put /secrets-encrypt/nodes/server-2 "$(cat "$W/forged")" >/dev/null
+check "forged node record: server-1 restarts" restart 1
+[ "$(stage_of 1)" = prepare ] && ok "forged node record (copied, renamed): no advance past prepare" || not_ok "advanced on a forged record: $(stage_of 1)"
+cli 1 status -o json | grep -q '"next_action": "restart stand-in.service on server-2"' && ok "forged node record: status still asks for server-2's restart" ||
+        not_ok "status: $(cli 1 status -o json | grep next_action)"
+sed -E 's/"mac":"[0-9a-f]*"/"mac":"'"$(printf 'a%.0s' $(seq 64))"'"/' "$W/forged" >"$W/forged2"
+etcd_ctl put /secrets-encrypt/nodes/server-2 "$(cat "$W/forged2")" >/dev/null
+check "forged node record (made-up MAC): server-3 restarts" restart 3
+[ "$(stage_of 3)" = prepare ] && ok "forged node record (made-up MAC): no advance past prepare" || not_ok "advanced: $(stage_of 3)"
+rolling_on=$(etcd_ctl get --print-value-only /secrets-encrypt/rolling)
+grep -q '"rolling":true' <<<"$rolling_on" && grep -q '"mac":"' <<<"$rolling_on" && ok "the rolling flag in etcd is MACed: $rolling_on" || not_ok "rolling flag: $rolling_on"
+for round in 1 2 3; do
+        check "forged records: rolling round $round with server-2" rolling_round 2 1 3
+done
+check "forged records: the rotation completed" bash -c "$(declare -f cli stage_of hashes_of expect_stage expect_match same_config); CLI=$CLI W=$W; expect_stage reencrypt_finished 1 2 3 && expect_match 1 2 3 && same_config"
+
+# Forged rolling flags: the old plain "1", a made-up MAC, and the genuine request of the rotation
+# that just finished put back: none starts a rotation.
+gen_before=$(gen_of "$(sealed)")
+for forged in 1 '{"rolling":true,"generation":999,"mac":"'"$(printf 'b%.0s' $(seq 64))"'"}' "$rolling_on"; do
+        etcd_ctl put /secrets-encrypt/rolling "$forged" >/dev/null
+        check "forged rolling flag '${forged:0:40}…': every server restarts" rolling_round 1 2 3
+        [ "$(gen_of "$(sealed)")" = "$gen_before" ] && [ "$(stage_of 1)" = reencrypt_finished ] &&
+                ok "forged rolling flag '${forged:0:40}…': no rotation started" || not_ok "a rotation started on a forged flag: $(stage_of 1)"
+done
+etcd_ctl put /secrets-encrypt/rolling '{"rolling":false}' >/dev/null
+
+# Plain HTTP: the test members listen on http://127.0.0.1, so se_ha_settings allows it.
+refused "http:// without datastore-allow-plain-http: refused (64) naming the setting" 64 "datastore-allow-plain-http: true" \
+        cli 1 --datastore-allow-plain-http false status
+check "http:// on 127.0.0.1 with datastore-allow-plain-http: true works" cli 1 status
+refused "http:// to another machine: refused even with the setting" 64 "only 127.0.0.0/8" \
+        cli 1 --datastore-endpoint http://192.0.2.1:2379 status
+for allow in true false; do
+        SECRETS_ENCRYPT_LOG_TARGET=stderr cli 1 --datastore-allow-plain-http $allow \
+                --datastore-endpoint "http://admin:s3cret@127.0.0.1:1" status >"$W/out" 2>&1
+        ! grep -q "s3cret\|admin" "$W/out" && grep -q "127.0.0.1:1" "$W/out" && ok "userinfo in the endpoint (allow $allow) is never echoed: $(head -c 160 "$W/out")" ||
+                not_ok "userinfo echoed: $(cat "$W/out")"
+done
+
 # An etcd member dies mid-rotation: the rest go on through the endpoint list.
 check "rotate-keys --rolling before killing a member" cli 1 rotate-keys --rolling
 etcd_kill_member 0

@@ -303,6 +303,7 @@ while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); d
 d="$W/etcd-down"
 setup "$d" || not_ok "etcd down: setup"
 sed -i "s|^datastore-endpoint: .*|datastore-endpoint: http://127.0.0.1:$port|" "$d/config.yaml"
+echo "datastore-allow-plain-http: true" >>"$d/config.yaml"
 t0=$(date +%s)
 run "$d" "$CLI" verify
 expect "etcd unreachable: verify" 69 "127\.0\.0\.1:$port.*(refused|connect)"
@@ -348,6 +349,8 @@ EOF
                 bg python3 "$W/fake-etcd.py" "$port" "$mode" >"$W/fake.out" 2>&1
                 for _ in $(seq 50); do grep -q ready "$W/fake.out" 2>/dev/null && break; sleep 0.1; done
                 sed -i "s|^datastore-endpoint: .*|datastore-endpoint: http://127.0.0.1:$port|" "$d/config.yaml"
+                grep -q '^datastore-allow-plain-http:' "$d/config.yaml" ||
+                        echo "datastore-allow-plain-http: true" >>"$d/config.yaml"
                 run "$d" "$CLI" verify
                 if [ "$rc" -ge 1 ] && [ "$rc" -lt 128 ] && grep -qE "etcd at http://127\.0\.0\.1:$port" <<<"$out" &&
                         ! grep -qE "AddressSanitizer|runtime error" <<<"$out"; then
