@@ -77,8 +77,11 @@ _public_ int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e) {
                         .require_data = true,
                 };
                 r = se_store_open(&o, &ctx->store, e);
-                if (r < 0)
-                        return se_error_prefix(e, r, "datastore %s", s->datastore_endpoint);
+                if (r < 0) {
+                        /* never the password an SQL endpoint carries */
+                        _cleanup_free_ char *shown = se_store_redact_endpoint(s->datastore_endpoint);
+                        return se_error_prefix(e, r, "datastore %s", shown ?: "(endpoint)");
+                }
         }
         *ret = ctx->store;
         return 0;

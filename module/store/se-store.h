@@ -16,7 +16,9 @@
 typedef struct se_store se_store;
 
 typedef struct se_store_options {
-        const char *endpoint; /* "sqlite:///path/state.db" or "https://h1:2379,https://h2:2379" */
+        /* "sqlite:///path/state.db", "https://h1:2379,https://h2:2379",
+         * "postgres://user:pass@host:5432/db?sslmode=…" or "mysql://user:pass@tcp(host:3306)/db" */
+        const char *endpoint;
         const char *cafile;
         const char *certfile;
         const char *keyfile;
@@ -54,9 +56,14 @@ typedef struct se_kv_update {
 typedef enum se_store_kind {
         SE_STORE_KINE,
         SE_STORE_ETCD,
+        SE_STORE_PGSQL, /* kine on PostgreSQL: postgres://… */
+        SE_STORE_MYSQL, /* kine on MySQL/MariaDB: mysql://… */
 } se_store_kind;
 
 int se_store_open(const se_store_options *o, se_store **ret, se_error *e);
+/* The endpoint with the password of "scheme://user:password@…" replaced by ***, for messages
+ * (postgres:// and mysql:// endpoints carry one). NULL when out of memory. */
+char *se_store_redact_endpoint(const char *endpoint);
 se_store *se_store_close(se_store *s);
 se_store_kind se_store_get_kind(const se_store *s);
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +18,15 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
                 ops = &se_store_kine_ops;
         else if (startswith(o->endpoint, "http://") || startswith(o->endpoint, "https://"))
                 ops = &se_store_etcd_ops;
+        else if (startswith(o->endpoint, "postgres://") || startswith(o->endpoint, "postgresql://"))
+                ops = &se_store_pgsql_ops;
+        else if (startswith(o->endpoint, "mysql://"))
+                ops = &se_store_mysql_ops;
         else
                 return se_error_set(e, -EINVAL,
-                                    "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH or "
-                                    "http(s)://HOST:PORT[,…]",
+                                    "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH, "
+                                    "http(s)://HOST:PORT[,…], postgres://USER:PASS@HOST:PORT/DB or "
+                                    "mysql://USER:PASS@tcp(HOST:PORT)/DB",
                                     o->endpoint);
 
         s = calloc(1, sizeof(*s));
@@ -36,11 +42,13 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
                 se_kv_list l = {};
 
                 r = se_store_range(s, "/registry/", NULL, 1, &l, e);
-                if (r >= 0 && l.n_items == 0)
+                if (r >= 0 && l.n_items == 0) {
+                        _cleanup_free_ char *shown = se_store_redact_endpoint(o->endpoint);
                         r = se_error_set(e, -ENOMEDIUM,
                                          "%s holds no Kubernetes data (no key under /registry/): check "
                                          "datastore-endpoint; an empty store is never assumed",
-                                         o->endpoint);
+                                         shown ?: "the datastore");
+                }
                 se_kv_list_done(&l);
                 if (r < 0) {
                         se_store_close(s);
@@ -49,6 +57,23 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
         }
         *ret = s;
         return 0;
+}
+
+_public_ char *se_store_redact_endpoint(const char *endpoint) {
+        const char *auth = strstr(endpoint, "://"), *at, *colon;
+        char *m;
+
+        if (!auth)
+                return strdup(endpoint);
+        auth += 3;
+        /* the last '@' before the query: a password may hold '@', a host never does */
+        at = memrchr(auth, '@', strcspn(auth, "?"));
+        colon = at ? memchr(auth, ':', (size_t) (at - auth)) : NULL;
+        if (!colon)
+                return strdup(endpoint);
+        if (asprintf(&m, "%.*s***%s", (int) (colon + 1 - endpoint), endpoint, at) < 0)
+                return NULL;
+        return m;
 }
 
 _public_ se_store *se_store_close(se_store *s) {
