@@ -60,13 +60,15 @@ static const char sql_update[] =
         "JOIN kine AS c ON c.id = u.rev AND c.name = u.name "
         "WHERE c.deleted = 0 AND c.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = u.name) "
         "ORDER BY u.ord ON CONFLICT DO NOTHING RETURNING prev_revision::int8, id::int8";
-/* kine's create row: prev_revision/old_value from the tombstone if the key was deleted, 0/NULL if
- * it never existed; nothing is inserted if a live row exists. */
+/* kine's create rows, for the whole batch: prev_revision/old_value from the tombstone if the key was
+ * deleted, 0/NULL if it never existed; nothing is inserted for a key with a live row. */
 static const char sql_create[] =
         "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value) "
-        "SELECT $1, 1, 0, 0, COALESCE(t.id, 0), 0, $2, t.value "
-        "FROM (SELECT 1) AS one LEFT JOIN kine AS t ON t.id = (SELECT MAX(id) FROM kine WHERE name = $1) "
-        "WHERE t.id IS NULL OR t.deleted != 0 ON CONFLICT DO NOTHING RETURNING id::int8";
+        "SELECT u.name, 1, 0, 0, COALESCE(t.id, 0), 0, u.value, t.value "
+        "FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(name, value, ord) "
+        "LEFT JOIN kine AS t ON t.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = u.name) "
+        "WHERE t.id IS NULL OR t.deleted != 0 "
+        "ORDER BY u.ord ON CONFLICT DO NOTHING RETURNING name, id::int8";
 /* pg_catalog, not information_schema: it shows a table our role has no rights on (to be refused
  * by name rather than taken for a database without kine). "kine" is resolved on the search path,
  * as kine's own unqualified statements resolve it. */
@@ -613,50 +615,79 @@ static int array_put_elem(array *a, const void *p, size_t n) {
         return r;
 }
 
-static int cmp_by_expected(const void *a, const void *b, void *userdata) {
-        const se_kv_update *u = userdata;
-        int64_t x = u[*(const size_t *) a].expected_mod_revision, y = u[*(const size_t *) b].expected_mod_revision;
+/* Sorts the batch's indexes by what the RETURNING rows identify them by: the key for creates, the
+ * superseded revision for updates. */
+typedef struct batch_sort {
+        const se_kv_update *u;
+        bool create;
+} batch_sort;
 
-        return x < y ? -1 : x > y;
+static int cmp_batch(const void *a, const void *b, void *userdata) {
+        const batch_sort *bs = userdata;
+        const se_kv_update *x = &bs->u[*(const size_t *) a], *y = &bs->u[*(const size_t *) b];
+
+        if (bs->create)
+                return strcmp(x->key, y->key);
+        return x->expected_mod_revision < y->expected_mod_revision
+                       ? -1
+                       : x->expected_mod_revision > y->expected_mod_revision;
 }
 
-static int pg_rollback(pgsql *p) {
-        if (p->conn && sym_PQstatus(p->conn) == CONNECTION_OK && sym_PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
-                PGresult *res = sym_PQexec(p->conn, "ROLLBACK");
-                sym_PQclear(res);
+/* The row's place in order[0..k), or k. */
+static size_t find_returned(const PGresult *res, int row, const batch_sort *bs, const size_t *order, size_t k) {
+        int64_t prev = bs->create ? 0 : get_int8(res, row, 0);
+        const char *name = bs->create ? sym_PQgetvalue(res, row, 0) : NULL;
+        size_t lo = 0, hi = k;
+
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                const se_kv_update *m = &bs->u[order[mid]];
+                int c = bs->create ? strcmp(m->key, name)
+                                   : (m->expected_mod_revision < prev ? -1 : m->expected_mod_revision > prev);
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
         }
-        return 0;
+        if (lo < k &&
+            (bs->create ? streq(bs->u[order[lo]].key, name) : bs->u[order[lo]].expected_mod_revision == prev))
+                return lo;
+        return k;
 }
 
-/* The updates of a batch (expected revision != 0) in one statement; u[i] are marked. */
-static int pg_update_batch(pgsql *p, se_kv_update *u, size_t n, size_t n_updates, se_error *e) {
+/* The creates (create = true) or the updates of a batch in one statement, with the values as
+ * binary arrays; u[i] are marked. Returns the number written. */
+static int pg_write_batch(pgsql *p, se_kv_update *u, size_t n, bool create, size_t count, se_error *e) {
         array names = {}, revs = {}, vals = {};
         _cleanup_free_ size_t *order = NULL;
         const char *values[3];
         int lengths[3], formats[3] = {1, 1, 1};
-        const Oid types[3] = {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_BYTEA_ARRAY};
+        const Oid update_types[3] = {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_BYTEA_ARRAY},
+                  create_types[2] = {OID_TEXT_ARRAY, OID_BYTEA_ARRAY};
+        batch_sort bs = {u, create};
         PGresult *res = NULL;
         size_t k = 0;
         int r, written = 0;
 
-        order = calloc(n_updates, sizeof(size_t));
+        order = calloc(count, sizeof(size_t));
         if (!order)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        r = array_begin(&names, OID_TEXT, n_updates);
+        r = array_begin(&names, OID_TEXT, count);
+        if (r >= 0 && !create)
+                r = array_begin(&revs, OID_INT8, count);
         if (r >= 0)
-                r = array_begin(&revs, OID_INT8, n_updates);
-        if (r >= 0)
-                r = array_begin(&vals, OID_BYTEA, n_updates);
+                r = array_begin(&vals, OID_BYTEA, count);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 uint64_t be;
 
-                if (u[i].expected_mod_revision == 0)
+                if ((u[i].expected_mod_revision == 0) != create)
                         continue;
                 order[k++] = i;
-                be = htobe64((uint64_t) u[i].expected_mod_revision);
                 r = array_put_elem(&names, u[i].key, strlen(u[i].key));
-                if (r >= 0)
+                if (r >= 0 && !create) {
+                        be = htobe64((uint64_t) u[i].expected_mod_revision);
                         r = array_put_elem(&revs, &be, 8);
+                }
                 if (r >= 0)
                         r = array_put_elem(&vals, u[i].value, u[i].value_size);
         }
@@ -665,36 +696,33 @@ static int pg_update_batch(pgsql *p, se_kv_update *u, size_t n, size_t n_updates
                 goto finish;
         }
         values[0] = (const char *) names.data;
-        values[1] = (const char *) revs.data;
-        values[2] = (const char *) vals.data;
         lengths[0] = (int) names.size;
-        lengths[1] = (int) revs.size;
-        lengths[2] = (int) vals.size;
-
-        res = sym_PQexecParams(p->conn, sql_update, 3, types, values, lengths, formats, 1);
+        if (create) {
+                values[1] = (const char *) vals.data;
+                lengths[1] = (int) vals.size;
+                res = sym_PQexecParams(p->conn, sql_create, 2, create_types, values, lengths, formats, 1);
+        } else {
+                values[1] = (const char *) revs.data;
+                lengths[1] = (int) revs.size;
+                values[2] = (const char *) vals.data;
+                lengths[2] = (int) vals.size;
+                res = sym_PQexecParams(p->conn, sql_update, 3, update_types, values, lengths, formats, 1);
+        }
         if (!res || sym_PQresultStatus(res) != PGRES_TUPLES_OK) {
                 r = pg_fail(p, res, e, "write failed");
                 goto finish;
         }
 
-        /* every update is a conflict unless a returned row supersedes its expected revision */
-        qsort_r(order, k, sizeof(size_t), cmp_by_expected, u);
+        /* each is a conflict unless a returned row names it */
+        qsort_r(order, k, sizeof(size_t), cmp_batch, &bs);
         for (size_t j = 0; j < k; j++)
                 u[order[j]].conflict = true;
         for (int row = 0; row < sym_PQntuples(res); row++) {
-                int64_t prev = get_int8(res, row, 0);
-                size_t lo = 0, hi = k;
+                size_t j = find_returned(res, row, &bs, order, k);
 
-                while (lo < hi) {
-                        size_t mid = (lo + hi) / 2;
-                        if (u[order[mid]].expected_mod_revision < prev)
-                                lo = mid + 1;
-                        else
-                                hi = mid;
-                }
-                if (lo < k && u[order[lo]].expected_mod_revision == prev && u[order[lo]].conflict) {
-                        u[order[lo]].conflict = false;
-                        u[order[lo]].new_revision = get_int8(res, row, 1);
+                if (j < k && u[order[j]].conflict) {
+                        u[order[j]].conflict = false;
+                        u[order[j]].new_revision = get_int8(res, row, 1);
                         written++;
                 }
         }
@@ -705,6 +733,14 @@ finish:
         free(revs.data);
         free(vals.data);
         return r;
+}
+
+static int pg_rollback(pgsql *p) {
+        if (p->conn && sym_PQstatus(p->conn) == CONNECTION_OK && sym_PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
+                PGresult *res = sym_PQexec(p->conn, "ROLLBACK");
+                sym_PQclear(res);
+        }
+        return 0;
 }
 
 static int pg_update_once(pgsql *p, se_kv_update *u, size_t n, size_t n_updates, se_error *e);
@@ -752,31 +788,14 @@ static int pg_update_once(pgsql *p, se_kv_update *u, size_t n, size_t n_updates,
         if (r < 0)
                 goto rollback;
 
-        for (size_t i = 0; i < n; i++) {
-                static const uint8_t empty[1];
-                const char *values[2] = {u[i].key, u[i].value ? (const char *) u[i].value : (const char *) empty};
-                const int lengths[2] = {0, (int) u[i].value_size}, formats[2] = {0, 1};
-                const Oid types[2] = {OID_TEXT, OID_BYTEA};
-                PGresult *res;
-
-                if (u[i].expected_mod_revision != 0)
-                        continue;
-                res = sym_PQexecParams(p->conn, sql_create, 2, types, values, lengths, formats, 1);
-                if (!res || sym_PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        r = pg_fail(p, res, e, "write failed");
-                        sym_PQclear(res);
+        if (n_updates < n) {
+                r = pg_write_batch(p, u, n, true, n - n_updates, e);
+                if (r < 0)
                         goto rollback;
-                }
-                if (sym_PQntuples(res) == 1) {
-                        u[i].new_revision = get_int8(res, 0, 0);
-                        written++;
-                } else
-                        u[i].conflict = true;
-                sym_PQclear(res);
+                written += r;
         }
-
         if (n_updates > 0) {
-                r = pg_update_batch(p, u, n, n_updates, e);
+                r = pg_write_batch(p, u, n, false, n_updates, e);
                 if (r < 0)
                         goto rollback;
                 written += r;

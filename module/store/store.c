@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,12 +21,14 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
                 ops = &se_store_pgsql_ops;
         else if (startswith(o->endpoint, "mysql://"))
                 ops = &se_store_mysql_ops;
-        else
+        else {
+                _cleanup_free_ char *shown = se_store_redact_endpoint(o->endpoint);
                 return se_error_set(e, -EINVAL,
                                     "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH, "
                                     "http(s)://HOST:PORT[,…], postgres://USER:PASS@HOST:PORT/DB or "
                                     "mysql://USER:PASS@tcp(HOST:PORT)/DB",
-                                    o->endpoint);
+                                    shown ?: "");
+        }
 
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -57,23 +58,6 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
         }
         *ret = s;
         return 0;
-}
-
-_public_ char *se_store_redact_endpoint(const char *endpoint) {
-        const char *auth = strstr(endpoint, "://"), *at, *colon;
-        char *m;
-
-        if (!auth)
-                return strdup(endpoint);
-        auth += 3;
-        /* the last '@' before the query: a password may hold '@', a host never does */
-        at = memrchr(auth, '@', strcspn(auth, "?"));
-        colon = at ? memchr(auth, ':', (size_t) (at - auth)) : NULL;
-        if (!colon)
-                return strdup(endpoint);
-        if (asprintf(&m, "%.*s***%s", (int) (colon + 1 - endpoint), endpoint, at) < 0)
-                return NULL;
-        return m;
 }
 
 _public_ se_store *se_store_close(se_store *s) {
