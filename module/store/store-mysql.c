@@ -62,7 +62,7 @@ typedef struct mysql_store {
         char *user, *password, *host, *socket, *db;
         unsigned port;
         char *cafile, *certfile, *keyfile;
-        bool tls_required;
+        bool tls_required, tls_verify;
         MYSQL *conn;
         uint64_t timeout_usec;
         size_t max_query;
@@ -181,9 +181,9 @@ static int my_connect(mysql_store *m, se_error *e) {
         if (m->keyfile)
                 sym_mysql_options(m->conn, MYSQL_OPT_SSL_KEY, m->keyfile);
         if (m->tls_required) {
-                my_bool yes = 1;
+                my_bool yes = 1, verify = m->tls_verify;
                 sym_mysql_options(m->conn, MYSQL_OPT_SSL_ENFORCE, &yes);
-                sym_mysql_options(m->conn, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &yes);
+                sym_mysql_options(m->conn, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
         }
 
         if (!sym_mysql_real_connect(m->conn, m->socket ? NULL : m->host, m->user, m->password, m->db, m->port,
@@ -426,11 +426,14 @@ static int my_parse_endpoint(mysql_store *m, const char *endpoint, se_error *e) 
                                     "datastore-endpoint \"%s\": unsupported protocol, expected tcp or unix",
                                     m->display);
 
-        /* tls=true|skip-verify|preferred|<name>: anything but false asks for TLS */
+        /* the Go driver's tls=true|skip-verify|preferred|false|<registered name> */
         if (query) {
                 const char *t = strstr(query, "tls=");
-                if (t && (t == query + 1 || t[-1] == '&') && !strneq(t + 4, "false", 5))
-                        m->tls_required = true;
+                if (t && (t == query + 1 || t[-1] == '&')) {
+                        t += 4;
+                        m->tls_required = !strneq(t, "false", 5) && !strneq(t, "preferred", 9);
+                        m->tls_verify = m->tls_required && !strneq(t, "skip-verify", 11);
+                }
         }
         return 0;
 }
@@ -480,9 +483,9 @@ static int my_open(const se_store_options *o, void **ret_impl, se_error *e) {
                 my_free(m);
                 return se_error_set(e, -ENOMEM, "out of memory");
         }
-        /* as kine: TLS files configured means TLS with a verified server */
+        /* as kine: a CA configured means TLS with a verified server */
         if (m->cafile)
-                m->tls_required = true;
+                m->tls_required = m->tls_verify = true;
         m->timeout_usec = o->timeout_usec > 0 ? o->timeout_usec : MY_DEFAULT_TIMEOUT_USEC;
         pthread_mutex_init(&m->lock, NULL);
 

@@ -201,7 +201,7 @@ static int pg_exec(pgsql *p, const char *sql, se_error *e, const char *what) {
 static int pg_connect(pgsql *p, se_error *e) {
         PGresult *res;
         int64_t n_tables, n_cols, n_kine_cols, n_uindex;
-        char sql[96];
+        char sql[128];
         int r;
 
         if (p->conn && sym_PQstatus(p->conn) == CONNECTION_OK)
@@ -240,8 +240,13 @@ static int pg_connect(pgsql *p, se_error *e) {
                 }
         }
 
-        snprintf(sql, sizeof(sql), "SET lock_timeout = %llu", (unsigned long long) MAX(p->timeout_usec / 1000, 1u));
-        r = pg_exec(p, sql, e, "cannot set the lock timeout");
+        /* A page must walk kine_name_index in key order from the first key: a plan that gathers
+         * every row after it and sorts them (which stale statistics on kine's append-only table
+         * make look cheap) would cost O(rows) per page. Without sorts and bitmap scans the
+         * planner has only the ordered index walk; this session only. */
+        snprintf(sql, sizeof(sql), "SET lock_timeout = %llu; SET enable_sort = off; SET enable_bitmapscan = off",
+                 (unsigned long long) MAX(p->timeout_usec / 1000, 1u));
+        r = pg_exec(p, sql, e, "cannot set up the session");
         if (r < 0)
                 goto fail;
 

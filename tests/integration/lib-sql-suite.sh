@@ -39,7 +39,9 @@ if [ "$KIND" = pg ]; then
         ep_db() { echo "$EP_BASE/$1?sslmode=disable"; }
         ep_wrongpw() { echo "postgres://kine:wrong@127.0.0.1:$PG_PORT/kine?sslmode=disable"; }
         ep_down() { echo "postgres://kine:$SQL_PASSWORD@127.0.0.1:$(_sql_free_port)/kine?sslmode=disable"; }
-        ep_tls() { echo "postgres://kine:$SQL_PASSWORD@127.0.0.1:$PG_PORT/kine?sslmode=require"; }
+        # TLS from datastore-cafile: no sslmode in the URI, so verify-full (as kine)
+        ep_tls() { echo "postgres://kine:$SQL_PASSWORD@127.0.0.1:$PG_PORT/kine"; }
+        TLS_DIR=$PG_DIR/tls
         new_db() { pg_sql postgres <<<"CREATE DATABASE $1 OWNER kine;" >/dev/null; }
         kine_schema() { sql_pg_kine_schema "$1" >/dev/null; }
         server_restart() { sql_pg_restart; }
@@ -61,7 +63,8 @@ else
         ep_db() { echo "mysql://kine:$SQL_PASSWORD@tcp(127.0.0.1:$MY_PORT)/$1"; }
         ep_wrongpw() { echo "mysql://kine:wrong@tcp(127.0.0.1:$MY_PORT)/kine"; }
         ep_down() { echo "mysql://kine:$SQL_PASSWORD@tcp(127.0.0.1:$(_sql_free_port))/kine"; }
-        ep_tls() { echo "mysql://kine:$SQL_PASSWORD@tcp(127.0.0.1:$MY_PORT)/kine?tls=true"; }
+        ep_tls() { echo "mysql://kine:$SQL_PASSWORD@tcp(127.0.0.1:$MY_PORT)/kine"; }
+        TLS_DIR=$MY_DIR/tls
         new_db() { my_sql mysql <<<"CREATE DATABASE $1;"; }
         kine_schema() { sql_my_kine_schema "$1"; }
         server_restart() { sql_my_restart; }
@@ -89,11 +92,12 @@ status_has() { "$CLI" status 2>/dev/null | grep -qxF -- "$1"; }
 active_key() { "$CLI" status 2>/dev/null | awk '$1 == "*" { print $NF }'; }
 stage() { "$CLI" status 2>/dev/null | sed -n 's/^Current Rotation Stage: //p'; }
 
-# expect_refused NAME EXIT PATTERN ENDPOINT: verify through ENDPOINT exits EXIT with PATTERN in
-# its message (the state dir is the real one: only the datastore differs).
+# expect_refused NAME EXIT PATTERN ENDPOINT [LINE…]: verify through ENDPOINT (and settings LINEs)
+# exits EXIT with PATTERN in its message (the state dir is the real one: only the datastore differs).
 expect_refused() {
-        local name=$1 want=$2 pat=$3
-        se_settings "$W/bad.yaml" "$ST" "$4" node-1 "timeout: 5s"
+        local name=$1 want=$2 pat=$3 ep=$4
+        shift 4
+        se_settings "$W/bad.yaml" "$ST" "$ep" node-1 "timeout: 5s" "$@"
         SECRETS_ENCRYPT_CONFIG="$W/bad.yaml" run "$CLI" verify
         if [ "$rc" = "$want" ] && grep -qE -- "$pat" "$W/err"; then
                 ok "$NAME: $name: exit $want, \"$(grep -oE -- "$pat" "$W/err" | head -n 1)\""
@@ -135,7 +139,11 @@ check "$NAME: verify reads all $NSEC secrets (identity)" grep -qE "^ +identity +
 expect_refused "wrong password" 77 "check the user and password" "$(ep_wrongpw)"
 expect_refused "missing database" 69 "does not exist|Unknown database" "$(ep_db nosuchdb)"
 expect_refused "server down" 69 "cannot connect" "$(ep_down)"
-expect_refused "TLS required, server without TLS" 69 "TLS failed" "$(ep_tls)"
+se_settings "$W/tls.yaml" "$ST" "$(ep_tls)" node-1 "datastore-cafile: $TLS_DIR/ca.crt"
+SECRETS_ENCRYPT_CONFIG="$W/tls.yaml" run "$CLI" verify
+check "$NAME: TLS with datastore-cafile (server certificate verified): verify reads all $NSEC secrets" \
+        grep -qE "^ +identity +.* $NSEC\$" "$W/out"
+expect_refused "TLS, server certificate from another CA" 69 "TLS failed" "$(ep_tls)" "datastore-cafile: $TLS_DIR/other-ca.crt"
 new_db empty_db
 expect_refused "a database with no tables" 69 "no tables, not a kine database" "$(ep_db empty_db)"
 new_db foreign_db
@@ -221,7 +229,7 @@ for p in "${points[@]}"; do
         hook
         k=$(active_key)
         if [ "$killed" = 137 ] && [ "$(stage)" = reencrypt_finished ] && [ "$k" != "$old" ] && all_under "$k" &&
-                out=$(kine_exact); then
+                kine_exact >/dev/null; then
                 crash_ok=$((crash_ok + 1))
         else
                 not_ok "$NAME: hook killed at $p (exit $killed), resumed by the next start: stage $(stage), key $k"

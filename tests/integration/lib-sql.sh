@@ -5,6 +5,8 @@
 # directory under $W on a loopback port of its own; stopped on exit, also on failure. Source after
 # lib-common.sh and se_common_init.
 #
+#   sql_tls_certs DIR              # ca.crt, server.crt/.key (IP 127.0.0.1), other-ca.crt; both
+#                                  # servers use DIR=$PG_DIR/tls, $MY_DIR/tls (TLS allowed, not required)
 #   sql_pg_start                   # initdb + pg_ctl as the postgres user (it refuses root); a role
 #                                  # "kine" (password $SQL_PASSWORD) owning the empty database "kine"
 #                                  # sets PG_PORT PG_EP (postgres://kine:…@127.0.0.1:PORT/kine?sslmode=disable)
@@ -30,6 +32,23 @@ _sql_free_port() {
         python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# sql_tls_certs DIR: a CA (DIR/ca.crt), a server certificate for IP 127.0.0.1 signed by it
+# (DIR/server.crt, .key) and a second CA that signed nothing (DIR/other-ca.crt).
+sql_tls_certs() {
+        local d=$1
+        mkdir -p "$d"
+        (
+                cd "$d" || exit 1
+                openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.crt &&
+                        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout other-ca.key \
+                                -out other-ca.crt &&
+                        openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr &&
+                        printf 'subjectAltName = IP:127.0.0.1\n' >ext &&
+                        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+                                -extfile ext -out server.crt
+        ) >/dev/null 2>&1 || { echo "not ok - openssl: test certificates"; exit 1; }
+}
+
 # ---- PostgreSQL ---------------------------------------------------------------------------------------
 
 _pg_as() { runuser -u postgres -- "$@"; }
@@ -41,6 +60,9 @@ sql_pg_start() {
         chmod 755 "$W"
         mkdir -p "$PG_DIR"
         chown postgres: "$PG_DIR"
+        sql_tls_certs "$PG_DIR/tls"
+        chown -R postgres: "$PG_DIR/tls"
+        chmod 600 "$PG_DIR/tls/server.key"
         printf '%s\n' "$SQL_PASSWORD" >"$PG_DIR/pw"
         chown postgres: "$PG_DIR/pw"
         _pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --pwfile="$PG_DIR/pw" --auth=scram-sha-256 \
@@ -55,12 +77,16 @@ synchronous_commit = off
 full_page_writes = off
 shared_buffers = 64MB
 max_wal_size = 1GB
+ssl = on
+ssl_cert_file = '$PG_DIR/tls/server.crt'
+ssl_key_file = '$PG_DIR/tls/server.key'
 EOF
         se_common_at_exit sql_pg_stop
         _sql_pg_up || exit 1
         PGPASSWORD=$SQL_PASSWORD
         export PGPASSWORD
         pg_sql postgres <<<"CREATE ROLE kine LOGIN PASSWORD '$SQL_PASSWORD'; CREATE DATABASE kine OWNER kine;" >/dev/null
+        # shellcheck disable=SC2034 # for the sourcing script
         PG_EP="postgres://kine:$SQL_PASSWORD@127.0.0.1:$PG_PORT/kine?sslmode=disable"
 }
 
@@ -110,6 +136,7 @@ sql_my_start() {
         MY_DIR="$W/my"
         MY_PORT=$(_sql_free_port)
         mkdir -p "$MY_DIR"
+        sql_tls_certs "$MY_DIR/tls"
         mariadb-install-db --no-defaults --user=root --datadir="$MY_DIR/data" --auth-root-authentication-method=socket \
                 --skip-test-db >"$MY_DIR/install.log" 2>&1 ||
                 { echo "not ok - mariadb-install-db"; sed 's/^/#   /' "$MY_DIR/install.log" | tail -n 20; exit 1; }
@@ -117,6 +144,7 @@ sql_my_start() {
         _sql_my_up || exit 1
         my_sql mysql <<<"CREATE DATABASE kine; CREATE USER 'kine'@'127.0.0.1' IDENTIFIED BY '$SQL_PASSWORD';
 GRANT ALL ON *.* TO 'kine'@'127.0.0.1';"
+        # shellcheck disable=SC2034 # for the sourcing script
         MY_EP="mysql://kine:$SQL_PASSWORD@tcp(127.0.0.1:$MY_PORT)/kine"
 }
 
@@ -125,7 +153,8 @@ _sql_my_up() {
         mariadbd --no-defaults --user=root --datadir="$MY_DIR/data" --socket="$MY_DIR/sock" --port="$MY_PORT" \
                 --bind-address=127.0.0.1 --pid-file="$MY_DIR/pid" --log-error="$MY_DIR/server.log" \
                 --innodb-buffer-pool-size=128M --innodb-log-file-size=256M --innodb-flush-log-at-trx-commit=2 \
-                --skip-name-resolve --max-allowed-packet=64M >/dev/null 2>&1 &
+                --skip-name-resolve --max-allowed-packet=64M --ssl-ca="$MY_DIR/tls/ca.crt" \
+                --ssl-cert="$MY_DIR/tls/server.crt" --ssl-key="$MY_DIR/tls/server.key" >/dev/null 2>&1 &
         MY_PID=$!
         for ((i = 0; i < 600; i++)); do
                 mariadb-admin --no-defaults --socket="$MY_DIR/sock" -uroot ping >/dev/null 2>&1 && return 0
@@ -177,7 +206,7 @@ EOF
 # ---- rows ---------------------------------------------------------------------------------------------
 
 sql_copy_kine() {
-        local db=$1 kind=$2 target=${3:-kine} blob
+        local db=$1 kind=$2 target=${3:-kine}
         if [ "$kind" = pg ]; then
                 blob() { echo "CASE WHEN $1 IS NULL THEN 'NULL' ELSE '''\\x' || hex($1) || '''::bytea' END"; }
         else
