@@ -201,7 +201,7 @@ static int pg_exec(pgsql *p, const char *sql, se_error *e, const char *what) {
 static int pg_connect(pgsql *p, se_error *e) {
         PGresult *res;
         int64_t n_tables, n_cols, n_kine_cols, n_uindex;
-        char sql[128];
+        char sql[256];
         int r;
 
         if (p->conn && sym_PQstatus(p->conn) == CONNECTION_OK)
@@ -243,8 +243,11 @@ static int pg_connect(pgsql *p, se_error *e) {
         /* A page must walk kine_name_index in key order from the first key: a plan that gathers
          * every row after it and sorts them (which stale statistics on kine's append-only table
          * make look cheap) would cost O(rows) per page. Without sorts and bitmap scans the
-         * planner has only the ordered index walk; this session only. */
-        snprintf(sql, sizeof(sql), "SET lock_timeout = %llu; SET enable_sort = off; SET enable_bitmapscan = off",
+         * planner has only the ordered index walk; this session only. No JIT: that plan's
+         * cost estimate passes jit_above_cost, and compiling took longer than running it. */
+        snprintf(sql, sizeof(sql),
+                 "SET lock_timeout = %llu; SET enable_sort = off; SET enable_bitmapscan = off; "
+                 "SELECT set_config('jit', 'off', false) FROM pg_settings WHERE name = 'jit'",
                  (unsigned long long) MAX(p->timeout_usec / 1000, 1u));
         r = pg_exec(p, sql, e, "cannot set up the session");
         if (r < 0)
