@@ -13,7 +13,9 @@
 #     supersedes, create_revision carried over, old_value the superseded value, lease kept, no
 #     two rows superseding one revision;
 #   - SIGKILL of the re-encryption after the read, the update and the checkpoint of every batch,
-#     and at a random moment inside a batch, each resumed by the hook (a restart);
+#     and at a moment inside a batch, each resumed by the hook (a restart); a clean run adds one
+#     row per secret with consecutive ids (kine's pollers see no gap);
+#   - TLS: the server certificate verified against datastore-cafile, another CA refused;
 #   - a server restart in the middle of a re-encryption, then the resume.
 #
 #   SE_SQL_SECRETS=N   secrets (default 1100: batches of 500, 500, 100)
@@ -238,6 +240,18 @@ for p in "${points[@]}"; do
         fi
 done
 [ "$crash_ok" = "${#points[@]}" ] && ok "$NAME: re-encryption killed at ${#points[@]} points (${points[*]}); each resumed by the next start, every secret under the new key, rows kine-exact"
+
+# a clean run: one new row per secret, with ids in one unbroken run (kine's pollers read rows by
+# ascending id and would wait on, then fill, any gap)
+old=$(active_key)
+max_before=$(sql <<<"SELECT MAX(id) FROM kine")
+run "$CLI" rotate-keys
+hook
+ids=$(sql <<<"SELECT COUNT(*), MAX(id) - MIN(id) + 1, MIN(id) - $max_before FROM kine WHERE id > $max_before" | tr '|\t' '  ')
+check "$NAME: rotate-keys and a restart: $NSEC new rows with consecutive ids right after the last one (count, span, offset: $ids)" \
+        test "$ids" = "$NSEC $NSEC 1"
+clean_ok() { [ "$(active_key)" != "$old" ] && all_under "$(active_key)" && kine_exact; }
+check "$NAME: rotate-keys and a restart: every secret under the new key, rows kine-exact" clean_ok
 
 # SIGKILL at a moment inside a batch (rate-limited so that a batch takes a while)
 rounds=1
