@@ -47,11 +47,15 @@ DEB_PACKAGES := build-essential pkg-config libsystemd-dev libssl-dev libyaml-dev
 	uuid-runtime python3 python3-cryptography python3-nacl jq prometheus
 # packaging (make deb, make rpm, tests/integration/test-package.sh) and shell completion tests
 DEB_PACKAGES += debhelper lintian debootstrap debian-archive-keyring rpm man-db fakeroot bash-completion zsh
+# kine on PostgreSQL and MySQL/MariaDB: client headers, and the servers the tests start
+DEB_PACKAGES += postgresql libpq-dev mariadb-server libmariadb-dev
 
 # libcurl is compiled against but loaded with dlopen() (module/store/curl-dlopen.c): only the etcd
 # datastore needs it and its dependency tree would slow every start of the hook.
 PKGS := libsystemd openssl yaml-0.1 json-c sqlite3 libsodium
 PKGS_DLOPEN := libcurl
+# the PostgreSQL and MySQL/MariaDB client libraries likewise (module/store/sql-dlopen.c)
+PKGS_DLOPEN += libpq libmariadb
 
 # module/ by subsystem, in dependency order: a folder uses only the folders before it
 # (tests/integration/test-layout.sh checks that).

@@ -844,6 +844,10 @@ int cmd_setup(cli *c, se_error *e) {
                h.datastore ? h.datastore : "unknown", h.datastore_endpoint ? " " : "",
                h.datastore_endpoint ? h.datastore_endpoint : "");
         r = finish_plan(c, &p, &h, "setup", e);
+        if (r >= 0 && h.datastore && (streq(h.datastore, "postgres") || streq(h.datastore, "mysql")))
+                printf("Note: kine on %s. Several servers on one SQL datastore are not coordinated yet: if %s is "
+                       "the only one, add `single-server: true` to %s; otherwise every change is refused.\n",
+                       h.datastore, h.unit, settings_path);
 finish:
         plan_done(&p);
         se_host_done(&h);

@@ -27,6 +27,9 @@ typedef struct se_settings {
         uint64_t timeout_usec;
         double reencrypt_rate; /* secrets/s, 0 = unlimited */
         bool auto_advance;
+        /* single-server: the only API server on its datastore (kine on PostgreSQL/MySQL, where
+         * servers are not coordinated: each would generate and write with keys of its own) */
+        bool single_server;
         /* removed-key-retention: how long removed keys stay in <state-dir>/removed-keys/ for
          * restore-key (se-key-archive.h); default 7d. keep_removed_keys is false when it is 0. */
         uint64_t removed_key_retention_usec;

@@ -32,6 +32,9 @@ _public_ const se_settings_doc se_settings_docs[] = {
         {"timeout", "10m", "the hook's own deadline"},
         {"reencrypt-rate", "0 (unlimited)", "secrets/s throttle for weak disks"},
         {"auto-advance", "false", "rolling rotation driven by restarts"},
+        {"single-server", "false",
+         "kine on PostgreSQL or MySQL: this is the only API server on the datastore. Several servers on one SQL "
+         "datastore are not coordinated yet, so without it every change is refused"},
         {"removed-key-retention", "7d",
          "how long removed keys stay in the root-only archive for restore-key (0: not kept)"},
         {"kms-v1", "false",

@@ -32,6 +32,7 @@ _public_ const char *const se_settings_keys[] = {
         "kms-v1",
         "rotate-after",
         "datastore-allow-plain-http",
+        "single-server",
         NULL,
 };
 
@@ -200,6 +201,12 @@ _public_ int se_settings_set(se_settings *s, const char *key, const char *value,
                 s->rotate_after_usec = u;
                 return 0;
         }
+        if (streq(key, "single-server")) {
+                if (parse_bool(value, &s->single_server) < 0)
+                        return se_error_set(e, -EINVAL, "single-server: invalid boolean \"%s\" (true or false)",
+                                            value);
+                return 0;
+        }
         if (streq(key, "auto-advance")) {
                 if (parse_bool(value, &s->auto_advance) < 0)
                         return se_error_set(e, -EINVAL, "auto-advance: invalid boolean \"%s\" (true or false)", value);
@@ -279,14 +286,15 @@ _public_ int se_settings_load(se_settings *s, const char *path, bool missing_ok,
                         }
                         if (!key) {
                                 if (!se_settings_is_key(v)) {
-                                        r = se_error_set(e, -EINVAL,
-                                                         "%s:%u: unknown key \"%s\" (known keys: state-dir, "
-                                                         "node-name, secrets-encryption-provider, datastore-endpoint, "
-                                                         "datastore-cafile, datastore-certfile, datastore-keyfile, "
-                                                         "token-file, unit, hooks-dir, metrics-file, timeout, "
-                                                         "reencrypt-rate, auto-advance, removed-key-retention, "
-                                                         "kms-v1, rotate-after, datastore-allow-plain-http)",
-                                                         path, line, v);
+                                        r = se_error_set(
+                                                e, -EINVAL,
+                                                "%s:%u: unknown key \"%s\" (known keys: state-dir, "
+                                                "node-name, secrets-encryption-provider, datastore-endpoint, "
+                                                "datastore-cafile, datastore-certfile, datastore-keyfile, "
+                                                "token-file, unit, hooks-dir, metrics-file, timeout, "
+                                                "reencrypt-rate, auto-advance, removed-key-retention, "
+                                                "kms-v1, rotate-after, datastore-allow-plain-http, single-server)",
+                                                path, line, v);
                                         break;
                                 }
                                 for (size_t i = 0; i < n_seen; i++)

@@ -507,6 +507,18 @@ _public_ int se_host_check_settings(const se_settings *s, bool user, se_error *e
         se_host h = {};
         int r;
 
+        /* Servers sharing kine on SQL have no registry to agree through (HA is coordinated over
+         * etcd only): a key one of them generates or promotes, the others never load. */
+        if (s->datastore_endpoint && !s->single_server &&
+            (startswith(s->datastore_endpoint, "postgres://") || startswith(s->datastore_endpoint, "postgresql://") ||
+             startswith(s->datastore_endpoint, "mysql://")))
+                return se_error_set(e, -ESTALE,
+                                    "kine on PostgreSQL/MySQL: several API servers sharing this datastore are not "
+                                    "coordinated by secrets-encrypt, and a key one of them changes the others would "
+                                    "never load. If %s is the only server on it, set `single-server: true` in the "
+                                    "settings",
+                                    s->unit);
+
         r = se_host_detect(se_host_kind_from_unit(s->unit), s->unit, user, NULL, &h, e);
         if (r < 0)
                 return r == -ENOENT ? se_error_prefix(e, -ESTALE, "cannot tell how %s starts", s->unit) : r;

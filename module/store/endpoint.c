@@ -31,33 +31,7 @@ static void userinfo_span(const char *url, size_t len, size_t *ret_start, size_t
 }
 
 _public_ char *se_store_endpoint_redact(const char *endpoint) {
-        const char *p = endpoint ? endpoint : "";
-        size_t n = strlen(p);
-        char *out = malloc(n + 1), *o = out;
-
-        if (!out)
-                return NULL;
-        while (*p) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t) (comma - p) : strlen(p), s, t;
-
-                userinfo_span(p, len, &s, &t);
-                if (t > s) {
-                        memcpy(o, p, s);
-                        o += s;
-                        memcpy(o, p + t, len - t);
-                        o += len - t;
-                } else {
-                        memcpy(o, p, len);
-                        o += len;
-                }
-                if (!comma)
-                        break;
-                *o++ = ',';
-                p = comma + 1;
-        }
-        *o = 0;
-        return out;
+        return se_url_strip_userinfo(endpoint ? endpoint : "");
 }
 
 _public_ bool se_store_url_is_loopback(const char *url) {

@@ -42,3 +42,19 @@ char *se_prefix_range_end(const char *prefix) {
         free(end);
         return NULL;
 }
+
+char *se_like_prefix_pattern(const char *prefix) {
+        size_t n = strlen(prefix);
+        char *p = malloc(n * 2 + 2), *q = p;
+
+        if (!p)
+                return NULL;
+        for (const char *c = prefix; *c; c++) {
+                if (*c == '\\' || *c == '%' || *c == '_')
+                        *q++ = '\\';
+                *q++ = *c;
+        }
+        *q++ = '%';
+        *q = '\0';
+        return p;
+}

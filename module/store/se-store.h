@@ -22,7 +22,9 @@ typedef enum se_plain_http {
 } se_plain_http;
 
 typedef struct se_store_options {
-        const char *endpoint; /* "sqlite:///path/state.db" or "https://h1:2379,https://h2:2379" */
+        /* "sqlite:///path/state.db", "https://h1:2379,https://h2:2379",
+         * "postgres://user:pass@host:5432/db?sslmode=…" or "mysql://user:pass@tcp(host:3306)/db" */
+        const char *endpoint;
         const char *cafile;
         const char *certfile;
         const char *keyfile;
@@ -65,6 +67,8 @@ typedef struct se_kv_update {
 typedef enum se_store_kind {
         SE_STORE_KINE,
         SE_STORE_ETCD,
+        SE_STORE_PGSQL, /* kine on PostgreSQL: postgres://… */
+        SE_STORE_MYSQL, /* kine on MySQL/MariaDB: mysql://… */
 } se_store_kind;
 
 int se_store_open(const se_store_options *o, se_store **ret, se_error *e);

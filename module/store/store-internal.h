@@ -16,6 +16,8 @@ typedef struct se_store_ops {
 
 extern const se_store_ops se_store_kine_ops;
 extern const se_store_ops se_store_etcd_ops;
+extern const se_store_ops se_store_pgsql_ops;
+extern const se_store_ops se_store_mysql_ops;
 
 struct se_store {
         const se_store_ops *ops;
@@ -24,3 +26,7 @@ struct se_store {
 
 /* The first key after every key that starts with prefix ("/a/" → "/a0"); NULL if none. */
 char *se_prefix_range_end(const char *prefix);
+
+/* A LIKE pattern for every key that starts with prefix: prefix with \\, % and _ escaped, then %.
+ * kine selects key prefixes with LIKE, in the column's own collation. */
+char *se_like_prefix_pattern(const char *prefix);

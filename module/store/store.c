@@ -17,12 +17,17 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
                 ops = &se_store_kine_ops;
         else if (startswith(o->endpoint, "http://") || startswith(o->endpoint, "https://"))
                 ops = &se_store_etcd_ops;
+        else if (startswith(o->endpoint, "postgres://") || startswith(o->endpoint, "postgresql://"))
+                ops = &se_store_pgsql_ops;
+        else if (startswith(o->endpoint, "mysql://"))
+                ops = &se_store_mysql_ops;
         else {
                 _cleanup_free_ char *shown = se_store_endpoint_redact(o->endpoint);
 
                 return se_error_set(e, -EINVAL,
-                                    "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH or "
-                                    "http(s)://HOST:PORT[,…]",
+                                    "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH, "
+                                    "http(s)://HOST:PORT[,…], postgres://USER:PASS@HOST:PORT/DB or "
+                                    "mysql://USER:PASS@tcp(HOST:PORT)/DB",
                                     shown ? shown : "");
         }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every benchmark program built under $SE_BUILD/tests/bench/ (bench-*), one after the other,
+# Runs every benchmark program built under $SE_BUILD/tests/bench/ (bench-*), then every
+# tests/bench/bench-*.sh script (those start their own servers), one after the other,
 # with a header per program. Benchmarks print their own figures; exit status is non-zero if any
 # of them failed. Extra arguments are passed to every program.
 #
@@ -18,6 +19,20 @@ for b in "$B"/tests/bench/bench-*; do
         [ -n "${ONLY:-}" ] && [[ "$name" != *"$ONLY"* ]] && continue
         echo "==> $name"
         if ! "$b" "$@"; then
+                failed+=("$name")
+                echo "==> $name FAILED"
+        fi
+        ran=$((ran + 1))
+        echo
+done
+
+# benchmarks that drive servers of their own (bench-sql.sh: PostgreSQL, MariaDB)
+for b in tests/bench/bench-*.sh; do
+        [ -f "$b" ] || continue
+        name=$(basename "$b")
+        [ -n "${ONLY:-}" ] && [[ "$name" != *"$ONLY"* ]] && continue
+        echo "==> $name"
+        if ! SE_BUILD="$B" bash "$b" "$@"; then
                 failed+=("$name")
                 echo "==> $name FAILED"
         fi

@@ -133,6 +133,7 @@ se_settings() {
                 printf 'state-dir: %s\nnode-name: %s\ndatastore-endpoint: %s\nunit: stand-in.service\n' "$st" "$node" "$ep"
                 # the test etcd members listen on plain http://127.0.0.1 (lib-etcd.sh)
                 case "$ep" in http://*) echo "datastore-allow-plain-http: true" ;; esac
+                case "$ep" in postgres*://* | mysql://*) echo "single-server: true" ;; esac
                 [ $# -gt 0 ] && printf '%s\n' "$@"
         } >"$f"
         se_standin_unit "$st"

@@ -1,0 +1,928 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kine's MySQL/MariaDB datastore (k3s --datastore-endpoint=mysql://…), a direct writer under
+ * kine's rules as store-kine.c is for SQLite: the current value is the row with the name's
+ * MAX(id) unless deleted; an update is a new row superseding it (created 0, create_revision
+ * carried over, prev_revision = the superseded id, old_value = its value); never UPDATE or DELETE.
+ * Keys are selected as kine selects them: name LIKE 'prefix%', in the column's collation (kine
+ * makes it ASCII, case-insensitive).
+ *
+ * The endpoint is k3s's Go-driver DSN, mysql://[user[:password]@][tcp(host[:port])|unix(path)]/[db].
+ * The MariaDB Connector/C speaks to MySQL and MariaDB alike, so nothing here needs a feature only
+ * one of them has: a batch is one round trip of one INSERT … SELECT per key (multi-statements),
+ * and each statement's own affected-rows and insert id say whether it was written and as which
+ * revision. The unique (name, prev_revision) index is the compare-and-swap: where another writer
+ * superseded the row first the insert fails with a duplicate key (as kine's own does); only that
+ * statement is undone, the key is reported as a conflict and the batch goes on.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "se-util.h"
+#include "sql-dlopen.h"
+#include "store-internal.h"
+
+#define MY_DEFAULT_TIMEOUT_USEC (30ULL * 1000000ULL)
+#define MY_DEFAULT_PAGE         1000u
+/* kine stores values as MEDIUMBLOB */
+#define MY_MAX_VALUE (16u * 1024u * 1024u - 1u)
+/* A multi-statement batch is sent in pieces of about this size (below max_allowed_packet). */
+#define MY_QUERY_CHUNK (4u * 1024u * 1024u)
+
+#define ER_DBACCESS_DENIED_ERROR 1044
+#define ER_ACCESS_DENIED_ERROR   1045
+#define ER_BAD_DB_ERROR          1049
+#define ER_BAD_FIELD_ERROR       1054
+#define ER_DUP_ENTRY             1062
+#define ER_NO_SUCH_TABLE         1146
+#define ER_LOCK_WAIT_TIMEOUT     1205
+#define ER_LOCK_DEADLOCK         1213
+
+#define CURRENT_ROW_FILTER "kv.id = (SELECT MAX(mkv.id) FROM kine AS mkv WHERE mkv.name = kv.name) AND kv.deleted = 0"
+
+static const char sql_schema[] =
+        "SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()), "
+        "(SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'kine'), "
+        "(SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'kine' "
+        "AND column_name IN ('id', 'name', 'created', 'deleted', 'create_revision', 'prev_revision', 'lease', "
+        "'value', 'old_value')), "
+        "(SELECT COUNT(DISTINCT index_name) FROM information_schema.statistics WHERE table_schema = DATABASE() AND "
+        "table_name = 'kine' AND index_name = 'kine_name_prev_revision_uindex' AND non_unique = 0), "
+        "@@max_allowed_packet";
+
+typedef struct mysql_store {
+        char *display; /* the endpoint with its password masked */
+        char *user, *password, *host, *socket, *db;
+        unsigned port;
+        char *cafile, *certfile, *keyfile;
+        bool tls_required, tls_verify;
+        MYSQL *conn;
+        uint64_t timeout_usec;
+        size_t max_query;
+        char *q; /* query buffer */
+        size_t q_size, q_cap;
+        pthread_mutex_t lock; /* one operation at a time per store */
+} mysql_store;
+
+/*
+ * The one place MySQL's error numbers become errnos:
+ *   1044, 1045, 1142, 1143, 1698 -EACCES    1049 (unknown database) -ENOMEDIUM
+ *   1146, 1054 (no such table/column) -EMEDIUMTYPE    2002, 2003 -ECONNREFUSED   2005 -EHOSTUNREACH
+ *   1053, 1927, 2006, 2013, 2055 -ECONNRESET    2026 (TLS) -EPROTO    1205, 1213, 1040 -EBUSY
+ *   1153, 1301 (packet too large) -EFBIG    1021, 1114 -ENOSPC    1290, 1792 -EROFS   else -EIO.
+ */
+static int my_errno(unsigned n, const char *msg) {
+        switch (n) {
+        case ER_DBACCESS_DENIED_ERROR:
+        case ER_ACCESS_DENIED_ERROR:
+        case 1142:
+        case 1143:
+        case 1698:
+                return -EACCES;
+        case ER_BAD_DB_ERROR:
+                return -ENOMEDIUM;
+        case ER_NO_SUCH_TABLE:
+        case ER_BAD_FIELD_ERROR:
+                return -EMEDIUMTYPE;
+        case 2002:
+        case 2003:
+                return strstr(msg, "SSL") || strstr(msg, "TLS") ? -EPROTO : -ECONNREFUSED;
+        case 2005:
+                return -EHOSTUNREACH;
+        case 1053: /* server shutdown in progress */
+        case 1927: /* connection killed */
+        case 2006:
+        case 2013:
+        case 2055:
+                return -ECONNRESET;
+        case 2026:
+                return -EPROTO;
+        case ER_LOCK_WAIT_TIMEOUT:
+        case ER_LOCK_DEADLOCK:
+        case 1040:
+                return -EBUSY;
+        case 1153:
+        case 1301:
+                return -EFBIG;
+        case 1021:
+        case 1114:
+                return -ENOSPC;
+        case 1290:
+        case 1792:
+                return -EROFS;
+        default:
+                return -EIO;
+        }
+}
+
+static int my_fail(mysql_store *m, se_error *e, const char *what) {
+        unsigned n = m->conn ? sym_mysql_errno(m->conn) : 0;
+        const char *msg = m->conn ? sym_mysql_error(m->conn) : "no connection";
+        int r = my_errno(n, msg);
+
+        switch (r) {
+        case -EMEDIUMTYPE:
+                return se_error_set(e, r, "MySQL %s: %s: %s (not kine's schema)", m->display, what, msg);
+        case -ECONNRESET:
+                return se_error_set(e, r, "MySQL %s: %s: connection lost: %s", m->display, what, msg);
+        case -EFBIG:
+                return se_error_set(e, r, "MySQL %s: %s: %s (raise the server's max_allowed_packet)", m->display, what,
+                                    msg);
+        default:
+                return se_error_set(e, r, "MySQL %s: %s: %s", m->display, what, msg);
+        }
+}
+
+static void my_disconnect(mysql_store *m) {
+        if (m->conn) {
+                sym_mysql_close(m->conn);
+                m->conn = NULL;
+        }
+}
+
+static int my_exec(mysql_store *m, const char *sql, se_error *e, const char *what) {
+        MYSQL_RES *res;
+
+        if (sym_mysql_real_query(m->conn, sql, strlen(sql)) != 0)
+                return my_fail(m, e, what);
+        res = sym_mysql_store_result(m->conn);
+        sym_mysql_free_result(res);
+        return 0;
+}
+
+/* 1 = connected to a database holding kine's table, 0 = a database with no table at all (an empty
+ * store), < 0 error. Never creates anything. */
+static int my_connect(mysql_store *m, se_error *e) {
+        unsigned timeout = (unsigned) MIN(MAX(m->timeout_usec / 1000000u, 2u), 3600u);
+        char sql[128];
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        long long n_tables, n_cols, n_kine_cols, n_uindex, max_packet;
+        int r;
+
+        if (m->conn)
+                return 1;
+        m->conn = sym_mysql_init(NULL);
+        if (!m->conn)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        sym_mysql_options(m->conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+        sym_mysql_options(m->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+        if (m->cafile)
+                sym_mysql_options(m->conn, MYSQL_OPT_SSL_CA, m->cafile);
+        if (m->certfile)
+                sym_mysql_options(m->conn, MYSQL_OPT_SSL_CERT, m->certfile);
+        if (m->keyfile)
+                sym_mysql_options(m->conn, MYSQL_OPT_SSL_KEY, m->keyfile);
+        if (m->tls_required) {
+                my_bool yes = 1, verify = m->tls_verify;
+                sym_mysql_options(m->conn, MYSQL_OPT_SSL_ENFORCE, &yes);
+                sym_mysql_options(m->conn, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+        }
+
+        if (!sym_mysql_real_connect(m->conn, m->socket ? NULL : m->host, m->user, m->password, m->db, m->port,
+                                    m->socket, CLIENT_MULTI_STATEMENTS)) {
+                unsigned n = sym_mysql_errno(m->conn);
+                _cleanup_free_ char *msg = strdup(sym_mysql_error(m->conn));
+
+                my_disconnect(m);
+                if (!msg)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                r = my_errno(n, msg);
+                /* a TLS handshake failure comes as a generic client error on some versions */
+                if (r == -EIO && (strstr(msg, "SSL") || strstr(msg, "TLS") || strstr(msg, "certificate")))
+                        r = -EPROTO;
+                switch (r) {
+                case -ENOMEDIUM:
+                        return se_error_set(e, r,
+                                            "MySQL %s: %s: check datastore-endpoint (secrets-encrypt never creates "
+                                            "a datastore)",
+                                            m->display, msg);
+                case -EACCES:
+                        return se_error_set(e, r, "MySQL %s: %s: check the user and password in datastore-endpoint",
+                                            m->display, msg);
+                case -EPROTO:
+                        return se_error_set(e, r,
+                                            "MySQL %s: TLS failed: %s: check datastore-cafile, datastore-certfile "
+                                            "and datastore-keyfile",
+                                            m->display, msg);
+                case -EIO:
+                        return se_error_set(e, -ECONNREFUSED, "MySQL %s: cannot connect: %s", m->display, msg);
+                default:
+                        return se_error_set(e, r, "MySQL %s: cannot connect: %s", m->display, msg);
+                }
+        }
+
+        /* kine's LIKE patterns escape with a backslash; lock waits end at our timeout */
+        snprintf(sql, sizeof(sql),
+                 "SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', ''), "
+                 "SESSION innodb_lock_wait_timeout = %u",
+                 timeout);
+        r = my_exec(m, sql, e, "cannot set up the session");
+        if (r < 0)
+                goto fail;
+
+        if (sym_mysql_real_query(m->conn, sql_schema, strlen(sql_schema)) != 0 ||
+            !(res = sym_mysql_store_result(m->conn))) {
+                r = my_fail(m, e, "cannot read the schema");
+                goto fail;
+        }
+        row = sym_mysql_fetch_row(res);
+        if (!row || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) {
+                sym_mysql_free_result(res);
+                r = se_error_set(e, -EIO, "MySQL %s: cannot read the schema", m->display);
+                goto fail;
+        }
+        n_tables = strtoll(row[0], NULL, 10);
+        n_cols = strtoll(row[1], NULL, 10);
+        n_kine_cols = strtoll(row[2], NULL, 10);
+        n_uindex = strtoll(row[3], NULL, 10);
+        max_packet = strtoll(row[4], NULL, 10);
+        sym_mysql_free_result(res);
+
+        if (n_cols == 0) {
+                if (n_tables == 0) {
+                        my_disconnect(m);
+                        return 0;
+                }
+                r = se_error_set(e, -EMEDIUMTYPE, "MySQL %s: not a kine database (no table \"kine\")", m->display);
+                goto fail;
+        }
+        if (n_kine_cols != 9) {
+                r = se_error_set(
+                        e, -EMEDIUMTYPE,
+                        "MySQL %s: table \"kine\" is not kine's (it lacks some of id, name, created, deleted, "
+                        "create_revision, prev_revision, lease, value, old_value)",
+                        m->display);
+                goto fail;
+        }
+        if (n_uindex != 1) {
+                r = se_error_set(e, -EMEDIUMTYPE,
+                                 "MySQL %s: table \"kine\" lacks kine's unique index kine_name_prev_revision_uindex, "
+                                 "which every write relies on",
+                                 m->display);
+                goto fail;
+        }
+        m->max_query = max_packet > 1024 ? MIN((size_t) max_packet / 2, (size_t) MY_QUERY_CHUNK) : 512;
+        return 1;
+
+fail:
+        my_disconnect(m);
+        return r;
+}
+
+/* ---- the query buffer: SQL text with escaped strings and hex literals ---- */
+
+static int q_reserve(mysql_store *m, size_t n) {
+        if (m->q_size + n + 1 > m->q_cap) {
+                size_t cap = MAX(m->q_cap * 2, m->q_size + n + 4096);
+                char *q = realloc(m->q, cap);
+
+                if (!q)
+                        return -ENOMEM;
+                m->q = q;
+                m->q_cap = cap;
+        }
+        return 0;
+}
+
+static int q_add(mysql_store *m, const char *s) {
+        size_t n = strlen(s);
+
+        if (q_reserve(m, n) < 0)
+                return -ENOMEM;
+        memcpy(m->q + m->q_size, s, n + 1);
+        m->q_size += n;
+        return 0;
+}
+
+static int q_add_int(mysql_store *m, long long v) {
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%lld", v);
+        return q_add(m, buf);
+}
+
+/* 'escaped' */
+static int q_add_string(mysql_store *m, const char *s) {
+        size_t n = strlen(s);
+
+        if (q_reserve(m, n * 2 + 2) < 0)
+                return -ENOMEM;
+        m->q[m->q_size++] = '\'';
+        m->q_size += sym_mysql_real_escape_string(m->conn, m->q + m->q_size, s, n);
+        m->q[m->q_size++] = '\'';
+        m->q[m->q_size] = '\0';
+        return 0;
+}
+
+/* X'hex': binary as it is, whatever the connection's character set */
+static int q_add_blob(mysql_store *m, const uint8_t *p, size_t n) {
+        if (q_reserve(m, n * 2 + 3) < 0)
+                return -ENOMEM;
+        m->q[m->q_size++] = 'X';
+        m->q[m->q_size++] = '\'';
+        if (n > 0)
+                m->q_size += sym_mysql_hex_string(m->q + m->q_size, (const char *) p, n);
+        m->q[m->q_size++] = '\'';
+        m->q[m->q_size] = '\0';
+        return 0;
+}
+
+static void q_reset(mysql_store *m) {
+        m->q_size = 0;
+        if (m->q)
+                m->q[0] = '\0';
+}
+
+/* ---- endpoint ---- */
+
+static char *unescape_dup(const char *s, size_t n) {
+        return strndup(s, n);
+}
+
+/* mysql://[user[:password]@][proto[(addr)]]/[db][?params], as github.com/go-sql-driver/mysql
+ * parses it: the database follows the last '/', the credentials end at the last '@' before it. */
+static int my_parse_endpoint(mysql_store *m, const char *endpoint, se_error *e) {
+        const char *s = endpoint + STRLEN("mysql://"), *query, *slash, *at, *net, *open, *close;
+        size_t len;
+
+        query = strchr(s, '?');
+        len = query ? (size_t) (query - s) : strlen(s);
+        slash = memrchr(s, '/', len);
+        if (!slash)
+                return se_error_set(
+                        e, -EINVAL,
+                        "datastore-endpoint \"%s\": expected mysql://USER:PASSWORD@tcp(HOST:PORT)/DATABASE",
+                        m->display);
+        at = memrchr(s, '@', (size_t) (slash - s));
+        if (at) {
+                const char *colon = memchr(s, ':', (size_t) (at - s));
+
+                m->user = unescape_dup(s, (size_t) ((colon ?: at) - s));
+                if (colon)
+                        m->password = unescape_dup(colon + 1, (size_t) (at - colon - 1));
+                if (!m->user || (colon && !m->password))
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                net = at + 1;
+        } else
+                net = s;
+
+        /* kine's database when none is named */
+        m->db = slash + 1 < s + len ? strndup(slash + 1, (size_t) (s + len - slash - 1)) : strdup("kubernetes");
+        if (!m->db)
+                return se_error_set(e, -ENOMEM, "out of memory");
+
+        open = memchr(net, '(', (size_t) (slash - net));
+        close = open ? memchr(open, ')', (size_t) (slash - open)) : NULL;
+        if ((open && !close) || (!open && net != slash))
+                return se_error_set(e, -EINVAL,
+                                    "datastore-endpoint \"%s\": expected tcp(HOST:PORT) or unix(PATH) before the "
+                                    "database",
+                                    m->display);
+        m->port = 3306;
+        if (!open || (strneq(net, "tcp", 3) && open == net + 3)) {
+                const char *h = open ? open + 1 : "127.0.0.1", *hend = open ? close : h + strlen(h), *colon;
+
+                if (h < hend && *h == '[') {
+                        const char *rb = memchr(h, ']', (size_t) (hend - h));
+                        if (!rb)
+                                return se_error_set(e, -EINVAL, "datastore-endpoint \"%s\": bad IPv6 address",
+                                                    m->display);
+                        m->host = strndup(h + 1, (size_t) (rb - h - 1));
+                        colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
+                } else {
+                        colon = memrchr(h, ':', (size_t) (hend - h));
+                        m->host = strndup(h, (size_t) ((colon ?: hend) - h));
+                }
+                if (!m->host)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                if (isempty(m->host)) {
+                        free(m->host);
+                        m->host = strdup("127.0.0.1");
+                        if (!m->host)
+                                return se_error_set(e, -ENOMEM, "out of memory");
+                }
+                if (colon) {
+                        char *end;
+                        unsigned long p = strtoul(colon + 1, &end, 10);
+
+                        if (end != hend || p == 0 || p > 65535)
+                                return se_error_set(e, -EINVAL, "datastore-endpoint \"%s\": bad port", m->display);
+                        m->port = (unsigned) p;
+                }
+        } else if (strneq(net, "unix", 4) && open == net + 4) {
+                m->socket = strndup(open + 1, (size_t) (close - open - 1));
+                if (!m->socket)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+        } else
+                return se_error_set(e, -EINVAL,
+                                    "datastore-endpoint \"%s\": unsupported protocol, expected tcp or unix",
+                                    m->display);
+
+        /* the Go driver's tls=true|skip-verify|preferred|false|<registered name> */
+        if (query) {
+                const char *t = strstr(query, "tls=");
+                if (t && (t == query + 1 || t[-1] == '&')) {
+                        t += 4;
+                        m->tls_required = !strneq(t, "false", 5) && !strneq(t, "preferred", 9);
+                        m->tls_verify = m->tls_required && !strneq(t, "skip-verify", 11);
+                }
+        }
+        return 0;
+}
+
+static void my_free(mysql_store *m) {
+        if (!m)
+                return;
+        my_disconnect(m);
+        free(m->display);
+        free(m->user);
+        if (m->password)
+                explicit_bzero(m->password, strlen(m->password));
+        free(m->password);
+        free(m->host);
+        free(m->socket);
+        free(m->db);
+        free(m->cafile);
+        free(m->certfile);
+        free(m->keyfile);
+        free(m->q);
+        free(m);
+}
+
+static int my_open(const se_store_options *o, void **ret_impl, se_error *e) {
+        mysql_store *m;
+        int r;
+
+        r = se_dlopen_mariadb(e);
+        if (r < 0)
+                return r;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        m->display = se_store_endpoint_redact(o->endpoint);
+        if (!m->display) {
+                free(m);
+                return se_error_set(e, -ENOMEM, "out of memory");
+        }
+        r = my_parse_endpoint(m, o->endpoint, e);
+        if (r < 0) {
+                my_free(m);
+                return r;
+        }
+        if ((!isempty(o->cafile) && !(m->cafile = strdup(o->cafile))) ||
+            (!isempty(o->certfile) && !(m->certfile = strdup(o->certfile))) ||
+            (!isempty(o->keyfile) && !(m->keyfile = strdup(o->keyfile)))) {
+                my_free(m);
+                return se_error_set(e, -ENOMEM, "out of memory");
+        }
+        /* as kine: a CA configured means TLS with a verified server */
+        if (m->cafile)
+                m->tls_required = m->tls_verify = true;
+        m->timeout_usec = o->timeout_usec > 0 ? o->timeout_usec : MY_DEFAULT_TIMEOUT_USEC;
+        pthread_mutex_init(&m->lock, NULL);
+
+        r = my_connect(m, e);
+        if (r == 0 && o->require_data)
+                r = se_error_set(
+                        e, -ENOMEDIUM,
+                        "MySQL %s: the database has no tables, not a kine database: check datastore-endpoint; "
+                        "secrets-encrypt never creates a datastore",
+                        m->display);
+        if (r < 0) {
+                pthread_mutex_destroy(&m->lock);
+                my_free(m);
+                return r;
+        }
+        *ret_impl = m;
+        return 0;
+}
+
+static void my_close(void *impl) {
+        mysql_store *m = impl;
+
+        if (!m)
+                return;
+        pthread_mutex_destroy(&m->lock);
+        my_free(m);
+}
+
+/* After the connection broke or the server refused it (a restart), an operation is tried again,
+ * every RETRY_PAUSE_USEC until the timeout has passed since the first failure. Reads are safe to
+ * repeat; so is a batch, whose rows are compare-and-swap on the revisions read: if a lost COMMIT
+ * did go through, the repeat finds them superseded (conflicts, which the engine resolves by
+ * reading the values again). */
+#define RETRY_PAUSE_USEC (200u * 1000u)
+
+static bool my_retry(mysql_store *m, int r, uint64_t *deadline) {
+        uint64_t now;
+
+        if (r != -ECONNRESET && r != -ECONNREFUSED)
+                return false;
+        my_disconnect(m);
+        now = se_now_usec(CLOCK_MONOTONIC);
+        if (*deadline == 0)
+                *deadline = now + m->timeout_usec;
+        if (now >= *deadline)
+                return false;
+        (void) usleep(RETRY_PAUSE_USEC);
+        return true;
+}
+
+/* Runs the query build() writes into m->q (after every reconnect: escaping depends on the
+ * connection). 1 = *ret holds the rows, 0 = no kine table (empty store). */
+static int my_query(mysql_store *m, int (*build)(mysql_store *m, const void *arg), const void *arg, MYSQL_RES **ret,
+                    se_error *e, const char *what) {
+        uint64_t deadline = 0;
+
+        for (;;) {
+                MYSQL_RES *res;
+                int r;
+
+                r = my_connect(m, e);
+                if (r == 0)
+                        return 0;
+                if (r > 0) {
+                        q_reset(m);
+                        r = build(m, arg);
+                        if (r < 0)
+                                return se_error_set(e, r, "out of memory");
+                        if (sym_mysql_real_query(m->conn, m->q, m->q_size) == 0 &&
+                            (res = sym_mysql_store_result(m->conn))) {
+                                *ret = res;
+                                return 1;
+                        }
+                        r = my_fail(m, e, what);
+                }
+                if (!my_retry(m, r, &deadline))
+                        return r;
+        }
+}
+
+static int kv_from_row(MYSQL_ROW row, const unsigned long *len, int col_id, int col_created, int col_create_rev,
+                       int col_value, const char *key, size_t key_size, se_kv *ret) {
+        size_t n = row[col_value] ? (size_t) len[col_value] : 0;
+        se_kv kv = {};
+
+        if (n > MY_MAX_VALUE)
+                return -EFBIG;
+        kv.key = strndup(key, key_size);
+        kv.value = malloc(MAX(n, 1u));
+        if (!kv.key || !kv.value) {
+                se_kv_done(&kv);
+                return -ENOMEM;
+        }
+        if (n > 0)
+                memcpy(kv.value, row[col_value], n);
+        kv.value_size = n;
+        kv.mod_revision = row[col_id] ? strtoll(row[col_id], NULL, 10) : 0;
+        /* kine reports a create row's own id as its create_revision (the column holds 0). */
+        kv.create_revision = row[col_created] && strtoll(row[col_created], NULL, 10) != 0
+                                     ? kv.mod_revision
+                                     : (row[col_create_rev] ? strtoll(row[col_create_rev], NULL, 10) : 0);
+        *ret = kv;
+        return 0;
+}
+
+typedef struct range_args {
+        const char *pattern, *start;
+        size_t limit;
+} range_args;
+
+static int build_range(mysql_store *m, const void *arg) {
+        const range_args *a = arg;
+        int r = q_add(m, "SELECT kv.id, kv.name, kv.created, kv.create_revision, kv.value FROM kine AS kv "
+                         "WHERE kv.name LIKE ");
+        if (r >= 0)
+                r = q_add_string(m, a->pattern);
+        if (r >= 0)
+                r = q_add(m, " AND kv.name >= ");
+        if (r >= 0)
+                r = q_add_string(m, a->start);
+        if (r >= 0)
+                r = q_add(m, " AND " CURRENT_ROW_FILTER " ORDER BY kv.name LIMIT ");
+        if (r >= 0)
+                r = q_add_int(m, (long long) a->limit);
+        return r;
+}
+
+static int my_range(void *impl, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e) {
+        mysql_store *m = impl;
+        _cleanup_free_ char *pattern = NULL;
+        MYSQL_RES *res = NULL;
+        MYSQL_ROW row;
+        se_kv_list l = {};
+        size_t cap = 0;
+        int r;
+
+        if (!prefix)
+                prefix = "";
+        if (limit == 0)
+                limit = MY_DEFAULT_PAGE;
+        if (limit >= (size_t) INT_MAX)
+                limit = (size_t) INT_MAX - 1;
+        pattern = se_like_prefix_pattern(prefix);
+        if (!pattern)
+                return se_error_set(e, -ENOMEM, "out of memory");
+
+        pthread_mutex_lock(&m->lock);
+        /* one row more than asked tells whether there is a next page */
+        r = my_query(m, build_range,
+                     &(range_args){pattern, start && strcmp(start, prefix) > 0 ? start : prefix, limit + 1}, &res, e,
+                     "range read failed");
+        pthread_mutex_unlock(&m->lock);
+        if (r <= 0)
+                goto finish;
+
+        while ((row = sym_mysql_fetch_row(res))) {
+                unsigned long *len = sym_mysql_fetch_lengths(res);
+
+                if (l.n_items == limit) {
+                        l.more = true;
+                        break;
+                }
+                if (!row[1] || memchr(row[1], 0, len[1])) {
+                        r = se_error_set(e, -EIO,
+                                         "MySQL %s: a key under %s is NULL or holds a NUL byte: not kine's data",
+                                         m->display, prefix);
+                        goto finish;
+                }
+                if (l.n_items == cap) {
+                        size_t ncap = cap ? cap * 2 : MIN(limit, 64u);
+                        se_kv *n = reallocarray(l.items, ncap, sizeof(se_kv));
+                        if (!n) {
+                                r = se_error_set(e, -ENOMEM, "out of memory");
+                                goto finish;
+                        }
+                        l.items = n;
+                        cap = ncap;
+                }
+                r = kv_from_row(row, len, 0, 2, 3, 4, row[1], len[1], &l.items[l.n_items]);
+                if (r < 0) {
+                        r = r == -EFBIG ? se_error_set(e, r, "MySQL %s: value of %s exceeds %u bytes", m->display,
+                                                       row[1], MY_MAX_VALUE)
+                                        : se_error_set(e, r, "out of memory");
+                        goto finish;
+                }
+                l.n_items++;
+        }
+        r = 0;
+finish:
+        if (res)
+                sym_mysql_free_result(res);
+        if (r < 0) {
+                se_kv_list_done(&l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+static int build_count(mysql_store *m, const void *arg) {
+        int r = q_add(m, "SELECT COUNT(*) FROM kine AS kv WHERE kv.name LIKE ");
+        if (r >= 0)
+                r = q_add_string(m, arg);
+        if (r >= 0)
+                r = q_add(m, " AND " CURRENT_ROW_FILTER);
+        return r;
+}
+
+static int my_count(void *impl, const char *prefix, uint64_t *ret, se_error *e) {
+        mysql_store *m = impl;
+        _cleanup_free_ char *pattern = se_like_prefix_pattern(prefix ?: "");
+        MYSQL_RES *res = NULL;
+        MYSQL_ROW row;
+        uint64_t n = 0;
+        int r;
+
+        if (!pattern)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        pthread_mutex_lock(&m->lock);
+        r = my_query(m, build_count, pattern, &res, e, "count failed");
+        pthread_mutex_unlock(&m->lock);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                row = sym_mysql_fetch_row(res);
+                if (row && row[0])
+                        n = strtoull(row[0], NULL, 10);
+                sym_mysql_free_result(res);
+        }
+        *ret = n;
+        return 0;
+}
+
+static int build_get(mysql_store *m, const void *arg) {
+        int r = q_add(m, "SELECT id, created, deleted, create_revision, value FROM kine WHERE name = ");
+        if (r >= 0)
+                r = q_add_string(m, arg);
+        if (r >= 0)
+                r = q_add(m, " ORDER BY id DESC LIMIT 1");
+        return r;
+}
+
+static int my_get(void *impl, const char *key, se_kv *ret, se_error *e) {
+        mysql_store *m = impl;
+        MYSQL_RES *res = NULL;
+        MYSQL_ROW row = NULL;
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        r = my_query(m, build_get, key, &res, e, "read failed");
+        pthread_mutex_unlock(&m->lock);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                row = sym_mysql_fetch_row(res);
+        if (!row || (row[2] && strtoll(row[2], NULL, 10) != 0))
+                r = se_error_set(e, -ENOENT, "%s: not found", key);
+        else {
+                r = kv_from_row(row, sym_mysql_fetch_lengths(res), 0, 1, 3, 4, key, strlen(key), ret);
+                if (r < 0)
+                        r = se_error_set(e, r, "MySQL %s: cannot read %s", m->display, key);
+        }
+        if (res)
+                sym_mysql_free_result(res);
+        return r;
+}
+
+/* One INSERT … SELECT for u: kine's update row (compare-and-swap on the expected id), or kine's
+ * create row (prev_revision/old_value from the tombstone, if the key was deleted). */
+static int build_write(mysql_store *m, const se_kv_update *u) {
+        int r;
+
+        r = q_add(m, "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, "
+                     "old_value) SELECT ");
+        if (u->expected_mod_revision != 0) {
+                if (r >= 0)
+                        r = q_add(m, "c.name, 0, 0, CASE WHEN c.created != 0 THEN c.id ELSE c.create_revision END, "
+                                     "c.id, c.lease, ");
+                if (r >= 0)
+                        r = q_add_blob(m, u->value, u->value_size);
+                if (r >= 0)
+                        r = q_add(m, ", c.value FROM kine AS c WHERE c.id = ");
+                if (r >= 0)
+                        r = q_add_int(m, (long long) u->expected_mod_revision);
+                if (r >= 0)
+                        r = q_add(m, " AND c.name = ");
+                if (r >= 0)
+                        r = q_add_string(m, u->key);
+                if (r >= 0)
+                        r = q_add(m, " AND c.deleted = 0 AND c.id = (SELECT MAX(mx.id) FROM kine AS mx WHERE "
+                                     "mx.name = ");
+                if (r >= 0)
+                        r = q_add_string(m, u->key);
+                if (r >= 0)
+                        r = q_add(m, ");");
+        } else {
+                if (r >= 0)
+                        r = q_add_string(m, u->key);
+                if (r >= 0)
+                        r = q_add(m, ", 1, 0, 0, COALESCE(t.id, 0), 0, ");
+                if (r >= 0)
+                        r = q_add_blob(m, u->value, u->value_size);
+                if (r >= 0)
+                        r = q_add(m, ", t.value FROM (SELECT 1 AS one) AS o LEFT JOIN kine AS t ON t.id = (SELECT "
+                                     "MAX(mx.id) FROM kine AS mx WHERE mx.name = ");
+                if (r >= 0)
+                        r = q_add_string(m, u->key);
+                if (r >= 0)
+                        r = q_add(m, ") WHERE t.id IS NULL OR t.deleted != 0;");
+        }
+        return r;
+}
+
+/* Sends u[from..to) as one multi-statement query and records each statement's outcome. Returns the
+ * index after the last statement that ran (a duplicate key stops the rest of the query: the caller
+ * sends them again), or a negative errno. */
+static ssize_t my_send(mysql_store *m, se_kv_update *u, size_t from, size_t to, int *written, se_error *e) {
+        size_t i = from;
+        int status;
+
+        if (sym_mysql_real_query(m->conn, m->q, m->q_size) != 0)
+                goto failed;
+        for (;;) {
+                MYSQL_RES *res = sym_mysql_store_result(m->conn);
+
+                sym_mysql_free_result(res);
+                if (sym_mysql_affected_rows(m->conn) == 1) {
+                        u[i].new_revision = (int64_t) sym_mysql_insert_id(m->conn);
+                        (*written)++;
+                } else
+                        u[i].conflict = true;
+                i++;
+                status = sym_mysql_next_result(m->conn);
+                if (status < 0)
+                        break;
+                if (status > 0)
+                        goto failed;
+        }
+        if (i != to)
+                return se_error_set(e, -EIO, "MySQL %s: %zu results for %zu statements", m->display, i - from,
+                                    to - from);
+        return (ssize_t) i;
+
+failed:
+        if (sym_mysql_errno(m->conn) == ER_DUP_ENTRY) {
+                /* kine_name_prev_revision_uindex: another writer superseded the row first; only this
+                 * statement was undone */
+                u[i].conflict = true;
+                return (ssize_t) (i + 1);
+        }
+        return my_fail(m, e, "write failed");
+}
+
+static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e) {
+        int r, written = 0;
+        size_t i = 0;
+
+        r = my_connect(m, e);
+        if (r == 0)
+                r = se_error_set(e, -ENOENT, "MySQL %s has no kine table: cannot write %s", m->display, u[0].key);
+        if (r < 0)
+                goto finish;
+
+        r = my_exec(m, "START TRANSACTION", e, "cannot begin a write transaction");
+        if (r < 0)
+                goto rollback;
+
+        while (i < n) {
+                size_t to = i;
+                ssize_t k;
+
+                q_reset(m);
+                /* at least one statement, then more while the query stays below the chunk size */
+                do {
+                        r = build_write(m, &u[to]);
+                        if (r < 0) {
+                                r = se_error_set(e, r, "out of memory");
+                                goto rollback;
+                        }
+                        to++;
+                } while (to < n && m->q_size + u[to].value_size * 2 + 1024 < m->max_query);
+
+                k = my_send(m, u, i, to, &written, e);
+                if (k < 0) {
+                        r = (int) k;
+                        goto rollback;
+                }
+                i = (size_t) k;
+        }
+
+        r = my_exec(m, "COMMIT", e, "commit failed");
+        if (r < 0)
+                goto rollback;
+        r = written;
+        goto finish;
+
+rollback:
+        if (m->conn && my_exec(m, "ROLLBACK", NULL, "rollback failed") < 0)
+                my_disconnect(m);
+        if (r == -ECONNRESET)
+                my_disconnect(m);
+        for (size_t j = 0; j < n; j++)
+                u[j].new_revision = 0;
+finish:
+        return r;
+}
+
+static int my_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
+        mysql_store *m = impl;
+        uint64_t deadline = 0;
+        int r;
+
+        for (size_t j = 0; j < n; j++)
+                if (u[j].value_size > MY_MAX_VALUE)
+                        return se_error_set(e, -EFBIG, "MySQL: value for %s exceeds %u bytes (kine's MEDIUMBLOB)",
+                                            u[j].key, MY_MAX_VALUE);
+        if (n > INT_MAX)
+                return se_error_set(e, -E2BIG, "MySQL: too many updates in one batch");
+
+        pthread_mutex_lock(&m->lock);
+        do {
+                for (size_t j = 0; j < n; j++) {
+                        u[j].conflict = false;
+                        u[j].new_revision = 0;
+                }
+                r = my_update_once(m, u, n, e);
+        } while (r < 0 && my_retry(m, r, &deadline));
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
+const se_store_ops se_store_mysql_ops = {
+        .kind = SE_STORE_MYSQL,
+        .open = my_open,
+        .close = my_close,
+        .range = my_range,
+        .count = my_count,
+        .get = my_get,
+        .update = my_update,
+};
