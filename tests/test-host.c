@@ -173,6 +173,8 @@ START_TEST(test_url_strip_userinfo) {
                 {"sqlite:///a@b/state.db", "sqlite:///a@b/state.db"},
                 {"https://a:b@h1:2379,https://h2:2379", "https://h1:2379,https://h2:2379"},
                 {"http://h/?x=@y", "http://h/?x=@y"},
+                {"https://h1:2379/x@y", "https://h1:2379/x@y"},
+                {"postgres://u:p@h/db?x=a@b", "postgres://h/db?x=a@b"},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

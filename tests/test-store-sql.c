@@ -31,7 +31,8 @@ START_TEST(test_redact_endpoint) {
         check_redact("https://10.0.0.1:2379,https://10.0.0.2:2379", "https://10.0.0.1:2379,https://10.0.0.2:2379");
         check_redact("sqlite:///var/lib/rancher/k3s/server/db/state.db?_journal=WAL",
                      "sqlite:///var/lib/rancher/k3s/server/db/state.db?_journal=WAL");
-        /* an '@' after the query is a parameter's, not a password's end */
+        /* an '@' in the path or after the query is not the end of a password */
+        check_redact("https://h1:2379/x@y", "https://h1:2379/x@y");
         check_redact("postgres://db/k?application_name=a@b", "postgres://db/k?application_name=a@b");
 }
 END_TEST
@@ -69,7 +70,7 @@ static void check_open_fails(const char *endpoint, int want, const char *fragmen
 }
 
 START_TEST(test_mysql_endpoint_forms) {
-        check_open_fails("mysql://root:s3cret@tcp(127.0.0.1:3306)", -EINVAL, "mysql://root:***@");
+        check_open_fails("mysql://root:s3cret@tcp(127.0.0.1:3306)", -EINVAL, "\"mysql://tcp(127.0.0.1:3306)\"");
         check_open_fails("mysql://root:s3cret@udp(127.0.0.1:3306)/kine", -EINVAL, "unsupported protocol");
         check_open_fails("mysql://root:s3cret@tcp(127.0.0.1:99999)/kine", -EINVAL, "bad port");
         check_open_fails("mysql://root:s3cret@tcp([::1/kine", -EINVAL, "expected tcp(HOST:PORT)");
@@ -80,7 +81,7 @@ END_TEST
 START_TEST(test_nobody_listening) {
         /* port 1 on loopback: refused at once */
         check_open_fails("postgres://kine:s3cret@127.0.0.1:1/kine?sslmode=disable", -ECONNREFUSED, "cannot connect");
-        check_open_fails("postgresql://kine:s3cret@127.0.0.1:1", -ECONNREFUSED, "postgresql://kine:***@127.0.0.1:1");
+        check_open_fails("postgresql://kine:s3cret@127.0.0.1:1", -ECONNREFUSED, "postgresql://127.0.0.1:1");
         check_open_fails("mysql://kine:s3cret@tcp(127.0.0.1:1)/kine", -ECONNREFUSED, "cannot connect");
         check_open_fails("mysql://kine:s3cret@unix(/nonexistent/mysqld.sock)/kine", -ECONNREFUSED, "cannot connect");
 }
