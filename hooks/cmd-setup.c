@@ -722,6 +722,15 @@ int cmd_setup(cli *c, se_error *e) {
                 r = setup_undo(c, &h, state_dir, e);
                 goto finish;
         }
+        /* a config file cannot turn off what the unit's command line turns on */
+        if (h.secrets_encryption_flag) {
+                r = se_error_set(e, -ESTALE,
+                                 "%s runs with --secrets-encryption on its command line (%s): remove the flag from "
+                                 "its ExecStart= (setup imports %s's keys and turns its own management off in "
+                                 "config.yaml.d), then run setup again",
+                                 dist, h.unit_file.path ? h.unit_file.path : h.unit, dist);
+                goto finish;
+        }
 
         /* the operator's --datastore-endpoint (and TLS files) win over detection */
         if (c->datastore_given) {

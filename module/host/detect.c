@@ -470,6 +470,12 @@ _public_ int se_host_check_reads_config(const se_host *h, const char *config_pat
         if (h->kind == SE_HOST_K3S || h->kind == SE_HOST_RKE2) {
                 const char *dist = se_host_kind_name(h->kind);
 
+                if (h->secrets_encryption_flag)
+                        return se_error_set(e, -ESTALE,
+                                            "%s manages secrets encryption itself (--secrets-encryption in the "
+                                            "ExecStart= of %s): a key changed here would never be loaded. Remove "
+                                            "the flag from the unit, then run `secrets-encrypt setup`",
+                                            dist, h->unit_file.path ? h->unit_file.path : h->unit);
                 if (h->secrets_encryption)
                         return se_error_set(e, -ESTALE,
                                             "%s manages secrets encryption itself (secrets-encryption is on in %s): "

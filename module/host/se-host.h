@@ -61,11 +61,13 @@ char *const *se_dist_config_list(const se_dist_config *c, const char *key);
 typedef struct se_host {
         se_host_kind kind;
         char *unit;
-        se_unit_file unit_file;  /* .path NULL when the unit has no file */
-        char *config_path;       /* k3s/rke2: /etc/rancher/<dist>/config.yaml (may not exist) */
-        se_dist_config config;   /* k3s/rke2: merged config */
-        char *data_dir;          /* k3s/rke2 */
-        bool secrets_encryption; /* k3s/rke2 manage encryption themselves (--secrets-encryption) */
+        se_unit_file unit_file;       /* .path NULL when the unit has no file */
+        char *config_path;            /* k3s/rke2: /etc/rancher/<dist>/config.yaml (may not exist) */
+        se_dist_config config;        /* k3s/rke2: merged config */
+        char *data_dir;               /* k3s/rke2 */
+        bool secrets_encryption;      /* k3s/rke2 manage encryption themselves (--secrets-encryption) */
+        bool secrets_encryption_flag; /* ... because the unit's command line says so (a config file
+                                       * cannot turn that off) */
         char *secrets_encryption_provider;
         char **apiserver_args; /* kube-apiserver flags: kube-apiserver-arg values (k3s/rke2) or
                                 * the unit's ExecStart arguments */

@@ -257,6 +257,11 @@ se_check "k3s/own: status reads k3s's own files: Enabled" grep -qx "Encryption S
 se_check "k3s/own: status: stage start" grep -qx "Current Rotation Stage: start" "$OUT"
 
 before=$(snapshot)
+# --secrets-encryption on k3s's command line: a config file cannot turn it off
+se_unit_install k3s.service "$(sed 's|^ExecStart=.*|& --secrets-encryption|' "$SE_UNIT_DIR/k3s.service")"
+cli_check "k3s/own: --secrets-encryption in ExecStart: setup refused" 79 setup
+se_check "k3s/own: the refusal says to remove the flag" out_has "remove the flag"
+install_dist_unit k3s.service k3s "sqlite://$DB"
 cli_check "k3s/own: setup --dry-run" 0 setup --dry-run
 se_check "k3s/own: dry run shows the import without key bytes" bash -c \
         "grep -qF 'keys not shown' '$OUT' && ! grep -qF \"\$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"resources\"][0][\"providers\"][0][\"aescbc\"][\"keys\"][0][\"secret\"])' '$CRED/encryption-config.json')\" '$OUT'"
