@@ -248,6 +248,7 @@ cmp -s "$W/s2/cred/encryption-config.json" "$W/config-current.json" && ok "repla
 refused "replay: a command on a running server refuses (79) with the same diagnosis" 79 "went backwards" cli 3 prepare
 mkdir -p "$W/s5"
 sed 's/server-3/server-5/; s|/s3/|/s5/|' "$W/s3/config.yaml" >"$W/s5/config.yaml"
+se_standin_unit "$W/s5/cred"
 refused "replay: a joining server (no config, no mark) refuses (79): the other servers' records are newer" 79 \
         "authenticated node record of server-" "$HOOK" --config "$W/s5/config.yaml"
 [ ! -e "$W/s5/cred/encryption-config.json" ] && ok "replay: the joining server installed nothing (the retired key never reaches it)" ||
@@ -263,6 +264,7 @@ check "forget-node server-5 (it leaves again)" cli 1 forget-node server-5
 etcd_ctl del /secrets-encrypt/config >/dev/null
 mkdir -p "$W/s6"
 sed 's/server-3/server-6/; s|/s3/|/s6/|' "$W/s3/config.yaml" >"$W/s6/config.yaml"
+se_standin_unit "$W/s6/cred"
 refused "deleted config: a joining server refuses (79) instead of generating a key" 79 "missing from etcd" \
         "$HOOK" --config "$W/s6/config.yaml"
 [ ! -e "$W/s6/cred/encryption-config.json" ] && [ -z "$(sealed)" ] && ok "deleted config: no key generated, nothing published" ||
