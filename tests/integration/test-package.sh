@@ -170,7 +170,7 @@ EOS
         # setup in the clean root: a k3s unit as get.k3s.io writes it, SQLite datastore
         printf '[Unit]\nDescription=k3s\n[Service]\nType=notify\nExecStart=/usr/local/bin/k3s server\n' \
                 >"$ROOT/etc/systemd/system/k3s.service"
-        check "secrets-encrypt setup in the clean root" chroot "$ROOT" secrets-encrypt setup
+        check "secrets-encrypt setup in the clean root" chroot "$ROOT" env -u SYSTEMD_UNIT_PATH secrets-encrypt setup
         check "setup's drop-in runs the installed hook" grep -qx \
                 'ExecStartPre=/usr/libexec/secrets-encrypt/secrets-encrypt-hook --unit=%n' \
                 "$ROOT/etc/systemd/system/k3s.service.d/50-secrets-encrypt.conf"
