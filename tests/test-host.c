@@ -157,6 +157,10 @@ START_TEST(test_check_reads_config) {
         ck_assert_int_eq(se_host_check_reads_config(&h, configs[0], &e), -ESTALE);
         ck_assert_ptr_nonnull(strstr(se_error_message(&e), "secrets-encryption is on"));
         se_error_done(&e);
+        h.secrets_encryption_flag = true; /* from the unit's command line: no config file can undo it */
+        ck_assert_int_eq(se_host_check_reads_config(&h, configs[0], &e), -ESTALE);
+        ck_assert_ptr_nonnull(strstr(se_error_message(&e), "Remove the flag"));
+        se_error_done(&e);
 
         ck_assert_int_eq(se_host_kind_from_unit("k3s.service"), SE_HOST_K3S);
         ck_assert_int_eq(se_host_kind_from_unit("rke2-server.service"), SE_HOST_RKE2);

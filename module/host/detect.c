@@ -304,6 +304,7 @@ static int detect_dist(se_host *h, char *const *ignore, se_error *e) {
 
         h->secrets_encryption =
                 bool_setting(argv, "secrets-encryption", se_dist_config_get(&h->config, "secrets-encryption"));
+        h->secrets_encryption_flag = bool_setting(argv, "secrets-encryption", NULL);
         v = flag_value(argv, "secrets-encryption-provider", NULL, NULL, &r);
         if (!v)
                 v = se_dist_config_get(&h->config, "secrets-encryption-provider");

@@ -13,8 +13,8 @@
 #   3. a plain kube-apiserver.service: its own config imported, ExecStart= replaced by a drop-in,
 #      rotation, undo refused
 #   4. k3s on embedded etcd: a real etcd with client-certificate TLS; the JSON gateway found in
-#      k3s's etcd config file (not the gRPC port); a second server whose k3s config differs is
-#      refused
+#      k3s's etcd config file (not the gRPC port); a rolling rotation through the hook; a second
+#      server whose k3s config differs is refused
 #   5. rke2: its config file, the kube-apiserver static pod's extra mount; undo before any key
 # k3s itself is a shell stand-in (fake-k3s) that merges config.yaml and config.yaml.d the way
 # k3s does, independently of our code, and runs the stand-in API server with the config named.
@@ -367,6 +367,16 @@ EOF
         cli_check "etcd: verify reads etcd over TLS" 0 verify
         cli_check "etcd: status" 0 status
         se_check "etcd: status: stage start" grep -qx "Current Rotation Stage: start" "$OUT"
+        key_before=$(python3 "$INSPECT" keys /var/lib/secrets-encrypt/encryption-config.json 0 | head -n 1)
+        cli_check "etcd: rotate-keys (HA: the rolling rotation)" 0 rotate-keys
+        for round in 1 2 3; do
+                restart_ok "etcd: rolling round $round: k3s restarts through the hook, reading every secret" k3s.service
+        done
+        cli_check "etcd: status after three restarts" 0 status
+        se_check "etcd: the rolling rotation finished" grep -qx "Current Rotation Stage: reencrypt_finished" "$OUT"
+        key_after=$(python3 "$INSPECT" keys /var/lib/secrets-encrypt/encryption-config.json 0 | head -n 1)
+        se_check "etcd: a new write key ($key_before -> $key_after)" test -n "$key_after" -a "$key_before" != "$key_after"
+        cli_check "etcd: verify: every value in etcd readable with the new config" 0 verify
         se_systemctl stop k3s.service
         cli_check "etcd: undo refused (the keys are in use)" 79 setup --undo
 
