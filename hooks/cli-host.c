@@ -21,6 +21,22 @@ static int set(se_settings *s, const char *key, const char *value, se_error *e) 
         return value ? se_settings_set(s, key, value, e) : 0;
 }
 
+int cli_settings_set_datastore(se_settings *s, const se_host *h, se_error *e) {
+        const struct {
+                const char *key, *value;
+        } v[] = {
+                {"datastore-endpoint", h->datastore_endpoint},
+                {"datastore-cafile", h->datastore_cafile},
+                {"datastore-certfile", h->datastore_certfile},
+                {"datastore-keyfile", h->datastore_keyfile},
+        };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(v); i++)
+                r = set(s, v[i].key, v[i].value, e);
+        return r;
+}
+
 /* No settings file: read where the distribution keeps its data, and say so. */
 static int use_detected(cli *c, se_error *e) {
         se_host h = {};
@@ -33,15 +49,8 @@ static int use_detected(cli *c, se_error *e) {
                 r = set(&c->settings, "state-dir", h.dist_cred_dir, e);
         if (r >= 0)
                 r = set(&c->settings, "unit", h.unit, e);
-        if (r >= 0 && h.datastore_endpoint) {
-                r = set(&c->settings, "datastore-endpoint", h.datastore_endpoint, e);
-                if (r >= 0)
-                        r = set(&c->settings, "datastore-cafile", h.datastore_cafile, e);
-                if (r >= 0)
-                        r = set(&c->settings, "datastore-certfile", h.datastore_certfile, e);
-                if (r >= 0)
-                        r = set(&c->settings, "datastore-keyfile", h.datastore_keyfile, e);
-        }
+        if (r >= 0)
+                r = cli_settings_set_datastore(&c->settings, &h, e);
         if (r >= 0 && !c->json)
                 fprintf(stderr,
                         "secrets-encrypt: no settings file (%s): detected %s; reading state dir %s and datastore "

@@ -5,6 +5,7 @@
 
 #include "secrets-encrypt.h"
 #include "se-ops.h"
+#include "se-host.h"
 #include "se-settings.h"
 
 /* The parsed command line of the helper, shared by the command implementations. */
@@ -67,6 +68,8 @@ int cmd_setup(cli *c, se_error *e);
 /* Before a command runs: mutating commands need settings and an API server that reads the config
  * they change (exit 79 otherwise); read-only ones without settings use what detection finds. */
 int cli_check_host(cli *c, const char *command, se_error *e);
+/* The datastore a detection found (endpoint, and TLS files where it names them), as settings. */
+int cli_settings_set_datastore(se_settings *s, const se_host *h, se_error *e);
 
 /* Progress on stderr: a bar on a terminal, a line per 10% otherwise; nothing with --quiet or
  * once stderr is gone. Returns -ECANCELED after SIGINT/SIGTERM: the work stops at a checkpoint. */

@@ -248,12 +248,8 @@ static bool server_is_local(const char *url) {
         return gethostname(self, sizeof(self) - 1) >= 0 && strcasecmp(host, self) == 0;
 }
 
-/* k3s's --data-dir: its datastore, as k3s lays it out. The state dir stays ours (never k3s's
- * server/cred, which belongs to k3s's bootstrap sync). */
 /* k3s's --data-dir: its datastore, found as setup finds it (never its server/cred as state-dir). */
 static int apply_data_dir(se_settings *s, const char *dir, bool endpoint_given, se_error *e) {
-        const char *const keys[] = {"datastore-endpoint", "datastore-cafile", "datastore-certfile",
-                                    "datastore-keyfile"};
         se_host h;
         int r;
 
@@ -264,15 +260,8 @@ static int apply_data_dir(se_settings *s, const char *dir, bool endpoint_given, 
                 return r;
         if (!h.datastore_endpoint)
                 r = se_error_set(e, -EINVAL, "%s: no datastore (k3s has not started on it yet)", dir);
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(keys); i++) {
-                const char *v = i == 0   ? h.datastore_endpoint
-                                : i == 1 ? h.datastore_cafile
-                                : i == 2 ? h.datastore_certfile
-                                         : h.datastore_keyfile;
-
-                if (v)
-                        r = se_settings_set(s, keys[i], v, e);
-        }
+        if (r >= 0)
+                r = cli_settings_set_datastore(s, &h, e);
         se_host_done(&h);
         return r;
 }
