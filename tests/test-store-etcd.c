@@ -13,6 +13,7 @@
 
 #include "lib-etcd.h"
 #include "macro.h"
+#include "se-util.h"
 #include "se-etcd.h"
 #include "se-store.h"
 #include "store-internal.h"
@@ -611,7 +612,7 @@ START_TEST(test_userinfo_never_echoed) {
                 ck_assert_msg(strstr(se_error_message(&e), "127.0.0.1:1") || strstr(se_error_message(&e), "10.0.0.1:1"),
                               "%s", se_error_message(&e));
         }
-        shown = se_store_endpoint_redact("https://a:b@h1:2379/x@y,http://h2:1, https://c@[::1]:3");
+        shown = se_url_strip_userinfo("https://a:b@h1:2379/x@y,http://h2:1, https://c@[::1]:3");
         ck_assert_str_eq(shown, "https://h1:2379/x@y,http://h2:1, https://[::1]:3");
         free(shown);
         se_error_done(&e);

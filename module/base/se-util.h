@@ -26,7 +26,8 @@ void se_buf_free(se_buf *b);  /* wipes, frees, resets */
  * over in *ret (b is reset); else frees b. Returns r or the NUL append's error. */
 int se_buf_take_str(se_buf *b, int r, char **ret);
 
-/* A copy of a URL (or comma list of URLs) without user names and passwords, for messages. */
+/* A copy of a URL (or comma list of URLs, e.g. a datastore-endpoint) without user names and
+ * passwords, for messages; NULL reads as "". NULL on out of memory. */
 char *se_url_strip_userinfo(const char *urls);
 
 /* Reads a whole regular file, refusing symlinks (O_NOFOLLOW), anything but a regular file (-EBADFD,

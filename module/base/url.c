@@ -14,7 +14,7 @@ _public_ char *se_url_strip_userinfo(const char *urls) {
         char *out, *o;
 
         if (!urls)
-                return NULL;
+                urls = "";
         out = o = malloc(strlen(urls) + 1);
         if (!out)
                 return NULL;

@@ -143,7 +143,7 @@ _public_ int se_ctx_store(se_ctx *ctx, se_store **ret, se_error *e) {
                 };
                 r = se_store_open(&o, &ctx->store, e);
                 if (r < 0) {
-                        _cleanup_free_ char *shown = se_store_endpoint_redact(s->datastore_endpoint);
+                        _cleanup_free_ char *shown = se_url_strip_userinfo(s->datastore_endpoint);
 
                         return se_error_prefix(e, r, "datastore %s", shown ? shown : "(endpoint)");
                 }

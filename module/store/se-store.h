@@ -88,9 +88,6 @@ int se_store_get(se_store *s, const char *key, se_kv *ret, se_error *e);
  * nothing is known about partial progress beyond the flags already set). */
 int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e);
 
-/* A copy of a datastore-endpoint list for messages: the userinfo ("user:password@") of every URL
- * removed. NULL on out of memory. */
-char *se_store_endpoint_redact(const char *endpoint);
 /* Whether an http(s):// URL's host is 127.0.0.0/8, [::1] or localhost. */
 bool se_store_url_is_loopback(const char *url);
 

@@ -598,7 +598,7 @@ static void etcd_free(etcd *c) {
 }
 
 static int parse_endpoints(etcd *c, const char *list, se_plain_http plain_http, se_error *e) {
-        _cleanup_free_ char *shown_list = se_store_endpoint_redact(list);
+        _cleanup_free_ char *shown_list = se_url_strip_userinfo(list);
         const char *p = list;
 
         if (!shown_list)
@@ -616,7 +616,7 @@ static int parse_endpoints(etcd *c, const char *list, se_plain_http plain_http, 
                 while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '/'))
                         len--;
                 u = strndup(p, len);
-                shown = u ? se_store_endpoint_redact(u) : NULL;
+                shown = u ? se_url_strip_userinfo(u) : NULL;
                 if (!u || !shown)
                         return se_error_set(e, -ENOMEM, "out of memory");
                 if (!(startswith(u, "http://") && strlen(u) > STRLEN("http://")) &&

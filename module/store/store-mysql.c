@@ -467,7 +467,7 @@ static int my_open(const se_store_options *o, void **ret_impl, se_error *e) {
         m = calloc(1, sizeof(*m));
         if (!m)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        m->display = se_store_endpoint_redact(o->endpoint);
+        m->display = se_url_strip_userinfo(o->endpoint);
         if (!m->display) {
                 free(m);
                 return se_error_set(e, -ENOMEM, "out of memory");

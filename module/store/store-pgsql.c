@@ -330,7 +330,7 @@ static int pg_open(const se_store_options *o, void **ret_impl, se_error *e) {
         p = calloc(1, sizeof(*p));
         if (!p)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        p->display = se_store_endpoint_redact(o->endpoint);
+        p->display = se_url_strip_userinfo(o->endpoint);
         if (!p->display) {
                 free(p);
                 return se_error_set(e, -ENOMEM, "out of memory");

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "se-util.h"
 #include "store-internal.h"
 
 _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *e) {
@@ -22,7 +23,7 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
         else if (startswith(o->endpoint, "mysql://"))
                 ops = &se_store_mysql_ops;
         else {
-                _cleanup_free_ char *shown = se_store_endpoint_redact(o->endpoint);
+                _cleanup_free_ char *shown = se_url_strip_userinfo(o->endpoint);
 
                 return se_error_set(e, -EINVAL,
                                     "datastore-endpoint \"%s\": unsupported scheme, expected sqlite://PATH, "
@@ -45,7 +46,7 @@ _public_ int se_store_open(const se_store_options *o, se_store **ret, se_error *
 
                 r = se_store_range(s, "/registry/", NULL, 1, &l, e);
                 if (r >= 0 && l.n_items == 0) {
-                        _cleanup_free_ char *shown = se_store_endpoint_redact(o->endpoint);
+                        _cleanup_free_ char *shown = se_url_strip_userinfo(o->endpoint);
 
                         r = se_error_set(e, -ENOMEDIUM,
                                          "%s holds no Kubernetes data (no key under /registry/): check "
