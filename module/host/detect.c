@@ -334,24 +334,21 @@ static int detect_dist(se_host *h, char *const *ignore, se_error *e) {
 /* Every --encryption-provider-config in these flags, in order (kube-apiserver uses the last; a
  * oneshot unit's commands each have their own). */
 static int encryption_configs_of(char *const *args, bool bare, char ***ret) {
-        const char *name = "encryption-provider-config";
-        size_t len = strlen(name), n = 0;
+        static const char item[] = "encryption-provider-config=";
+        size_t n = 0;
         int r = 0;
 
+        if (!bare) { /* a command line: --name=v or --name v */
+                (void) flag_value(args, "encryption-provider-config", NULL, ret, &r);
+                return r;
+        }
         for (size_t i = 0; r >= 0 && args && args[i]; i++) {
                 const char *a = args[i];
 
-                if (!bare) { /* a command line: --name=v or --name v */
-                        if (!startswith(a, "--"))
-                                continue;
-                        a += 2;
-                } else
-                        while (*a == '-') /* kube-apiserver-arg items: name=v, also written --name=v */
-                                a++;
-                if (strneq(a, name, len) && a[len] == '=')
-                        r = se_strv_push(ret, &n, a + len + 1);
-                else if (!bare && streq(a, name) && args[i + 1])
-                        r = se_strv_push(ret, &n, args[++i]);
+                while (*a == '-') /* kube-apiserver-arg items: name=v, also written --name=v */
+                        a++;
+                if (startswith(a, item))
+                        r = se_strv_push(ret, &n, a + STRLEN(item));
         }
         return r;
 }
