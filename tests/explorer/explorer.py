@@ -1072,6 +1072,11 @@ class Scenario:
             pending.append(("crash", "`%s` exited %d (a crash or an internal error)" % (cmd, rc)))
         printed = [x.strip() for x in (out + "\n" + err).split("\n")]
         succ = [x for x in printed if x in SUCCESS_LINES]
+        # "reencryption started" announces that the pass began (issue 15: each success line only after
+        # what it announces happened); a pass that then fails (a value no key reads: 65) has started,
+        # as its reencrypt-started event shows. Without that event the line is a false success.
+        if rc != 0 and "Re-encryption of secrets started" in err:
+            succ = [x for x in succ if x != "reencryption started"]
         if rc != 0 and succ:
             pending.append(("success-line-on-failure:" + slug(succ[0]),
                             "`%s` printed %r but exited %d" % (cmd, succ[0], rc)))
