@@ -8,7 +8,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib-common.sh
-se_need python3
+se_need python3 sqlite3
 
 se_common_init terminal
 se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed tests/fault-inject.so
@@ -250,6 +250,19 @@ expect_code 69 "systemd unavailable: --restart --user without a manager" \
 check "--restart failure after the stage changed: says so, and what to run next" \
         bash -c "grep -q 'stage changed to prepare, but --restart failed' '$W/err' && grep -q 'systemctl restart stand-in.service' '$W/err'"
 expect_code 79 "precondition: sync on SQLite (needs etcd)" "$CLI" sync --from-local
+# A secret a KMS provider wrote: its key is in the KMS plugin, out of our reach. The hook's pending
+# re-encryption stops at it, names it and says what to do.
+cp -a "$STATE" "$W/state-kms"
+cp "$DB" "$W/db-kms.sqlite"
+se_settings "$W/config-kms.yaml" "$W/state-kms" "sqlite://$W/db-kms.sqlite"
+sqlite3 "$W/db-kms.sqlite" "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value,
+        old_value) VALUES ('/registry/secrets/default/from-kms', 1, 0, 0, 0, 0,
+        CAST('k8s:enc:kms:v1:vault:' || hex(randomblob(64)) AS BLOB), NULL)"
+SECRETS_ENCRYPT_CONFIG="$W/config-kms.yaml" "$CLI" rotate-keys >/dev/null 2>&1
+expect_code 70 "unsupported operation: a KMS-encrypted secret in a re-encryption" \
+        env SECRETS_ENCRYPT_CONFIG="$W/config-kms.yaml" "$HOOK" --unit=stand-in.service
+check "unsupported operation: names the value and the KMS provider's own rotation" \
+        grep -q "/registry/secrets/default/from-kms: value is encrypted by kms provider \"vault\".*use the KMS provider's own rotation" "$W/err"
 touch "$W/a-file"
 expect_code 73 "cannot create a state file: state-dir under a regular file" "$CLI" --state-dir "$W/a-file/sub" enable
 cp -a "$STATE" "$W/state-io"
