@@ -25,6 +25,11 @@ SQL_SYM(PQgetvalue);
 SQL_SYM(PQgetlength);
 SQL_SYM(PQgetisnull);
 SQL_SYM(PQtransactionStatus);
+SQL_SYM(PQsendQueryParams);
+SQL_SYM(PQgetResult);
+SQL_SYM(PQenterPipelineMode);
+SQL_SYM(PQexitPipelineMode);
+SQL_SYM(PQpipelineSync);
 
 SQL_SYM(mysql_server_init);
 SQL_SYM(mysql_init);
@@ -71,6 +76,15 @@ static const sym pq_syms[] = {
         S(PQgetlength),
         S(PQgetisnull),
         S(PQtransactionStatus),
+        S(PQsendQueryParams),
+        S(PQgetResult),
+};
+
+/* Pipeline mode saves a batch two round trips; without it (libpq < 14) the statements go one by one. */
+static const sym pq_optional_syms[] = {
+        S(PQenterPipelineMode),
+        S(PQexitPipelineMode),
+        S(PQpipelineSync),
 };
 
 static const sym mariadb_syms[] = {
@@ -86,8 +100,10 @@ static const sym mariadb_syms[] = {
 #undef S
 
 /* The handles stay open for the life of the process: neither library can be unloaded safely. */
-static bool load(const char *soname, const sym *syms, size_t n, char *error, size_t error_size) {
+static bool load(const char *soname, const sym *syms, size_t n, const sym *optional, size_t n_optional, char *error,
+                 size_t error_size) {
         void *dl = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+        bool all = true;
 
         if (!dl) {
                 snprintf(error, error_size, "%s", dlerror() ?: "unknown error");
@@ -100,6 +116,13 @@ static bool load(const char *soname, const sym *syms, size_t n, char *error, siz
                         return false;
                 }
         }
+        for (size_t i = 0; i < n_optional; i++) {
+                *optional[i].sym = dlsym(dl, optional[i].name);
+                all = all && *optional[i].sym;
+        }
+        if (!all) /* a set works only whole */
+                for (size_t i = 0; i < n_optional; i++)
+                        *optional[i].sym = NULL;
         return true;
 }
 
@@ -108,7 +131,8 @@ static bool pq_loaded;
 static char pq_error[256];
 
 static void pq_load(void) {
-        pq_loaded = load("libpq.so.5", pq_syms, ELEMENTSOF(pq_syms), pq_error, sizeof(pq_error));
+        pq_loaded = load("libpq.so.5", pq_syms, ELEMENTSOF(pq_syms), pq_optional_syms, ELEMENTSOF(pq_optional_syms),
+                         pq_error, sizeof(pq_error));
 }
 
 int se_dlopen_libpq(se_error *e) {
@@ -125,8 +149,8 @@ static bool mariadb_loaded;
 static char mariadb_error[256];
 
 static void mariadb_load(void) {
-        mariadb_loaded =
-                load("libmariadb.so.3", mariadb_syms, ELEMENTSOF(mariadb_syms), mariadb_error, sizeof(mariadb_error));
+        mariadb_loaded = load("libmariadb.so.3", mariadb_syms, ELEMENTSOF(mariadb_syms), NULL, 0, mariadb_error,
+                              sizeof(mariadb_error));
         /* mysql_init() would do it too, but not thread-safely */
         if (mariadb_loaded && sym_mysql_server_init(0, NULL, NULL) != 0) {
                 snprintf(mariadb_error, sizeof(mariadb_error), "mysql_library_init failed");

@@ -29,6 +29,12 @@ SQL_SYM(PQgetvalue);
 SQL_SYM(PQgetlength);
 SQL_SYM(PQgetisnull);
 SQL_SYM(PQtransactionStatus);
+SQL_SYM(PQsendQueryParams);
+SQL_SYM(PQgetResult);
+/* libpq >= 14 only; NULL with an older one */
+SQL_SYM(PQenterPipelineMode);
+SQL_SYM(PQexitPipelineMode);
+SQL_SYM(PQpipelineSync);
 
 SQL_SYM(mysql_server_init);
 SQL_SYM(mysql_init);

@@ -55,7 +55,7 @@ static const char sql_schema[] =
         "'value', 'old_value')), "
         "(SELECT COUNT(DISTINCT index_name) FROM information_schema.statistics WHERE table_schema = DATABASE() AND "
         "table_name = 'kine' AND index_name = 'kine_name_prev_revision_uindex' AND non_unique = 0), "
-        "@@max_allowed_packet";
+        "@@max_allowed_packet, @@version";
 
 typedef struct mysql_store {
         char *display; /* the endpoint with its password masked */
@@ -66,7 +66,8 @@ typedef struct mysql_store {
         MYSQL *conn;
         uint64_t timeout_usec;
         size_t max_query;
-        char *q; /* query buffer */
+        bool returning; /* MariaDB >= 10.5: INSERT … SELECT … RETURNING */
+        char *q;        /* query buffer */
         size_t q_size, q_cap;
         pthread_mutex_t lock; /* one operation at a time per store */
 } mysql_store;
@@ -157,6 +158,17 @@ static int my_exec(mysql_store *m, const char *sql, se_error *e, const char *wha
         return 0;
 }
 
+/* MariaDB's version is "10.11.6-MariaDB-…"; MySQL's has no "MariaDB" and no RETURNING. */
+static bool server_has_returning(const char *version) {
+        unsigned major = 0, minor = 0;
+
+        if (!strstr(version, "MariaDB") || secure_getenv("SE_TEST_MYSQL_NO_RETURNING"))
+                return false;
+        if (sscanf(version, "%u.%u", &major, &minor) != 2)
+                return false;
+        return major > 10 || (major == 10 && minor >= 5);
+}
+
 /* 1 = connected to a database holding kine's table, 0 = a database with no table at all (an empty
  * store), < 0 error. Never creates anything. */
 static int my_connect(mysql_store *m, se_error *e) {
@@ -234,7 +246,7 @@ static int my_connect(mysql_store *m, se_error *e) {
                 goto fail;
         }
         row = sym_mysql_fetch_row(res);
-        if (!row || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) {
+        if (!row || !row[0] || !row[1] || !row[2] || !row[3] || !row[4] || !row[5]) {
                 sym_mysql_free_result(res);
                 r = se_error_set(e, -EIO, "MySQL %s: cannot read the schema", m->display);
                 goto fail;
@@ -244,6 +256,7 @@ static int my_connect(mysql_store *m, se_error *e) {
         n_kine_cols = strtoll(row[2], NULL, 10);
         n_uindex = strtoll(row[3], NULL, 10);
         max_packet = strtoll(row[4], NULL, 10);
+        m->returning = server_has_returning(row[5]);
         sym_mysql_free_result(res);
 
         if (n_cols == 0) {
@@ -799,10 +812,11 @@ static int build_write(mysql_store *m, const se_kv_update *u) {
         return r;
 }
 
-/* Sends u[from..to) as one multi-statement query and records each statement's outcome. Returns the
- * index after the last statement that ran (a duplicate key stops the rest of the query: the caller
- * sends them again), or a negative errno. */
-static ssize_t my_send(mysql_store *m, se_kv_update *u, size_t from, size_t to, int *written, se_error *e) {
+/* Sends the writes u[idx[from..to)] as one multi-statement query and records each statement's
+ * outcome. Returns the position after the last statement that ran (a duplicate key stops the rest
+ * of the query: the caller sends them again), or a negative errno. */
+static ssize_t my_send(mysql_store *m, se_kv_update *u, const size_t *idx, size_t from, size_t to, int *written,
+                       se_error *e) {
         size_t i = from;
         int status;
 
@@ -813,10 +827,10 @@ static ssize_t my_send(mysql_store *m, se_kv_update *u, size_t from, size_t to, 
 
                 sym_mysql_free_result(res);
                 if (sym_mysql_affected_rows(m->conn) == 1) {
-                        u[i].new_revision = (int64_t) sym_mysql_insert_id(m->conn);
+                        u[idx[i]].new_revision = (int64_t) sym_mysql_insert_id(m->conn);
                         (*written)++;
                 } else
-                        u[i].conflict = true;
+                        u[idx[i]].conflict = true;
                 i++;
                 status = sym_mysql_next_result(m->conn);
                 if (status < 0)
@@ -833,15 +847,200 @@ failed:
         if (sym_mysql_errno(m->conn) == ER_DUP_ENTRY) {
                 /* kine_name_prev_revision_uindex: another writer superseded the row first; only this
                  * statement was undone */
-                u[i].conflict = true;
+                u[idx[i]].conflict = true;
                 return (ssize_t) (i + 1);
         }
         return my_fail(m, e, "write failed");
 }
 
-static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e) {
-        int r, written = 0;
+/* The writes u[idx[0..k)], one INSERT … SELECT each, as many per round trip as fit in a query. */
+static int my_write_each(mysql_store *m, se_kv_update *u, const size_t *idx, size_t k, int *written, se_error *e) {
         size_t i = 0;
+
+        while (i < k) {
+                size_t to = i;
+                ssize_t r;
+
+                q_reset(m);
+                /* at least one statement, then more while the query stays below the chunk size */
+                do {
+                        if (build_write(m, &u[idx[to]]) < 0)
+                                return se_error_set(e, -ENOMEM, "out of memory");
+                        to++;
+                } while (to < k && m->q_size + u[idx[to]].value_size * 2 + 1024 < m->max_query);
+
+                r = my_send(m, u, idx, i, to, written, e);
+                if (r < 0)
+                        return (int) r;
+                i = (size_t) r;
+        }
+        return 0;
+}
+
+/* Which of the batch's expected rows are still their name's current, live row (as build_write's
+ * compare-and-swap reads it): their ids and names. */
+static int build_check(mysql_store *m, const se_sql_batch *b, bool begin) {
+        int r = begin ? q_add(m, "START TRANSACTION; ") : 0;
+
+        if (r >= 0)
+                r = q_add(m, "SELECT c.id, c.name FROM kine AS c WHERE c.id IN (");
+        for (size_t j = 0; r >= 0 && j < b->n; j++) {
+                if (j > 0)
+                        r = q_add(m, ",");
+                if (r >= 0)
+                        r = q_add_int(m, (long long) b->u[b->order[j]].expected_mod_revision);
+        }
+        if (r >= 0)
+                r = q_add(m,
+                          ") AND c.deleted = 0 AND c.id = (SELECT MAX(mx.id) FROM kine AS mx WHERE mx.name = c.name)");
+        return r;
+}
+
+/* kine's update rows for u[todo[from..)], as many as fit in a query, in one INSERT … VALUES that
+ * returns them. VALUES, not INSERT … SELECT: InnoDB gives a statement whose row count it knows
+ * exactly that many consecutive ids, where INSERT … SELECT reserves them in growing blocks and
+ * loses what it did not use, a gap after every batch that kine's pollers would wait on and fill.
+ * Each superseded row's create_revision, lease and value are read by id in the statement. */
+static int build_insert(mysql_store *m, const se_kv_update *u, const size_t *todo, size_t from, size_t k, bool commit,
+                        size_t *ret_to) {
+        size_t to = from;
+        int r;
+
+        r = q_add(m, "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, "
+                     "old_value) VALUES ");
+        do {
+                const se_kv_update *w = &u[todo[to]];
+                char id[32];
+
+                snprintf(id, sizeof(id), "%lld", (long long) w->expected_mod_revision);
+                if (r >= 0)
+                        r = q_add(m, to == from ? "(" : ", (");
+                if (r >= 0)
+                        r = q_add_string(m, w->key);
+                if (r >= 0)
+                        r = q_add(m, ", 0, 0, (SELECT IF(c.created != 0, c.id, c.create_revision) FROM kine AS c "
+                                     "WHERE c.id = ");
+                if (r >= 0)
+                        r = q_add(m, id);
+                if (r >= 0)
+                        r = q_add(m, "), ");
+                if (r >= 0)
+                        r = q_add(m, id);
+                if (r >= 0)
+                        r = q_add(m, ", (SELECT c.lease FROM kine AS c WHERE c.id = ");
+                if (r >= 0)
+                        r = q_add(m, id);
+                if (r >= 0)
+                        r = q_add(m, "), ");
+                if (r >= 0)
+                        r = q_add_blob(m, w->value, w->value_size);
+                if (r >= 0)
+                        r = q_add(m, ", (SELECT c.value FROM kine AS c WHERE c.id = ");
+                if (r >= 0)
+                        r = q_add(m, id);
+                if (r >= 0)
+                        r = q_add(m, "))");
+                to++;
+        } while (r >= 0 && to < k &&
+                 m->q_size + u[todo[to]].value_size * 2 + strlen(u[todo[to]].key) * 2 + 1024 < m->max_query);
+        if (r >= 0)
+                r = q_add(m, " RETURNING prev_revision, id");
+        if (r >= 0 && commit && to == k)
+                r = q_add(m, "; COMMIT");
+        *ret_to = to;
+        return r;
+}
+
+/* MariaDB: the updates of u in two round trips: one reads which expected rows are still current
+ * (the others are conflicts, nothing written), one inserts kine's rows for those (one INSERT per
+ * query-size chunk) and commits. A writer that adds its row for a name in between makes the
+ * chunk's INSERT fail on kine's unique index; only that statement is undone, and its updates are
+ * then written one by one, which tells which lost. With begin, the first query starts the
+ * transaction; with commit, the last one commits it (*ret_committed says whether it ran). */
+static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begin, bool commit, int *written,
+                            bool *ret_committed, se_error *e) {
+        _cleanup_(se_sql_batch_done) se_sql_batch b = {};
+        _cleanup_free_ size_t *todo = NULL;
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        size_t k = 0, from = 0;
+        int r;
+
+        *ret_committed = false;
+        if (se_sql_batch_init(&b, u, n, false) < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        todo = calloc(MAX(b.n, 1u), sizeof(size_t));
+        if (!todo)
+                return se_error_set(e, -ENOMEM, "out of memory");
+
+        q_reset(m);
+        if (build_check(m, &b, begin) < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        if (sym_mysql_real_query(m->conn, m->q, m->q_size) != 0)
+                return my_fail(m, e, begin ? "cannot begin a write transaction" : "read failed");
+        if (begin) {
+                sym_mysql_free_result(sym_mysql_store_result(m->conn));
+                if (sym_mysql_next_result(m->conn) != 0)
+                        return my_fail(m, e, "read failed");
+        }
+        res = sym_mysql_store_result(m->conn);
+        if (!res)
+                return my_fail(m, e, "read failed");
+        /* every update is a conflict unless its row is current under its own key */
+        se_sql_batch_results_begin(&b, 0, b.n);
+        while ((row = sym_mysql_fetch_row(res))) {
+                size_t i = row[0] && row[1] ? se_sql_batch_find(&b, NULL, strtoll(row[0], NULL, 10)) : SIZE_MAX;
+
+                if (i != SIZE_MAX && streq(u[i].key, row[1]))
+                        u[i].conflict = false;
+        }
+        sym_mysql_free_result(res);
+        for (size_t i = 0; i < n; i++)
+                if (u[i].expected_mod_revision != 0 && !u[i].conflict)
+                        todo[k++] = i;
+
+        while (from < k) {
+                size_t to;
+
+                q_reset(m);
+                if (build_insert(m, u, todo, from, k, commit, &to) < 0)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                if (sym_mysql_real_query(m->conn, m->q, m->q_size) != 0) {
+                        if (sym_mysql_errno(m->conn) != ER_DUP_ENTRY)
+                                return my_fail(m, e, "write failed");
+                        /* the rest of the query (COMMIT) did not run */
+                        r = my_write_each(m, u, todo + from, to - from, written, e);
+                        if (r < 0)
+                                return r;
+                        from = to;
+                        continue;
+                }
+                res = sym_mysql_store_result(m->conn);
+                if (!res)
+                        return my_fail(m, e, "write failed");
+                for (size_t j = from; j < to; j++)
+                        u[todo[j]].conflict = true;
+                while ((row = sym_mysql_fetch_row(res)))
+                        if (row[0] && row[1] &&
+                            se_sql_batch_written(&b, NULL, strtoll(row[0], NULL, 10), strtoll(row[1], NULL, 10)))
+                                (*written)++;
+                sym_mysql_free_result(res);
+                if (commit && to == k) {
+                        if (sym_mysql_next_result(m->conn) != 0)
+                                return my_fail(m, e, "commit failed");
+                        sym_mysql_free_result(sym_mysql_store_result(m->conn));
+                        *ret_committed = true;
+                }
+                from = to;
+        }
+        return 0;
+}
+
+static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e) {
+        _cleanup_free_ size_t *idx = NULL;
+        bool committed = false;
+        size_t k = 0;
+        int r, written = 0;
 
         r = my_connect(m, e);
         if (r == 0)
@@ -849,36 +1048,31 @@ static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e
         if (r < 0)
                 goto finish;
 
-        r = my_exec(m, "START TRANSACTION", e, "cannot begin a write transaction");
-        if (r < 0)
-                goto rollback;
-
-        while (i < n) {
-                size_t to = i;
-                ssize_t k;
-
-                q_reset(m);
-                /* at least one statement, then more while the query stays below the chunk size */
-                do {
-                        r = build_write(m, &u[to]);
-                        if (r < 0) {
-                                r = se_error_set(e, r, "out of memory");
-                                goto rollback;
-                        }
-                        to++;
-                } while (to < n && m->q_size + u[to].value_size * 2 + 1024 < m->max_query);
-
-                k = my_send(m, u, i, to, &written, e);
-                if (k < 0) {
-                        r = (int) k;
-                        goto rollback;
-                }
-                i = (size_t) k;
+        idx = calloc(MAX(n, 1u), sizeof(size_t));
+        if (!idx) {
+                r = se_error_set(e, -ENOMEM, "out of memory");
+                goto finish;
         }
+        /* with RETURNING, the updates go as whole statements and only the creates one by one */
+        for (size_t i = 0; i < n; i++)
+                if (!m->returning || u[i].expected_mod_revision == 0)
+                        idx[k++] = i;
 
-        r = my_exec(m, "COMMIT", e, "commit failed");
+        if (k > 0 || !m->returning) {
+                r = my_exec(m, "START TRANSACTION", e, "cannot begin a write transaction");
+                if (r >= 0)
+                        r = my_write_each(m, u, idx, k, &written, e);
+        }
+        if (r >= 0 && m->returning && k < n)
+                r = my_write_updates(m, u, n, k == 0, true, &written, &committed, e);
         if (r < 0)
                 goto rollback;
+
+        if (!committed) {
+                r = my_exec(m, "COMMIT", e, "commit failed");
+                if (r < 0)
+                        goto rollback;
+        }
         r = written;
         goto finish;
 
