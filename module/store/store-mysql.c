@@ -877,13 +877,19 @@ static int my_write_each(mysql_store *m, se_kv_update *u, const size_t *idx, siz
         return 0;
 }
 
+typedef struct check_row {
+        long long create_revision, lease;
+} check_row;
+
 /* Which of the batch's expected rows are still their name's current, live row (as build_write's
- * compare-and-swap reads it): their ids and names. */
+ * compare-and-swap reads it): id, name, and the create_revision and lease a row superseding it
+ * carries. */
 static int build_check(mysql_store *m, const se_sql_batch *b, bool begin) {
         int r = begin ? q_add(m, "START TRANSACTION; ") : 0;
 
         if (r >= 0)
-                r = q_add(m, "SELECT c.id, c.name FROM kine AS c WHERE c.id IN (");
+                r = q_add(m, "SELECT c.id, c.name, CASE WHEN c.created != 0 THEN c.id ELSE c.create_revision END, "
+                             "c.lease FROM kine AS c WHERE c.id IN (");
         for (size_t j = 0; r >= 0 && j < b->n; j++) {
                 if (j > 0)
                         r = q_add(m, ",");
@@ -900,9 +906,11 @@ static int build_check(mysql_store *m, const se_sql_batch *b, bool begin) {
  * returns them. VALUES, not INSERT … SELECT: InnoDB gives a statement whose row count it knows
  * exactly that many consecutive ids, where INSERT … SELECT reserves them in growing blocks and
  * loses what it did not use, a gap after every batch that kine's pollers would wait on and fill.
- * Each superseded row's create_revision, lease and value are read by id in the statement. */
-static int build_insert(mysql_store *m, const se_kv_update *u, const size_t *todo, size_t from, size_t k, bool commit,
-                        size_t *ret_to) {
+ * create_revision and lease come from build_check's read (cur[i]); old_value, the superseded
+ * row's value, is read by id in the statement (one subquery a row: three cost several times as
+ * much). */
+static int build_insert(mysql_store *m, const se_kv_update *u, const check_row *cur, const size_t *todo, size_t from,
+                        size_t k, bool commit, size_t *ret_to) {
         size_t to = from;
         int r;
 
@@ -918,20 +926,19 @@ static int build_insert(mysql_store *m, const se_kv_update *u, const size_t *tod
                 if (r >= 0)
                         r = q_add_string(m, w->key);
                 if (r >= 0)
-                        r = q_add(m, ", 0, 0, (SELECT IF(c.created != 0, c.id, c.create_revision) FROM kine AS c "
-                                     "WHERE c.id = ");
+                        r = q_add(m, ", 0, 0, ");
+                if (r >= 0)
+                        r = q_add_int(m, cur[todo[to]].create_revision);
+                if (r >= 0)
+                        r = q_add(m, ", ");
                 if (r >= 0)
                         r = q_add(m, id);
                 if (r >= 0)
-                        r = q_add(m, "), ");
+                        r = q_add(m, ", ");
                 if (r >= 0)
-                        r = q_add(m, id);
+                        r = q_add_int(m, cur[todo[to]].lease);
                 if (r >= 0)
-                        r = q_add(m, ", (SELECT c.lease FROM kine AS c WHERE c.id = ");
-                if (r >= 0)
-                        r = q_add(m, id);
-                if (r >= 0)
-                        r = q_add(m, "), ");
+                        r = q_add(m, ", ");
                 if (r >= 0)
                         r = q_add_blob(m, w->value, w->value_size);
                 if (r >= 0)
@@ -961,6 +968,7 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
                             bool *ret_committed, se_error *e) {
         _cleanup_(se_sql_batch_done) se_sql_batch b = {};
         _cleanup_free_ size_t *todo = NULL;
+        _cleanup_free_ check_row *cur = NULL;
         MYSQL_RES *res;
         MYSQL_ROW row;
         size_t k = 0, from = 0;
@@ -970,7 +978,8 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
         if (se_sql_batch_init(&b, u, n, false) < 0)
                 return se_error_set(e, -ENOMEM, "out of memory");
         todo = calloc(MAX(b.n, 1u), sizeof(size_t));
-        if (!todo)
+        cur = calloc(MAX(n, 1u), sizeof(check_row));
+        if (!todo || !cur)
                 return se_error_set(e, -ENOMEM, "out of memory");
 
         q_reset(m);
@@ -989,10 +998,14 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
         /* every update is a conflict unless its row is current under its own key */
         se_sql_batch_results_begin(&b, 0, b.n);
         while ((row = sym_mysql_fetch_row(res))) {
-                size_t i = row[0] && row[1] ? se_sql_batch_find(&b, NULL, strtoll(row[0], NULL, 10)) : SIZE_MAX;
+                size_t i = row[0] && row[1] && row[2] && row[3]
+                                   ? se_sql_batch_find(&b, NULL, strtoll(row[0], NULL, 10))
+                                   : SIZE_MAX;
 
-                if (i != SIZE_MAX && streq(u[i].key, row[1]))
+                if (i != SIZE_MAX && streq(u[i].key, row[1])) {
                         u[i].conflict = false;
+                        cur[i] = (check_row){strtoll(row[2], NULL, 10), strtoll(row[3], NULL, 10)};
+                }
         }
         sym_mysql_free_result(res);
         for (size_t i = 0; i < n; i++)
@@ -1003,7 +1016,7 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
                 size_t to;
 
                 q_reset(m);
-                if (build_insert(m, u, todo, from, k, commit, &to) < 0)
+                if (build_insert(m, u, cur, todo, from, k, commit, &to) < 0)
                         return se_error_set(e, -ENOMEM, "out of memory");
                 if (sym_mysql_real_query(m->conn, m->q, m->q_size) != 0) {
                         if (sym_mysql_errno(m->conn) != ER_DUP_ENTRY)
