@@ -50,6 +50,17 @@ SQL_SYM(mysql_insert_id);
 SQL_SYM(mysql_hex_string);
 SQL_SYM(mysql_real_escape_string);
 SQL_SYM(mysql_field_count);
+SQL_SYM(mysql_stmt_init);
+SQL_SYM(mysql_stmt_prepare);
+SQL_SYM(mysql_stmt_bind_param);
+SQL_SYM(mysql_stmt_execute);
+SQL_SYM(mysql_stmt_bind_result);
+SQL_SYM(mysql_stmt_fetch);
+SQL_SYM(mysql_stmt_store_result);
+SQL_SYM(mysql_stmt_free_result);
+SQL_SYM(mysql_stmt_close);
+SQL_SYM(mysql_stmt_errno);
+SQL_SYM(mysql_stmt_error);
 #undef SQL_SYM
 
 typedef struct sym {
@@ -88,13 +99,36 @@ static const sym pq_optional_syms[] = {
 };
 
 static const sym mariadb_syms[] = {
-        S(mysql_server_init),  S(mysql_init),          S(mysql_options),
-        S(mysql_real_connect), S(mysql_error),         S(mysql_errno),
-        S(mysql_close),        S(mysql_real_query),    S(mysql_store_result),
-        S(mysql_fetch_row),    S(mysql_fetch_lengths), S(mysql_free_result),
-        S(mysql_next_result),  S(mysql_more_results),  S(mysql_affected_rows),
-        S(mysql_insert_id),    S(mysql_hex_string),    S(mysql_real_escape_string),
+        S(mysql_server_init),
+        S(mysql_init),
+        S(mysql_options),
+        S(mysql_real_connect),
+        S(mysql_error),
+        S(mysql_errno),
+        S(mysql_close),
+        S(mysql_real_query),
+        S(mysql_store_result),
+        S(mysql_fetch_row),
+        S(mysql_fetch_lengths),
+        S(mysql_free_result),
+        S(mysql_next_result),
+        S(mysql_more_results),
+        S(mysql_affected_rows),
+        S(mysql_insert_id),
+        S(mysql_hex_string),
+        S(mysql_real_escape_string),
         S(mysql_field_count),
+        S(mysql_stmt_init),
+        S(mysql_stmt_prepare),
+        S(mysql_stmt_bind_param),
+        S(mysql_stmt_execute),
+        S(mysql_stmt_bind_result),
+        S(mysql_stmt_fetch),
+        S(mysql_stmt_store_result),
+        S(mysql_stmt_free_result),
+        S(mysql_stmt_close),
+        S(mysql_stmt_errno),
+        S(mysql_stmt_error),
 };
 
 #undef S

@@ -55,6 +55,17 @@ SQL_SYM(mysql_insert_id);
 SQL_SYM(mysql_hex_string);
 SQL_SYM(mysql_real_escape_string);
 SQL_SYM(mysql_field_count);
+SQL_SYM(mysql_stmt_init);
+SQL_SYM(mysql_stmt_prepare);
+SQL_SYM(mysql_stmt_bind_param);
+SQL_SYM(mysql_stmt_execute);
+SQL_SYM(mysql_stmt_bind_result);
+SQL_SYM(mysql_stmt_fetch);
+SQL_SYM(mysql_stmt_store_result);
+SQL_SYM(mysql_stmt_free_result);
+SQL_SYM(mysql_stmt_close);
+SQL_SYM(mysql_stmt_errno);
+SQL_SYM(mysql_stmt_error);
 
 #undef SQL_SYM
 

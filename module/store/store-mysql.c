@@ -8,12 +8,14 @@
  * makes it ASCII, case-insensitive).
  *
  * The endpoint is k3s's Go-driver DSN, mysql://[user[:password]@][tcp(host[:port])|unix(path)]/[db].
- * The MariaDB Connector/C speaks to MySQL and MariaDB alike, so nothing here needs a feature only
- * one of them has: a batch is one round trip of one INSERT … SELECT per key (multi-statements),
- * and each statement's own affected-rows and insert id say whether it was written and as which
- * revision. The unique (name, prev_revision) index is the compare-and-swap: where another writer
- * superseded the row first the insert fails with a duplicate key (as kine's own does); only that
- * statement is undone, the key is reported as a conflict and the batch goes on.
+ * The MariaDB Connector/C speaks to MySQL and MariaDB alike. On MariaDB >= 10.5 a batch of
+ * updates is two round trips (my_write_updates): a SELECT of which expected rows are still
+ * current, then one INSERT … VALUES … RETURNING (with the COMMIT) for those. Elsewhere (MySQL has
+ * no RETURNING), and for creates, a batch is one round trip of one INSERT … SELECT per key
+ * (multi-statements), each statement's affected-rows and insert id saying whether it was written
+ * and as which revision. The unique (name, prev_revision) index is the compare-and-swap: where
+ * another writer superseded the row first the insert fails with a duplicate key (as kine's own
+ * does); only that statement is undone, the key is reported as a conflict and the batch goes on.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -66,8 +68,10 @@ typedef struct mysql_store {
         MYSQL *conn;
         uint64_t timeout_usec;
         size_t max_query;
-        bool returning; /* MariaDB >= 10.5: INSERT … SELECT … RETURNING */
-        char *q;        /* query buffer */
+        bool returning;     /* MariaDB >= 10.5: INSERT … SELECT … RETURNING */
+        MYSQL_STMT *insert; /* the prepared INSERT … VALUES of build_insert, for insert_rows rows */
+        size_t insert_rows;
+        char *q; /* query buffer */
         size_t q_size, q_cap;
         pthread_mutex_t lock; /* one operation at a time per store */
 } mysql_store;
@@ -123,9 +127,7 @@ static int my_errno(unsigned n, const char *msg) {
         }
 }
 
-static int my_fail(mysql_store *m, se_error *e, const char *what) {
-        unsigned n = m->conn ? sym_mysql_errno(m->conn) : 0;
-        const char *msg = m->conn ? sym_mysql_error(m->conn) : "no connection";
+static int my_fail_with(mysql_store *m, unsigned n, const char *msg, se_error *e, const char *what) {
         int r = my_errno(n, msg);
 
         switch (r) {
@@ -141,7 +143,21 @@ static int my_fail(mysql_store *m, se_error *e, const char *what) {
         }
 }
 
+static int my_fail(mysql_store *m, se_error *e, const char *what) {
+        return my_fail_with(m, m->conn ? sym_mysql_errno(m->conn) : 0,
+                            m->conn ? sym_mysql_error(m->conn) : "no connection", e, what);
+}
+
+static int my_stmt_fail(mysql_store *m, MYSQL_STMT *st, se_error *e, const char *what) {
+        return my_fail_with(m, sym_mysql_stmt_errno(st), sym_mysql_stmt_error(st), e, what);
+}
+
 static void my_disconnect(mysql_store *m) {
+        if (m->insert) {
+                sym_mysql_stmt_close(m->insert);
+                m->insert = NULL;
+                m->insert_rows = 0;
+        }
         if (m->conn) {
                 sym_mysql_close(m->conn);
                 m->conn = NULL;
@@ -878,7 +894,7 @@ static int my_write_each(mysql_store *m, se_kv_update *u, const size_t *idx, siz
 }
 
 typedef struct check_row {
-        long long create_revision, lease;
+        long long id, create_revision, lease;
 } check_row;
 
 /* Which of the batch's expected rows are still their name's current, live row (as build_write's
@@ -902,70 +918,56 @@ static int build_check(mysql_store *m, const se_sql_batch *b, bool begin) {
         return r;
 }
 
-/* kine's update rows for u[todo[from..)], as many as fit in a query, in one INSERT … VALUES that
- * returns them. VALUES, not INSERT … SELECT: InnoDB gives a statement whose row count it knows
- * exactly that many consecutive ids, where INSERT … SELECT reserves them in growing blocks and
- * loses what it did not use, a gap after every batch that kine's pollers would wait on and fill.
- * create_revision and lease come from build_check's read (cur[i]); old_value, the superseded
- * row's value, is read by id in the statement (one subquery a row: three cost several times as
- * much). */
-static int build_insert(mysql_store *m, const se_kv_update *u, const check_row *cur, const size_t *todo, size_t from,
-                        size_t k, bool commit, size_t *ret_to) {
-        size_t to = from;
+#define INSERT_PARAMS   6
+#define INSERT_MAX_ROWS 1000u
+
+/* kine's update rows for k rows in one INSERT … VALUES that returns them, prepared (the values go
+ * as binary parameters: hex literals cost the server about as much again as the insert). VALUES,
+ * not INSERT … SELECT: InnoDB gives a statement whose row count it knows exactly that many
+ * consecutive ids, where INSERT … SELECT reserves them in growing blocks and loses what it did not
+ * use, a gap after every batch that kine's pollers would wait on and fill. create_revision and
+ * lease come from build_check's read; old_value, the superseded row's value, is read by id in the
+ * statement (one subquery a row: three cost several times as much). */
+static int my_prepare_insert(mysql_store *m, size_t k, se_error *e) {
         int r;
 
+        if (m->insert && m->insert_rows == k)
+                return 0;
+        if (m->insert) {
+                sym_mysql_stmt_close(m->insert);
+                m->insert = NULL;
+                m->insert_rows = 0;
+        }
+        q_reset(m);
         r = q_add(m, "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, "
                      "old_value) VALUES ");
-        do {
-                const se_kv_update *w = &u[todo[to]];
-                char id[32];
-
-                snprintf(id, sizeof(id), "%lld", (long long) w->expected_mod_revision);
-                if (r >= 0)
-                        r = q_add(m, to == from ? "(" : ", (");
-                if (r >= 0)
-                        r = q_add_string(m, w->key);
-                if (r >= 0)
-                        r = q_add(m, ", 0, 0, ");
-                if (r >= 0)
-                        r = q_add_int(m, cur[todo[to]].create_revision);
-                if (r >= 0)
-                        r = q_add(m, ", ");
-                if (r >= 0)
-                        r = q_add(m, id);
-                if (r >= 0)
-                        r = q_add(m, ", ");
-                if (r >= 0)
-                        r = q_add_int(m, cur[todo[to]].lease);
-                if (r >= 0)
-                        r = q_add(m, ", ");
-                if (r >= 0)
-                        r = q_add_blob(m, w->value, w->value_size);
-                if (r >= 0)
-                        r = q_add(m, ", (SELECT c.value FROM kine AS c WHERE c.id = ");
-                if (r >= 0)
-                        r = q_add(m, id);
-                if (r >= 0)
-                        r = q_add(m, "))");
-                to++;
-        } while (r >= 0 && to < k &&
-                 m->q_size + u[todo[to]].value_size * 2 + strlen(u[todo[to]].key) * 2 + 1024 < m->max_query);
+        for (size_t j = 0; r >= 0 && j < k; j++)
+                r = q_add(m, j == 0 ? "(?, 0, 0, ?, ?, ?, ?, (SELECT c.value FROM kine AS c WHERE c.id = ?))"
+                                    : ", (?, 0, 0, ?, ?, ?, ?, (SELECT c.value FROM kine AS c WHERE c.id = ?))");
         if (r >= 0)
                 r = q_add(m, " RETURNING prev_revision, id");
-        if (r >= 0 && commit && to == k)
-                r = q_add(m, "; COMMIT");
-        *ret_to = to;
-        return r;
+        if (r < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        m->insert = sym_mysql_stmt_init(m->conn);
+        if (!m->insert)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        if (sym_mysql_stmt_prepare(m->insert, m->q, m->q_size) != 0) {
+                r = my_stmt_fail(m, m->insert, e, "cannot prepare the write");
+                sym_mysql_stmt_close(m->insert);
+                m->insert = NULL;
+                return r;
+        }
+        m->insert_rows = k;
+        return 0;
 }
 
 /* MariaDB: the updates of u in two round trips: one reads which expected rows are still current
  * (the others are conflicts, nothing written), one inserts kine's rows for those (one INSERT per
- * query-size chunk) and commits. A writer that adds its row for a name in between makes the
- * chunk's INSERT fail on kine's unique index; only that statement is undone, and its updates are
- * then written one by one, which tells which lost. With begin, the first query starts the
- * transaction; with commit, the last one commits it (*ret_committed says whether it ran). */
-static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begin, bool commit, int *written,
-                            bool *ret_committed, se_error *e) {
+ * packet-size chunk). A writer that adds its row for a name in between makes the chunk's INSERT
+ * fail on kine's unique index; only that statement is undone (its ids are lost: a gap, as after
+ * any failed insert of kine's own), and its updates are then written one by one, which tells
+ * which lost. With begin, the first query starts the transaction. */
+static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begin, int *written, se_error *e) {
         _cleanup_(se_sql_batch_done) se_sql_batch b = {};
         _cleanup_free_ size_t *todo = NULL;
         _cleanup_free_ check_row *cur = NULL;
@@ -974,7 +976,6 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
         size_t k = 0, from = 0;
         int r;
 
-        *ret_committed = false;
         if (se_sql_batch_init(&b, u, n, false) < 0)
                 return se_error_set(e, -ENOMEM, "out of memory");
         todo = calloc(MAX(b.n, 1u), sizeof(size_t));
@@ -1004,7 +1005,8 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
 
                 if (i != SIZE_MAX && streq(u[i].key, row[1])) {
                         u[i].conflict = false;
-                        cur[i] = (check_row){strtoll(row[2], NULL, 10), strtoll(row[3], NULL, 10)};
+                        cur[i] = (check_row){u[i].expected_mod_revision, strtoll(row[2], NULL, 10),
+                                             strtoll(row[3], NULL, 10)};
                 }
         }
         sym_mysql_free_result(res);
@@ -1013,37 +1015,64 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
                         todo[k++] = i;
 
         while (from < k) {
-                size_t to;
+                _cleanup_free_ MYSQL_BIND *bind = NULL;
+                long long ret_prev = 0, ret_id = 0;
+                MYSQL_BIND out[2] = {};
+                size_t to = from, size = 0;
+                int status;
 
-                q_reset(m);
-                if (build_insert(m, u, cur, todo, from, k, commit, &to) < 0)
+                /* as many rows as fit in a packet */
+                do {
+                        size += u[todo[to]].value_size + strlen(u[todo[to]].key) + 64;
+                        to++;
+                } while (to < k && to - from < INSERT_MAX_ROWS &&
+                         size + u[todo[to]].value_size + strlen(u[todo[to]].key) + 64 < m->max_query);
+
+                r = my_prepare_insert(m, to - from, e);
+                if (r < 0)
+                        return r;
+                bind = calloc((to - from) * INSERT_PARAMS, sizeof(MYSQL_BIND));
+                if (!bind)
                         return se_error_set(e, -ENOMEM, "out of memory");
-                if (sym_mysql_real_query(m->conn, m->q, m->q_size) != 0) {
-                        if (sym_mysql_errno(m->conn) != ER_DUP_ENTRY)
-                                return my_fail(m, e, "write failed");
-                        /* the rest of the query (COMMIT) did not run */
+                for (size_t j = from; j < to; j++) {
+                        MYSQL_BIND *p = &bind[(j - from) * INSERT_PARAMS];
+                        se_kv_update *w = &u[todo[j]];
+
+                        p[0] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_STRING,
+                                            .buffer = (void *) w->key,
+                                            .buffer_length = strlen(w->key)};
+                        p[1] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG,
+                                            .buffer = &cur[todo[j]].create_revision};
+                        p[2] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &cur[todo[j]].id};
+                        p[3] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &cur[todo[j]].lease};
+                        p[4] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_BLOB,
+                                            .buffer = (void *) w->value,
+                                            .buffer_length = w->value_size};
+                        p[5] = p[2];
+                }
+                if (sym_mysql_stmt_bind_param(m->insert, bind) != 0)
+                        return my_stmt_fail(m, m->insert, e, "write failed");
+                if (sym_mysql_stmt_execute(m->insert) != 0) {
+                        if (sym_mysql_stmt_errno(m->insert) != ER_DUP_ENTRY)
+                                return my_stmt_fail(m, m->insert, e, "write failed");
                         r = my_write_each(m, u, todo + from, to - from, written, e);
                         if (r < 0)
                                 return r;
                         from = to;
                         continue;
                 }
-                res = sym_mysql_store_result(m->conn);
-                if (!res)
-                        return my_fail(m, e, "write failed");
+                out[0] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_prev};
+                out[1] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_id};
+                if (sym_mysql_stmt_bind_result(m->insert, out) != 0 || sym_mysql_stmt_store_result(m->insert) != 0)
+                        return my_stmt_fail(m, m->insert, e, "write failed");
                 for (size_t j = from; j < to; j++)
                         u[todo[j]].conflict = true;
-                while ((row = sym_mysql_fetch_row(res)))
-                        if (row[0] && row[1] &&
-                            se_sql_batch_written(&b, NULL, strtoll(row[0], NULL, 10), strtoll(row[1], NULL, 10)))
+                while ((status = sym_mysql_stmt_fetch(m->insert)) == 0)
+                        if (se_sql_batch_written(&b, NULL, ret_prev, ret_id))
                                 (*written)++;
-                sym_mysql_free_result(res);
-                if (commit && to == k) {
-                        if (sym_mysql_next_result(m->conn) != 0)
-                                return my_fail(m, e, "commit failed");
-                        sym_mysql_free_result(sym_mysql_store_result(m->conn));
-                        *ret_committed = true;
-                }
+                sym_mysql_stmt_free_result(m->insert);
+                if (status != MYSQL_NO_DATA)
+                        return my_stmt_fail(m, m->insert, e, "write failed");
                 from = to;
         }
         return 0;
@@ -1051,7 +1080,6 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
 
 static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e) {
         _cleanup_free_ size_t *idx = NULL;
-        bool committed = false;
         size_t k = 0;
         int r, written = 0;
 
@@ -1077,15 +1105,13 @@ static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e
                         r = my_write_each(m, u, idx, k, &written, e);
         }
         if (r >= 0 && m->returning && k < n)
-                r = my_write_updates(m, u, n, k == 0, true, &written, &committed, e);
+                r = my_write_updates(m, u, n, k == 0, &written, e);
         if (r < 0)
                 goto rollback;
 
-        if (!committed) {
-                r = my_exec(m, "COMMIT", e, "commit failed");
-                if (r < 0)
-                        goto rollback;
-        }
+        r = my_exec(m, "COMMIT", e, "commit failed");
+        if (r < 0)
+                goto rollback;
         r = written;
         goto finish;
 
