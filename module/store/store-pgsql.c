@@ -725,7 +725,7 @@ static int pg_write_serial(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
 }
 
 /* The whole transaction (BEGIN, LOCK, the statements, COMMIT) in one round trip: a batch costs the
- * server's time, not four waits for the client's next time slice. After a failed statement the
+ * server's time, not three waits for the client's next time slice. After a failed statement the
  * server skips the rest up to the sync point; the transaction is then rolled back. */
 static int pg_write_pipelined(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
         const char *sql[2 + 2 + 1];

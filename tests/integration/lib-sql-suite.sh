@@ -6,6 +6,9 @@
 #   - safety: wrong password, missing database, server down, TLS refused, a table that is not
 #     kine's, an empty database, kine's table with nothing under /registry/: each a clear error
 #     with its exit code, never an empty store;
+#   - a batch with another client's writes to keys in its middle (store-cas): those are conflicts
+#     and keep the writer's rows, the others are written, rows kine-exact (on MariaDB also through
+#     the per-key statements MySQL gets);
 #   - the single-server flow through the CLI and the hook (prepare, rotate, reencrypt, verify) with
 #     a concurrent writer superseding rows the way kine does during the re-encryption (no write
 #     lost: each of its last writes is current, or was read and rewritten by us);
