@@ -25,6 +25,11 @@ SQL_SYM(PQgetvalue);
 SQL_SYM(PQgetlength);
 SQL_SYM(PQgetisnull);
 SQL_SYM(PQtransactionStatus);
+SQL_SYM(PQsendQueryParams);
+SQL_SYM(PQgetResult);
+SQL_SYM(PQenterPipelineMode);
+SQL_SYM(PQexitPipelineMode);
+SQL_SYM(PQpipelineSync);
 
 SQL_SYM(mysql_server_init);
 SQL_SYM(mysql_init);
@@ -45,6 +50,17 @@ SQL_SYM(mysql_insert_id);
 SQL_SYM(mysql_hex_string);
 SQL_SYM(mysql_real_escape_string);
 SQL_SYM(mysql_field_count);
+SQL_SYM(mysql_stmt_init);
+SQL_SYM(mysql_stmt_prepare);
+SQL_SYM(mysql_stmt_bind_param);
+SQL_SYM(mysql_stmt_execute);
+SQL_SYM(mysql_stmt_bind_result);
+SQL_SYM(mysql_stmt_fetch);
+SQL_SYM(mysql_stmt_store_result);
+SQL_SYM(mysql_stmt_free_result);
+SQL_SYM(mysql_stmt_close);
+SQL_SYM(mysql_stmt_errno);
+SQL_SYM(mysql_stmt_error);
 #undef SQL_SYM
 
 typedef struct sym {
@@ -71,23 +87,57 @@ static const sym pq_syms[] = {
         S(PQgetlength),
         S(PQgetisnull),
         S(PQtransactionStatus),
+        S(PQsendQueryParams),
+        S(PQgetResult),
+};
+
+/* Pipeline mode saves a batch two round trips; without it (libpq < 14) the statements go one by one. */
+static const sym pq_optional_syms[] = {
+        S(PQenterPipelineMode),
+        S(PQexitPipelineMode),
+        S(PQpipelineSync),
 };
 
 static const sym mariadb_syms[] = {
-        S(mysql_server_init),  S(mysql_init),          S(mysql_options),
-        S(mysql_real_connect), S(mysql_error),         S(mysql_errno),
-        S(mysql_close),        S(mysql_real_query),    S(mysql_store_result),
-        S(mysql_fetch_row),    S(mysql_fetch_lengths), S(mysql_free_result),
-        S(mysql_next_result),  S(mysql_more_results),  S(mysql_affected_rows),
-        S(mysql_insert_id),    S(mysql_hex_string),    S(mysql_real_escape_string),
+        S(mysql_server_init),
+        S(mysql_init),
+        S(mysql_options),
+        S(mysql_real_connect),
+        S(mysql_error),
+        S(mysql_errno),
+        S(mysql_close),
+        S(mysql_real_query),
+        S(mysql_store_result),
+        S(mysql_fetch_row),
+        S(mysql_fetch_lengths),
+        S(mysql_free_result),
+        S(mysql_next_result),
+        S(mysql_more_results),
+        S(mysql_affected_rows),
+        S(mysql_insert_id),
+        S(mysql_hex_string),
+        S(mysql_real_escape_string),
         S(mysql_field_count),
+        S(mysql_stmt_init),
+        S(mysql_stmt_prepare),
+        S(mysql_stmt_bind_param),
+        S(mysql_stmt_execute),
+        S(mysql_stmt_bind_result),
+        S(mysql_stmt_fetch),
+        S(mysql_stmt_store_result),
+        S(mysql_stmt_free_result),
+        S(mysql_stmt_close),
+        S(mysql_stmt_errno),
+        S(mysql_stmt_error),
 };
 
 #undef S
 
 /* The handles stay open for the life of the process: neither library can be unloaded safely. */
-static bool load(const char *soname, const sym *syms, size_t n, char *error, size_t error_size) {
+static bool load(const char *soname, const sym *syms, size_t n, const sym *optional, size_t n_optional, char *error,
+                 size_t error_size) {
         void *dl = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+        bool all = true;
 
         if (!dl) {
                 snprintf(error, error_size, "%s", dlerror() ?: "unknown error");
@@ -100,6 +150,13 @@ static bool load(const char *soname, const sym *syms, size_t n, char *error, siz
                         return false;
                 }
         }
+        for (size_t i = 0; i < n_optional; i++) {
+                *optional[i].sym = dlsym(dl, optional[i].name);
+                all = all && *optional[i].sym;
+        }
+        if (!all) /* a set works only whole */
+                for (size_t i = 0; i < n_optional; i++)
+                        *optional[i].sym = NULL;
         return true;
 }
 
@@ -108,7 +165,8 @@ static bool pq_loaded;
 static char pq_error[256];
 
 static void pq_load(void) {
-        pq_loaded = load("libpq.so.5", pq_syms, ELEMENTSOF(pq_syms), pq_error, sizeof(pq_error));
+        pq_loaded = load("libpq.so.5", pq_syms, ELEMENTSOF(pq_syms), pq_optional_syms, ELEMENTSOF(pq_optional_syms),
+                         pq_error, sizeof(pq_error));
 }
 
 int se_dlopen_libpq(se_error *e) {
@@ -125,8 +183,8 @@ static bool mariadb_loaded;
 static char mariadb_error[256];
 
 static void mariadb_load(void) {
-        mariadb_loaded =
-                load("libmariadb.so.3", mariadb_syms, ELEMENTSOF(mariadb_syms), mariadb_error, sizeof(mariadb_error));
+        mariadb_loaded = load("libmariadb.so.3", mariadb_syms, ELEMENTSOF(mariadb_syms), NULL, 0, mariadb_error,
+                              sizeof(mariadb_error));
         /* mysql_init() would do it too, but not thread-safely */
         if (mariadb_loaded && sym_mysql_server_init(0, NULL, NULL) != 0) {
                 snprintf(mariadb_error, sizeof(mariadb_error), "mysql_library_init failed");

@@ -29,6 +29,12 @@ SQL_SYM(PQgetvalue);
 SQL_SYM(PQgetlength);
 SQL_SYM(PQgetisnull);
 SQL_SYM(PQtransactionStatus);
+SQL_SYM(PQsendQueryParams);
+SQL_SYM(PQgetResult);
+/* libpq >= 14 only; NULL with an older one */
+SQL_SYM(PQenterPipelineMode);
+SQL_SYM(PQexitPipelineMode);
+SQL_SYM(PQpipelineSync);
 
 SQL_SYM(mysql_server_init);
 SQL_SYM(mysql_init);
@@ -49,6 +55,17 @@ SQL_SYM(mysql_insert_id);
 SQL_SYM(mysql_hex_string);
 SQL_SYM(mysql_real_escape_string);
 SQL_SYM(mysql_field_count);
+SQL_SYM(mysql_stmt_init);
+SQL_SYM(mysql_stmt_prepare);
+SQL_SYM(mysql_stmt_bind_param);
+SQL_SYM(mysql_stmt_execute);
+SQL_SYM(mysql_stmt_bind_result);
+SQL_SYM(mysql_stmt_fetch);
+SQL_SYM(mysql_stmt_store_result);
+SQL_SYM(mysql_stmt_free_result);
+SQL_SYM(mysql_stmt_close);
+SQL_SYM(mysql_stmt_errno);
+SQL_SYM(mysql_stmt_error);
 
 #undef SQL_SYM
 

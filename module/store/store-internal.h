@@ -30,3 +30,25 @@ char *se_prefix_range_end(const char *prefix);
 /* A LIKE pattern for every key that starts with prefix: prefix with \\, % and _ escaped, then %.
  * kine selects key prefixes with LIKE, in the column's own collation. */
 char *se_like_prefix_pattern(const char *prefix);
+
+/* The creates (expected_mod_revision 0) or the updates among u[0..n) that SQL statements write,
+ * each telling by the rows it returns which it wrote (sql-batch.c). order[0..n) are their indexes
+ * in u, in batch order until results are looked up. */
+typedef struct se_sql_batch {
+        se_kv_update *u;
+        size_t *order, n;
+        bool creates;
+        size_t from, to; /* order[from..to): the statement whose results are being read */
+} se_sql_batch;
+
+int se_sql_batch_init(se_sql_batch *b, se_kv_update *u, size_t n, bool creates);
+/* Before a statement's returned rows, for the writes order[from..to) it carried: each is a
+ * conflict until a returned row names it (order[from..to) is sorted for the look-up). */
+void se_sql_batch_results_begin(se_sql_batch *b, size_t from, size_t to);
+/* The index in u of the create of key, or of the update that expects revision prev, among
+ * order[from..to); SIZE_MAX if none. */
+size_t se_sql_batch_find(const se_sql_batch *b, const char *key, int64_t prev);
+/* A returned row: the create of key, or the update that superseded revision prev; written as id.
+ * false when it names none of the writes (or one already named). */
+bool se_sql_batch_written(se_sql_batch *b, const char *key, int64_t prev, int64_t id);
+void se_sql_batch_done(se_sql_batch *b);

@@ -8,12 +8,14 @@
  * makes it ASCII, case-insensitive).
  *
  * The endpoint is k3s's Go-driver DSN, mysql://[user[:password]@][tcp(host[:port])|unix(path)]/[db].
- * The MariaDB Connector/C speaks to MySQL and MariaDB alike, so nothing here needs a feature only
- * one of them has: a batch is one round trip of one INSERT … SELECT per key (multi-statements),
- * and each statement's own affected-rows and insert id say whether it was written and as which
- * revision. The unique (name, prev_revision) index is the compare-and-swap: where another writer
- * superseded the row first the insert fails with a duplicate key (as kine's own does); only that
- * statement is undone, the key is reported as a conflict and the batch goes on.
+ * The MariaDB Connector/C speaks to MySQL and MariaDB alike. On MariaDB >= 10.5 a batch of
+ * updates is two round trips (my_write_updates): a SELECT of which expected rows are still
+ * current, then one INSERT … VALUES … RETURNING (with the COMMIT) for those. Elsewhere (MySQL has
+ * no RETURNING), and for creates, a batch is one round trip of one INSERT … SELECT per key
+ * (multi-statements), each statement's affected-rows and insert id saying whether it was written
+ * and as which revision. The unique (name, prev_revision) index is the compare-and-swap: where
+ * another writer superseded the row first the insert fails with a duplicate key (as kine's own
+ * does); only that statement is undone, the key is reported as a conflict and the batch goes on.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -55,7 +57,7 @@ static const char sql_schema[] =
         "'value', 'old_value')), "
         "(SELECT COUNT(DISTINCT index_name) FROM information_schema.statistics WHERE table_schema = DATABASE() AND "
         "table_name = 'kine' AND index_name = 'kine_name_prev_revision_uindex' AND non_unique = 0), "
-        "@@max_allowed_packet";
+        "@@max_allowed_packet, @@version";
 
 typedef struct mysql_store {
         char *display; /* the endpoint with its password masked */
@@ -66,6 +68,9 @@ typedef struct mysql_store {
         MYSQL *conn;
         uint64_t timeout_usec;
         size_t max_query;
+        bool returning;     /* MariaDB >= 10.5: INSERT … SELECT … RETURNING */
+        MYSQL_STMT *insert; /* the prepared INSERT … VALUES of build_insert, for insert_rows rows */
+        size_t insert_rows;
         char *q; /* query buffer */
         size_t q_size, q_cap;
         pthread_mutex_t lock; /* one operation at a time per store */
@@ -122,9 +127,7 @@ static int my_errno(unsigned n, const char *msg) {
         }
 }
 
-static int my_fail(mysql_store *m, se_error *e, const char *what) {
-        unsigned n = m->conn ? sym_mysql_errno(m->conn) : 0;
-        const char *msg = m->conn ? sym_mysql_error(m->conn) : "no connection";
+static int my_fail_with(mysql_store *m, unsigned n, const char *msg, se_error *e, const char *what) {
         int r = my_errno(n, msg);
 
         switch (r) {
@@ -140,7 +143,21 @@ static int my_fail(mysql_store *m, se_error *e, const char *what) {
         }
 }
 
+static int my_fail(mysql_store *m, se_error *e, const char *what) {
+        return my_fail_with(m, m->conn ? sym_mysql_errno(m->conn) : 0,
+                            m->conn ? sym_mysql_error(m->conn) : "no connection", e, what);
+}
+
+static int my_stmt_fail(mysql_store *m, MYSQL_STMT *st, se_error *e, const char *what) {
+        return my_fail_with(m, sym_mysql_stmt_errno(st), sym_mysql_stmt_error(st), e, what);
+}
+
 static void my_disconnect(mysql_store *m) {
+        if (m->insert) {
+                sym_mysql_stmt_close(m->insert);
+                m->insert = NULL;
+                m->insert_rows = 0;
+        }
         if (m->conn) {
                 sym_mysql_close(m->conn);
                 m->conn = NULL;
@@ -155,6 +172,17 @@ static int my_exec(mysql_store *m, const char *sql, se_error *e, const char *wha
         res = sym_mysql_store_result(m->conn);
         sym_mysql_free_result(res);
         return 0;
+}
+
+/* MariaDB's version is "10.11.6-MariaDB-…"; MySQL's has no "MariaDB" and no RETURNING. */
+static bool server_has_returning(const char *version) {
+        unsigned major = 0, minor = 0;
+
+        if (!strstr(version, "MariaDB") || secure_getenv("SE_TEST_MYSQL_NO_RETURNING"))
+                return false;
+        if (sscanf(version, "%u.%u", &major, &minor) != 2)
+                return false;
+        return major > 10 || (major == 10 && minor >= 5);
 }
 
 /* 1 = connected to a database holding kine's table, 0 = a database with no table at all (an empty
@@ -234,7 +262,7 @@ static int my_connect(mysql_store *m, se_error *e) {
                 goto fail;
         }
         row = sym_mysql_fetch_row(res);
-        if (!row || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) {
+        if (!row || !row[0] || !row[1] || !row[2] || !row[3] || !row[4] || !row[5]) {
                 sym_mysql_free_result(res);
                 r = se_error_set(e, -EIO, "MySQL %s: cannot read the schema", m->display);
                 goto fail;
@@ -244,6 +272,7 @@ static int my_connect(mysql_store *m, se_error *e) {
         n_kine_cols = strtoll(row[2], NULL, 10);
         n_uindex = strtoll(row[3], NULL, 10);
         max_packet = strtoll(row[4], NULL, 10);
+        m->returning = server_has_returning(row[5]);
         sym_mysql_free_result(res);
 
         if (n_cols == 0) {
@@ -799,10 +828,11 @@ static int build_write(mysql_store *m, const se_kv_update *u) {
         return r;
 }
 
-/* Sends u[from..to) as one multi-statement query and records each statement's outcome. Returns the
- * index after the last statement that ran (a duplicate key stops the rest of the query: the caller
- * sends them again), or a negative errno. */
-static ssize_t my_send(mysql_store *m, se_kv_update *u, size_t from, size_t to, int *written, se_error *e) {
+/* Sends the writes u[idx[from..to)] as one multi-statement query and records each statement's
+ * outcome. Returns the position after the last statement that ran (a duplicate key stops the rest
+ * of the query: the caller sends them again), or a negative errno. */
+static ssize_t my_send(mysql_store *m, se_kv_update *u, const size_t *idx, size_t from, size_t to, int *written,
+                       se_error *e) {
         size_t i = from;
         int status;
 
@@ -813,10 +843,10 @@ static ssize_t my_send(mysql_store *m, se_kv_update *u, size_t from, size_t to, 
 
                 sym_mysql_free_result(res);
                 if (sym_mysql_affected_rows(m->conn) == 1) {
-                        u[i].new_revision = (int64_t) sym_mysql_insert_id(m->conn);
+                        u[idx[i]].new_revision = (int64_t) sym_mysql_insert_id(m->conn);
                         (*written)++;
                 } else
-                        u[i].conflict = true;
+                        u[idx[i]].conflict = true;
                 i++;
                 status = sym_mysql_next_result(m->conn);
                 if (status < 0)
@@ -833,15 +863,225 @@ failed:
         if (sym_mysql_errno(m->conn) == ER_DUP_ENTRY) {
                 /* kine_name_prev_revision_uindex: another writer superseded the row first; only this
                  * statement was undone */
-                u[i].conflict = true;
+                u[idx[i]].conflict = true;
                 return (ssize_t) (i + 1);
         }
         return my_fail(m, e, "write failed");
 }
 
-static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e) {
-        int r, written = 0;
+/* The writes u[idx[0..k)], one INSERT … SELECT each, as many per round trip as fit in a query. */
+static int my_write_each(mysql_store *m, se_kv_update *u, const size_t *idx, size_t k, int *written, se_error *e) {
         size_t i = 0;
+
+        while (i < k) {
+                size_t to = i;
+                ssize_t r;
+
+                q_reset(m);
+                /* at least one statement, then more while the query stays below the chunk size */
+                do {
+                        if (build_write(m, &u[idx[to]]) < 0)
+                                return se_error_set(e, -ENOMEM, "out of memory");
+                        to++;
+                } while (to < k && m->q_size + u[idx[to]].value_size * 2 + 1024 < m->max_query);
+
+                r = my_send(m, u, idx, i, to, written, e);
+                if (r < 0)
+                        return (int) r;
+                i = (size_t) r;
+        }
+        return 0;
+}
+
+typedef struct check_row {
+        long long id, create_revision, lease;
+} check_row;
+
+/* Which of the batch's expected rows are still their name's current, live row (as build_write's
+ * compare-and-swap reads it): id, name, and the create_revision and lease a row superseding it
+ * carries. */
+static int build_check(mysql_store *m, const se_sql_batch *b, bool begin) {
+        int r = begin ? q_add(m, "START TRANSACTION; ") : 0;
+
+        if (r >= 0)
+                r = q_add(m, "SELECT c.id, c.name, CASE WHEN c.created != 0 THEN c.id ELSE c.create_revision END, "
+                             "c.lease FROM kine AS c WHERE c.id IN (");
+        for (size_t j = 0; r >= 0 && j < b->n; j++) {
+                if (j > 0)
+                        r = q_add(m, ",");
+                if (r >= 0)
+                        r = q_add_int(m, (long long) b->u[b->order[j]].expected_mod_revision);
+        }
+        if (r >= 0)
+                r = q_add(m,
+                          ") AND c.deleted = 0 AND c.id = (SELECT MAX(mx.id) FROM kine AS mx WHERE mx.name = c.name)");
+        return r;
+}
+
+#define INSERT_PARAMS   6
+#define INSERT_MAX_ROWS 1000u
+
+/* kine's update rows for k rows in one INSERT … VALUES that returns them, prepared (the values go
+ * as binary parameters: hex literals cost the server about as much again as the insert). VALUES,
+ * not INSERT … SELECT: InnoDB gives a statement whose row count it knows exactly that many
+ * consecutive ids, where INSERT … SELECT reserves them in growing blocks and loses what it did not
+ * use, a gap after every batch that kine's pollers would wait on and fill. create_revision and
+ * lease come from build_check's read; old_value, the superseded row's value, is read by id in the
+ * statement (one subquery a row: three cost several times as much). */
+static int my_prepare_insert(mysql_store *m, size_t k, se_error *e) {
+        int r;
+
+        if (m->insert && m->insert_rows == k)
+                return 0;
+        if (m->insert) {
+                sym_mysql_stmt_close(m->insert);
+                m->insert = NULL;
+                m->insert_rows = 0;
+        }
+        q_reset(m);
+        r = q_add(m, "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, "
+                     "old_value) VALUES ");
+        for (size_t j = 0; r >= 0 && j < k; j++)
+                r = q_add(m, j == 0 ? "(?, 0, 0, ?, ?, ?, ?, (SELECT c.value FROM kine AS c WHERE c.id = ?))"
+                                    : ", (?, 0, 0, ?, ?, ?, ?, (SELECT c.value FROM kine AS c WHERE c.id = ?))");
+        if (r >= 0)
+                r = q_add(m, " RETURNING prev_revision, id");
+        if (r < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        m->insert = sym_mysql_stmt_init(m->conn);
+        if (!m->insert)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        if (sym_mysql_stmt_prepare(m->insert, m->q, m->q_size) != 0) {
+                r = my_stmt_fail(m, m->insert, e, "cannot prepare the write");
+                sym_mysql_stmt_close(m->insert);
+                m->insert = NULL;
+                return r;
+        }
+        m->insert_rows = k;
+        return 0;
+}
+
+/* MariaDB: the updates of u in two round trips: one reads which expected rows are still current
+ * (the others are conflicts, nothing written), one inserts kine's rows for those (one INSERT per
+ * packet-size chunk). A writer that adds its row for a name in between makes the chunk's INSERT
+ * fail on kine's unique index; only that statement is undone (its ids are lost: a gap, as after
+ * any failed insert of kine's own), and its updates are then written one by one, which tells
+ * which lost. With begin, the first query starts the transaction. */
+static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begin, int *written, se_error *e) {
+        _cleanup_(se_sql_batch_done) se_sql_batch b = {};
+        _cleanup_free_ size_t *todo = NULL;
+        _cleanup_free_ check_row *cur = NULL;
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        size_t k = 0, from = 0;
+        int r;
+
+        if (se_sql_batch_init(&b, u, n, false) < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        todo = calloc(MAX(b.n, 1u), sizeof(size_t));
+        cur = calloc(MAX(n, 1u), sizeof(check_row));
+        if (!todo || !cur)
+                return se_error_set(e, -ENOMEM, "out of memory");
+
+        q_reset(m);
+        if (build_check(m, &b, begin) < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        if (sym_mysql_real_query(m->conn, m->q, m->q_size) != 0)
+                return my_fail(m, e, begin ? "cannot begin a write transaction" : "read failed");
+        if (begin) {
+                sym_mysql_free_result(sym_mysql_store_result(m->conn));
+                if (sym_mysql_next_result(m->conn) != 0)
+                        return my_fail(m, e, "read failed");
+        }
+        res = sym_mysql_store_result(m->conn);
+        if (!res)
+                return my_fail(m, e, "read failed");
+        /* every update is a conflict unless its row is current under its own key */
+        se_sql_batch_results_begin(&b, 0, b.n);
+        while ((row = sym_mysql_fetch_row(res))) {
+                size_t i = row[0] && row[1] && row[2] && row[3]
+                                   ? se_sql_batch_find(&b, NULL, strtoll(row[0], NULL, 10))
+                                   : SIZE_MAX;
+
+                if (i != SIZE_MAX && streq(u[i].key, row[1])) {
+                        u[i].conflict = false;
+                        cur[i] = (check_row){u[i].expected_mod_revision, strtoll(row[2], NULL, 10),
+                                             strtoll(row[3], NULL, 10)};
+                }
+        }
+        sym_mysql_free_result(res);
+        for (size_t i = 0; i < n; i++)
+                if (u[i].expected_mod_revision != 0 && !u[i].conflict)
+                        todo[k++] = i;
+
+        while (from < k) {
+                _cleanup_free_ MYSQL_BIND *bind = NULL;
+                long long ret_prev = 0, ret_id = 0;
+                MYSQL_BIND out[2] = {};
+                size_t to = from, size = 0;
+                int status;
+
+                /* as many rows as fit in a packet */
+                do {
+                        size += u[todo[to]].value_size + strlen(u[todo[to]].key) + 64;
+                        to++;
+                } while (to < k && to - from < INSERT_MAX_ROWS &&
+                         size + u[todo[to]].value_size + strlen(u[todo[to]].key) + 64 < m->max_query);
+
+                r = my_prepare_insert(m, to - from, e);
+                if (r < 0)
+                        return r;
+                bind = calloc((to - from) * INSERT_PARAMS, sizeof(MYSQL_BIND));
+                if (!bind)
+                        return se_error_set(e, -ENOMEM, "out of memory");
+                for (size_t j = from; j < to; j++) {
+                        MYSQL_BIND *p = &bind[(j - from) * INSERT_PARAMS];
+                        se_kv_update *w = &u[todo[j]];
+
+                        p[0] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_STRING,
+                                            .buffer = (void *) w->key,
+                                            .buffer_length = strlen(w->key)};
+                        p[1] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG,
+                                            .buffer = &cur[todo[j]].create_revision};
+                        p[2] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &cur[todo[j]].id};
+                        p[3] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &cur[todo[j]].lease};
+                        p[4] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_BLOB,
+                                            .buffer = (void *) w->value,
+                                            .buffer_length = w->value_size};
+                        p[5] = p[2];
+                }
+                if (sym_mysql_stmt_bind_param(m->insert, bind) != 0)
+                        return my_stmt_fail(m, m->insert, e, "write failed");
+                if (sym_mysql_stmt_execute(m->insert) != 0) {
+                        if (sym_mysql_stmt_errno(m->insert) != ER_DUP_ENTRY)
+                                return my_stmt_fail(m, m->insert, e, "write failed");
+                        r = my_write_each(m, u, todo + from, to - from, written, e);
+                        if (r < 0)
+                                return r;
+                        from = to;
+                        continue;
+                }
+                out[0] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_prev};
+                out[1] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_id};
+                if (sym_mysql_stmt_bind_result(m->insert, out) != 0 || sym_mysql_stmt_store_result(m->insert) != 0)
+                        return my_stmt_fail(m, m->insert, e, "write failed");
+                for (size_t j = from; j < to; j++)
+                        u[todo[j]].conflict = true;
+                while ((status = sym_mysql_stmt_fetch(m->insert)) == 0)
+                        if (se_sql_batch_written(&b, NULL, ret_prev, ret_id))
+                                (*written)++;
+                sym_mysql_stmt_free_result(m->insert);
+                if (status != MYSQL_NO_DATA)
+                        return my_stmt_fail(m, m->insert, e, "write failed");
+                from = to;
+        }
+        return 0;
+}
+
+static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e) {
+        _cleanup_free_ size_t *idx = NULL;
+        size_t k = 0;
+        int r, written = 0;
 
         r = my_connect(m, e);
         if (r == 0)
@@ -849,32 +1089,25 @@ static int my_update_once(mysql_store *m, se_kv_update *u, size_t n, se_error *e
         if (r < 0)
                 goto finish;
 
-        r = my_exec(m, "START TRANSACTION", e, "cannot begin a write transaction");
+        idx = calloc(MAX(n, 1u), sizeof(size_t));
+        if (!idx) {
+                r = se_error_set(e, -ENOMEM, "out of memory");
+                goto finish;
+        }
+        /* with RETURNING, the updates go as whole statements and only the creates one by one */
+        for (size_t i = 0; i < n; i++)
+                if (!m->returning || u[i].expected_mod_revision == 0)
+                        idx[k++] = i;
+
+        if (k > 0 || !m->returning) {
+                r = my_exec(m, "START TRANSACTION", e, "cannot begin a write transaction");
+                if (r >= 0)
+                        r = my_write_each(m, u, idx, k, &written, e);
+        }
+        if (r >= 0 && m->returning && k < n)
+                r = my_write_updates(m, u, n, k == 0, &written, e);
         if (r < 0)
                 goto rollback;
-
-        while (i < n) {
-                size_t to = i;
-                ssize_t k;
-
-                q_reset(m);
-                /* at least one statement, then more while the query stays below the chunk size */
-                do {
-                        r = build_write(m, &u[to]);
-                        if (r < 0) {
-                                r = se_error_set(e, r, "out of memory");
-                                goto rollback;
-                        }
-                        to++;
-                } while (to < n && m->q_size + u[to].value_size * 2 + 1024 < m->max_query);
-
-                k = my_send(m, u, i, to, &written, e);
-                if (k < 0) {
-                        r = (int) k;
-                        goto rollback;
-                }
-                i = (size_t) k;
-        }
 
         r = my_exec(m, "COMMIT", e, "commit failed");
         if (r < 0)

@@ -623,125 +623,78 @@ static int array_put_elem(array *a, const void *p, size_t n) {
         return r;
 }
 
-/* Sorts the batch's indexes by what the RETURNING rows identify them by: the key for creates, the
- * superseded revision for updates. */
-typedef struct batch_sort {
-        const se_kv_update *u;
-        bool create;
-} batch_sort;
-
-static int cmp_batch(const void *a, const void *b, void *userdata) {
-        const batch_sort *bs = userdata;
-        const se_kv_update *x = &bs->u[*(const size_t *) a], *y = &bs->u[*(const size_t *) b];
-
-        if (bs->create)
-                return strcmp(x->key, y->key);
-        return x->expected_mod_revision < y->expected_mod_revision
-                       ? -1
-                       : x->expected_mod_revision > y->expected_mod_revision;
-}
-
-/* The row's place in order[0..k), or k. */
-static size_t find_returned(const PGresult *res, int row, const batch_sort *bs, const size_t *order, size_t k) {
-        int64_t prev = bs->create ? 0 : get_int8(res, row, 0);
-        const char *name = bs->create ? sym_PQgetvalue(res, row, 0) : NULL;
-        size_t lo = 0, hi = k;
-
-        while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                const se_kv_update *m = &bs->u[order[mid]];
-                int c = bs->create ? strcmp(m->key, name)
-                                   : (m->expected_mod_revision < prev ? -1 : m->expected_mod_revision > prev);
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        if (lo < k &&
-            (bs->create ? streq(bs->u[order[lo]].key, name) : bs->u[order[lo]].expected_mod_revision == prev))
-                return lo;
-        return k;
-}
-
-/* The creates (create = true) or the updates of a batch in one statement, with the values as
- * binary arrays; u[i] are marked. Returns the number written. */
-static int pg_write_batch(pgsql *p, se_kv_update *u, size_t n, bool create, size_t count, se_error *e) {
-        array names = {}, revs = {}, vals = {};
-        _cleanup_free_ size_t *order = NULL;
+/* The creates or the updates of a batch as one statement, with the values as binary arrays. */
+typedef struct pg_stmt {
+        se_sql_batch b;
+        array names, revs, vals;
+        const char *sql;
+        int n_params;
+        const Oid *types;
         const char *values[3];
-        int lengths[3], formats[3] = {1, 1, 1};
-        const Oid update_types[3] = {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_BYTEA_ARRAY},
-                  create_types[2] = {OID_TEXT_ARRAY, OID_BYTEA_ARRAY};
-        batch_sort bs = {u, create};
-        PGresult *res = NULL;
-        size_t k = 0;
-        int r, written = 0;
+        int lengths[3];
+} pg_stmt;
 
-        order = calloc(count, sizeof(size_t));
-        if (!order)
-                return se_error_set(e, -ENOMEM, "out of memory");
-        r = array_begin(&names, OID_TEXT, count);
-        if (r >= 0 && !create)
-                r = array_begin(&revs, OID_INT8, count);
+static void pg_stmt_done(pg_stmt *s) {
+        se_sql_batch_done(&s->b);
+        free(s->names.data);
+        free(s->revs.data);
+        free(s->vals.data);
+        *s = (pg_stmt){};
+}
+
+static int pg_stmt_build(pg_stmt *s, se_kv_update *u, size_t n, bool create, se_error *e) {
+        static const Oid update_types[3] = {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_BYTEA_ARRAY},
+                         create_types[2] = {OID_TEXT_ARRAY, OID_BYTEA_ARRAY};
+        int r;
+
+        r = se_sql_batch_init(&s->b, u, n, create);
         if (r >= 0)
-                r = array_begin(&vals, OID_BYTEA, count);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = array_begin(&s->names, OID_TEXT, s->b.n);
+        if (r >= 0 && !create)
+                r = array_begin(&s->revs, OID_INT8, s->b.n);
+        if (r >= 0)
+                r = array_begin(&s->vals, OID_BYTEA, s->b.n);
+        for (size_t j = 0; r >= 0 && j < s->b.n; j++) {
+                const se_kv_update *w = &u[s->b.order[j]];
                 uint64_t be;
 
-                if ((u[i].expected_mod_revision == 0) != create)
-                        continue;
-                order[k++] = i;
-                r = array_put_elem(&names, u[i].key, strlen(u[i].key));
+                r = array_put_elem(&s->names, w->key, strlen(w->key));
                 if (r >= 0 && !create) {
-                        be = htobe64((uint64_t) u[i].expected_mod_revision);
-                        r = array_put_elem(&revs, &be, 8);
+                        be = htobe64((uint64_t) w->expected_mod_revision);
+                        r = array_put_elem(&s->revs, &be, 8);
                 }
                 if (r >= 0)
-                        r = array_put_elem(&vals, u[i].value, u[i].value_size);
+                        r = array_put_elem(&s->vals, w->value, w->value_size);
         }
-        if (r < 0) {
-                r = se_error_set(e, r, r == -E2BIG ? "PostgreSQL: batch too large" : "out of memory");
-                goto finish;
-        }
-        values[0] = (const char *) names.data;
-        lengths[0] = (int) names.size;
-        if (create) {
-                values[1] = (const char *) vals.data;
-                lengths[1] = (int) vals.size;
-                res = sym_PQexecParams(p->conn, sql_create, 2, create_types, values, lengths, formats, 1);
-        } else {
-                values[1] = (const char *) revs.data;
-                lengths[1] = (int) revs.size;
-                values[2] = (const char *) vals.data;
-                lengths[2] = (int) vals.size;
-                res = sym_PQexecParams(p->conn, sql_update, 3, update_types, values, lengths, formats, 1);
-        }
-        if (!res || sym_PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = pg_fail(p, res, e, "write failed");
-                goto finish;
-        }
+        if (r < 0)
+                return se_error_set(e, r, r == -E2BIG ? "PostgreSQL: batch too large" : "out of memory");
 
-        /* each is a conflict unless a returned row names it */
-        qsort_r(order, k, sizeof(size_t), cmp_batch, &bs);
-        for (size_t j = 0; j < k; j++)
-                u[order[j]].conflict = true;
-        for (int row = 0; row < sym_PQntuples(res); row++) {
-                size_t j = find_returned(res, row, &bs, order, k);
-
-                if (j < k && u[order[j]].conflict) {
-                        u[order[j]].conflict = false;
-                        u[order[j]].new_revision = get_int8(res, row, 1);
-                        written++;
-                }
+        s->sql = create ? sql_create : sql_update;
+        s->types = create ? create_types : update_types;
+        s->values[s->n_params] = (const char *) s->names.data;
+        s->lengths[s->n_params++] = (int) s->names.size;
+        if (!create) {
+                s->values[s->n_params] = (const char *) s->revs.data;
+                s->lengths[s->n_params++] = (int) s->revs.size;
         }
-        r = written;
-finish:
-        sym_PQclear(res);
-        free(names.data);
-        free(revs.data);
-        free(vals.data);
-        return r;
+        s->values[s->n_params] = (const char *) s->vals.data;
+        s->lengths[s->n_params++] = (int) s->vals.size;
+        return 0;
 }
+
+/* Marks the writes a statement's RETURNING rows name; the others are conflicts. */
+static int pg_stmt_results(pg_stmt *s, const PGresult *res) {
+        int written = 0;
+
+        se_sql_batch_results_begin(&s->b, 0, s->b.n);
+        for (int row = 0; row < sym_PQntuples(res); row++)
+                if (se_sql_batch_written(&s->b, s->b.creates ? sym_PQgetvalue(res, row, 0) : NULL,
+                                         s->b.creates ? 0 : get_int8(res, row, 0), get_int8(res, row, 1)))
+                        written++;
+        return written;
+}
+
+static const int binary_formats[3] = {1, 1, 1};
 
 static int pg_rollback(pgsql *p) {
         if (p->conn && sym_PQstatus(p->conn) == CONNECTION_OK && sym_PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
@@ -751,7 +704,126 @@ static int pg_rollback(pgsql *p) {
         return 0;
 }
 
-static int pg_update_once(pgsql *p, se_kv_update *u, size_t n, size_t n_updates, se_error *e);
+/* The transaction's statements one round trip each (libpq without pipeline mode). */
+static int pg_write_serial(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
+        int r, written = 0;
+
+        r = pg_exec(p, "BEGIN; LOCK TABLE kine IN SHARE ROW EXCLUSIVE MODE", e, "cannot begin a write transaction");
+        for (size_t i = 0; r >= 0 && i < n_st; i++) {
+                PGresult *res = sym_PQexecParams(p->conn, st[i].sql, st[i].n_params, st[i].types, st[i].values,
+                                                 st[i].lengths, binary_formats, 1);
+
+                if (res && sym_PQresultStatus(res) == PGRES_TUPLES_OK)
+                        written += pg_stmt_results(&st[i], res);
+                else
+                        r = pg_fail(p, res, e, "write failed");
+                sym_PQclear(res);
+        }
+        if (r >= 0)
+                r = pg_exec(p, "COMMIT", e, "commit failed");
+        return r < 0 ? r : written;
+}
+
+/* The whole transaction (BEGIN, LOCK, the statements, COMMIT) in one round trip: a batch costs the
+ * server's time, not three waits for the client's next time slice. After a failed statement the
+ * server skips the rest up to the sync point; the transaction is then rolled back. */
+static int pg_write_pipelined(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
+        const char *sql[2 + 2 + 1];
+        size_t n_sql = 0;
+        int r = 0, written = 0;
+
+        sql[n_sql++] = "BEGIN";
+        sql[n_sql++] = "LOCK TABLE kine IN SHARE ROW EXCLUSIVE MODE";
+        for (size_t i = 0; i < n_st; i++)
+                sql[n_sql++] = st[i].sql;
+        sql[n_sql++] = "COMMIT";
+
+        if (!sym_PQenterPipelineMode(p->conn))
+                return pg_fail(p, NULL, e, "cannot enter pipeline mode");
+        for (size_t q = 0; q < n_sql; q++) {
+                const pg_stmt *s = q >= 2 && q - 2 < n_st ? &st[q - 2] : NULL;
+
+                if (!sym_PQsendQueryParams(p->conn, sql[q], s ? s->n_params : 0, s ? s->types : NULL,
+                                           s ? s->values : NULL, s ? s->lengths : NULL, s ? binary_formats : NULL,
+                                           1)) {
+                        r = pg_fail(p, NULL, e, "write failed");
+                        goto finish;
+                }
+        }
+        if (!sym_PQpipelineSync(p->conn)) {
+                r = pg_fail(p, NULL, e, "write failed");
+                goto finish;
+        }
+
+        /* every statement's result, then a NULL, then the sync point's */
+        for (size_t q = 0; q <= n_sql; q++) {
+                PGresult *res = sym_PQgetResult(p->conn);
+                ExecStatusType status;
+
+                if (!res) {
+                        if (r >= 0)
+                                r = pg_fail(p, NULL, e, "write failed");
+                        goto finish;
+                }
+                status = sym_PQresultStatus(res);
+                if (q == n_sql) {
+                        sym_PQclear(res);
+                        if (status != PGRES_PIPELINE_SYNC && r >= 0)
+                                r = se_error_set(e, -EIO, "PostgreSQL %s: write failed: no pipeline sync point",
+                                                 p->display);
+                        break;
+                }
+                if (r >= 0) {
+                        if (status == PGRES_TUPLES_OK && q >= 2 && q - 2 < n_st)
+                                written += pg_stmt_results(&st[q - 2], res);
+                        else if (status != PGRES_COMMAND_OK)
+                                r = pg_fail(p, res, e, q + 1 == n_sql ? "commit failed" : "write failed");
+                }
+                sym_PQclear(res);
+                res = sym_PQgetResult(p->conn); /* the NULL ending this statement's results */
+                sym_PQclear(res);
+        }
+finish:
+        if (sym_PQstatus(p->conn) == CONNECTION_OK && !sym_PQexitPipelineMode(p->conn) && r >= 0)
+                r = pg_fail(p, NULL, e, "cannot leave pipeline mode");
+        if (sym_PQstatus(p->conn) != CONNECTION_OK && r >= 0)
+                r = pg_fail(p, NULL, e, "write failed");
+        return r < 0 ? r : written;
+}
+
+static int pg_update_once(pgsql *p, se_kv_update *u, size_t n, size_t n_updates, se_error *e) {
+        pg_stmt st[2] = {};
+        size_t n_st = 0;
+        int r;
+
+        r = pg_connect(p, e);
+        if (r == 0)
+                r = se_error_set(e, -ENOENT, "PostgreSQL %s has no kine table: cannot write %s", p->display, u[0].key);
+        if (r < 0)
+                return r;
+
+        if (n_updates < n) {
+                r = pg_stmt_build(&st[n_st++], u, n, true, e);
+                if (r < 0)
+                        goto finish;
+        }
+        if (n_updates > 0) {
+                r = pg_stmt_build(&st[n_st++], u, n, false, e);
+                if (r < 0)
+                        goto finish;
+        }
+
+        r = sym_PQenterPipelineMode ? pg_write_pipelined(p, st, n_st, e) : pg_write_serial(p, st, n_st, e);
+        if (r < 0) {
+                pg_rollback(p);
+                for (size_t i = 0; i < n; i++)
+                        u[i].new_revision = 0;
+        }
+finish:
+        for (size_t i = 0; i < n_st; i++)
+                pg_stmt_done(&st[i]);
+        return r;
+}
 
 static int pg_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
         pgsql *p = impl;
@@ -780,46 +852,6 @@ static int pg_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
                 r = pg_update_once(p, u, n, n_updates, e);
         } while (r < 0 && pg_retry(p, r, &deadline));
         pthread_mutex_unlock(&p->lock);
-        return r;
-}
-
-static int pg_update_once(pgsql *p, se_kv_update *u, size_t n, size_t n_updates, se_error *e) {
-        int r, written = 0;
-
-        r = pg_connect(p, e);
-        if (r == 0)
-                r = se_error_set(e, -ENOENT, "PostgreSQL %s has no kine table: cannot write %s", p->display, u[0].key);
-        if (r < 0)
-                goto finish;
-
-        r = pg_exec(p, "BEGIN; LOCK TABLE kine IN SHARE ROW EXCLUSIVE MODE", e, "cannot begin a write transaction");
-        if (r < 0)
-                goto rollback;
-
-        if (n_updates < n) {
-                r = pg_write_batch(p, u, n, true, n - n_updates, e);
-                if (r < 0)
-                        goto rollback;
-                written += r;
-        }
-        if (n_updates > 0) {
-                r = pg_write_batch(p, u, n, false, n_updates, e);
-                if (r < 0)
-                        goto rollback;
-                written += r;
-        }
-
-        r = pg_exec(p, "COMMIT", e, "commit failed");
-        if (r < 0)
-                goto rollback;
-        r = written;
-        goto finish;
-
-rollback:
-        pg_rollback(p);
-        for (size_t i = 0; i < n; i++)
-                u[i].new_revision = 0;
-finish:
         return r;
 }
 

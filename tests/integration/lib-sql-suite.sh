@@ -6,6 +6,9 @@
 #   - safety: wrong password, missing database, server down, TLS refused, a table that is not
 #     kine's, an empty database, kine's table with nothing under /registry/: each a clear error
 #     with its exit code, never an empty store;
+#   - a batch with another client's writes to keys in its middle (store-cas): those are conflicts
+#     and keep the writer's rows, the others are written, rows kine-exact (on MariaDB also through
+#     the per-key statements MySQL gets);
 #   - the single-server flow through the CLI and the hook (prepare, rotate, reencrypt, verify) with
 #     a concurrent writer superseding rows the way kine does during the re-encryption (no write
 #     lost: each of its last writes is current, or was read and rewritten by us);
@@ -28,7 +31,7 @@ NSEC=${SE_SQL_SECRETS:-1100}
 STRESS=${SE_STRESS:-0}
 export SECRETS_ENCRYPT_LOG_TARGET=stderr
 
-se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed
+se_common_copy_programs secrets-encrypt secrets-encrypt-hook tests/tools/kine-seed tests/tools/store-cas
 . tests/integration/lib-sql.sh
 
 if [ "$KIND" = pg ]; then
@@ -56,6 +59,8 @@ FROM kine AS c WHERE c.id = (SELECT MAX(id) FROM kine WHERE name = '$1') RETURNI
         }
         # one client session for a stream of statements, errors (a lost race) reported and passed
         sql_stream() { psql -X -q -A -t "postgresql://postgres@127.0.0.1:$PG_PORT/kine" -f - 2>/dev/null; }
+        # a shell command line running the SQL in file $2 on database $1 (for store-cas)
+        sql_file_cmd() { echo "psql -X -q -A -t -v ON_ERROR_STOP=1 postgresql://postgres@127.0.0.1:$PG_PORT/$1 -f $2"; }
 else
         NAME=MariaDB
         sql() { my_sql "$@"; }
@@ -78,6 +83,7 @@ FROM kine AS c WHERE c.id = (SELECT MAX(id) FROM kine WHERE name = '$1');
 SELECT '$1', LAST_INSERT_ID() FROM DUAL WHERE ROW_COUNT() = 1;"
         }
         sql_stream() { mariadb --no-defaults --socket="$MY_DIR/sock" -uroot -N -B --force kine 2>/dev/null | tr '\t' ' '; }
+        sql_file_cmd() { echo "mariadb --no-defaults --socket=$MY_DIR/sock -uroot -N -B $1 <$2 | tr '\t' ' '"; }
 fi
 
 ST="$W/state"
@@ -110,21 +116,22 @@ expect_refused() {
         if grep -q "$SQL_PASSWORD" "$W/out" "$W/err"; then not_ok "$NAME: $name: the password appears in the output"; fi
 }
 
-# kine_exact: every row we or the writer added supersedes its predecessor the way kine does.
+# kine_exact [DB [N]]: every row we or the writer added supersedes its predecessor the way kine
+# does (N secret names, default NSEC).
 kine_exact() {
-        local bad
-        bad=$(sql <<<"SELECT COUNT(*) FROM kine AS n JOIN kine AS p ON p.id = n.prev_revision
+        local bad db=${1:-kine} n=${2:-$NSEC}
+        bad=$(sql "$db" <<<"SELECT COUNT(*) FROM kine AS n JOIN kine AS p ON p.id = n.prev_revision
 WHERE n.created = 0 AND n.deleted = 0 AND n.name LIKE '/registry/%' AND (n.name <> p.name OR n.id <= p.id OR
  n.create_revision <> CASE WHEN p.created <> 0 THEN p.id ELSE p.create_revision END OR n.lease <> p.lease OR
  p.deleted <> 0 OR $(printf "$HEX" n.old_value) <> $(printf "$HEX" p.value) OR n.old_value IS NULL)")
         [ "$bad" = 0 ] || { echo "$bad update rows differ from kine's rule"; return 1; }
-        bad=$(sql <<<"SELECT COUNT(*) FROM kine AS n LEFT JOIN kine AS p ON p.id = n.prev_revision
+        bad=$(sql "$db" <<<"SELECT COUNT(*) FROM kine AS n LEFT JOIN kine AS p ON p.id = n.prev_revision
 WHERE n.created = 0 AND n.deleted = 0 AND n.name LIKE '/registry/%' AND p.id IS NULL")
         [ "$bad" = 0 ] || { echo "$bad update rows supersede no row"; return 1; }
-        bad=$(sql <<<"SELECT COUNT(*) FROM (SELECT name, prev_revision FROM kine GROUP BY name, prev_revision HAVING COUNT(*) > 1) AS d")
+        bad=$(sql "$db" <<<"SELECT COUNT(*) FROM (SELECT name, prev_revision FROM kine GROUP BY name, prev_revision HAVING COUNT(*) > 1) AS d")
         [ "$bad" = 0 ] || { echo "$bad revisions superseded twice"; return 1; }
-        bad=$(sql <<<"SELECT COUNT(*) FROM (SELECT name FROM kine WHERE name LIKE '/registry/secrets/%' GROUP BY name) AS d")
-        [ "$bad" = "$NSEC" ] || { echo "$bad secret names, want $NSEC"; return 1; }
+        bad=$(sql "$db" <<<"SELECT COUNT(*) FROM (SELECT name FROM kine WHERE name LIKE '/registry/secrets/%' GROUP BY name) AS d")
+        [ "$bad" = "$n" ] || { echo "$bad secret names, want $n"; return 1; }
 }
 
 # all_under KEY: verify counts every secret under KEY, none stale or unreadable
@@ -157,6 +164,47 @@ expect_refused "a database without kine's table" 69 "no table \"kine\"" "$(ep_db
 new_db nodata_db
 kine_schema nodata_db
 expect_refused "kine's table with nothing under /registry/" 69 "no Kubernetes data" "$(ep_db nodata_db)"
+
+# ---- a conflict in the middle of a batch --------------------------------------------------------------
+# store-cas reads 12 secrets, another client then writes three of them in the middle (kine's update
+# rows), and the batch of 12 goes in one update: those three are conflicts (the writer's rows stay
+# current, nothing of ours is added for them), the other nine are written, the rows kine-exact.
+new_db cas_db
+kine_schema cas_db
+se_kine_seed "$SEED" "$W/cas.sqlite" 12 --value-size 64 --namespaces 1
+sql_copy_kine "$W/cas.sqlite" "$KIND" cas_db
+cas_key() { printf '/registry/secrets/ns-0/secret-%07d' "$1"; }
+# cas_round NAME WRITER-INDEXES… [env for store-cas in CAS_ENV]
+cas_round() {
+        local name=$1 i bad=0 key line cur want got
+        shift
+        : >"$W/cas-writer.sql"
+        for i in "$@"; do kine_write_sql "$(cas_key "$i")" "$name-writer-$i" >>"$W/cas-writer.sql"; done
+        # shellcheck disable=SC2086 # CAS_ENV: words on purpose
+        env ${CAS_ENV:-} "$BIN/store-cas" "$(ep_db cas_db)" /registry/secrets/ \
+                "$(sql_file_cmd cas_db "$W/cas-writer.sql") >$W/cas-writes" >"$W/cas.out" 2>"$W/cas.err" ||
+                { not_ok "$NAME: $name: store-cas failed"; sed 's/^/#   /' "$W/cas.err"; return; }
+        for ((i = 0; i < 12; i++)); do
+                key=$(cas_key "$i")
+                line=$(grep -F "$key " "$W/cas.out")
+                cur=$(sql cas_db <<<"SELECT id, prev_revision, $(printf "$HEX" value) FROM kine WHERE name = '$key' ORDER BY id DESC LIMIT 1" | tr '|\t' '  ')
+                if [[ " $* " == *" $i "* ]]; then
+                        # the writer's row is current, and it is the row the writer reported
+                        [ "$line" = "$key conflict" ] && [ "${cur%% *}" = "$(awk -v k="$key" '$1 == k { print $2 }' "$W/cas-writes")" ] ||
+                                { bad=$((bad + 1)); echo "# $key: $line; current $cur"; }
+                else
+                        want=$(printf 'cas-%d' "$i" | od -An -tx1 | tr -d ' \n')
+                        got=${cur##* }
+                        [ "$line" = "$key written ${cur%% *}" ] && [ "${got,,}" = "$want" ] ||
+                                { bad=$((bad + 1)); echo "# $key: $line; current $cur"; }
+                fi
+        done
+        check "$NAME: $name: a batch of 12 with $# keys written meanwhile by another client: those are conflicts and keep the writer's rows, the other $((12 - $#)) are written ($(tail -n 1 "$W/cas.out"))" \
+                test "$bad" = 0 -a "$(tail -n 1 "$W/cas.out")" = "written $((12 - $#))"
+        check "$NAME: $name: rows kine-exact" kine_exact cas_db 12
+}
+cas_round "CAS batch" 3 7 8
+[ "$KIND" = my ] && CAS_ENV=SE_TEST_MYSQL_NO_RETURNING=1 cas_round "CAS batch, one statement per key (MySQL, no RETURNING)" 0 5 11
 
 # ---- the single-server flow, a concurrent writer during the re-encryption ---------------------------
 run "$CLI" prepare && restart && run "$CLI" rotate && restart

@@ -82,7 +82,7 @@ ssl_cert_file = '$PG_DIR/tls/server.crt'
 ssl_key_file = '$PG_DIR/tls/server.key'
 EOF
         se_common_at_exit sql_pg_stop
-        _sql_pg_up || exit 1
+        _sql_pg_up first || exit 1
         PGPASSWORD=$SQL_PASSWORD
         export PGPASSWORD
         pg_sql postgres <<<"CREATE ROLE kine LOGIN PASSWORD '$SQL_PASSWORD'; CREATE DATABASE kine OWNER kine;" >/dev/null
@@ -90,9 +90,19 @@ EOF
         PG_EP="postgres://kine:$SQL_PASSWORD@127.0.0.1:$PG_PORT/kine?sslmode=disable"
 }
 
+# The port was free when chosen; on a machine with many loopback connections another socket may
+# take it before the server binds it: then (first start only) another port.
 _sql_pg_up() {
-        _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null 2>&1 ||
-                { echo "not ok - pg_ctl start"; sed 's/^/#   /' "$PG_DIR/server.log" | tail -n 20; return 1; }
+        local try
+        for try in 1 2 3 4 5; do
+                _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null 2>&1 && return 0
+                [ "${1:-}" = first ] && grep -q "Address already in use" "$PG_DIR/server.log" || break
+                PG_PORT=$(_sql_free_port)
+                sed -i "s/^port = .*/port = $PG_PORT/" "$PG_DIR/data/postgresql.conf"
+        done
+        echo "not ok - pg_ctl start"
+        sed 's/^/#   /' "$PG_DIR/server.log" | tail -n 20
+        return 1
 }
 
 sql_pg_stop() {
@@ -141,7 +151,7 @@ sql_my_start() {
                 --skip-test-db >"$MY_DIR/install.log" 2>&1 ||
                 { echo "not ok - mariadb-install-db"; sed 's/^/#   /' "$MY_DIR/install.log" | tail -n 20; exit 1; }
         se_common_at_exit sql_my_stop
-        _sql_my_up || exit 1
+        _sql_my_up first || exit 1
         my_sql mysql <<<"CREATE DATABASE kine; CREATE USER 'kine'@'127.0.0.1' IDENTIFIED BY '$SQL_PASSWORD';
 GRANT ALL ON *.* TO 'kine'@'127.0.0.1';"
         # shellcheck disable=SC2034 # for the sourcing script
@@ -149,7 +159,20 @@ GRANT ALL ON *.* TO 'kine'@'127.0.0.1';"
 }
 
 _sql_my_up() {
+        local i try
+        for try in 1 2 3 4 5; do
+                _sql_my_up_once && return 0
+                [ "${1:-}" = first ] && grep -q "Address already in use" "$MY_DIR/server.log" || break
+                MY_PORT=$(_sql_free_port)
+        done
+        echo "not ok - mariadbd did not start"
+        sed 's/^/#   /' "$MY_DIR/server.log" | tail -n 20
+        return 1
+}
+
+_sql_my_up_once() {
         local i
+        : >"$MY_DIR/server.log"
         mariadbd --no-defaults --user=root --datadir="$MY_DIR/data" --socket="$MY_DIR/sock" --port="$MY_PORT" \
                 --bind-address=127.0.0.1 --pid-file="$MY_DIR/pid" --log-error="$MY_DIR/server.log" \
                 --innodb-buffer-pool-size=128M --innodb-log-file-size=256M --innodb-flush-log-at-trx-commit=2 \
@@ -161,8 +184,7 @@ _sql_my_up() {
                 kill -0 "$MY_PID" 2>/dev/null || break
                 sleep 0.1
         done
-        echo "not ok - mariadbd did not start"
-        sed 's/^/#   /' "$MY_DIR/server.log" | tail -n 20
+        sql_my_stop
         return 1
 }
 
