@@ -989,6 +989,8 @@ START_TEST(test_tls_with_certificates) {
         int r;
 
         ck_assert(startswith(tls->endpoints, "https://"));
+        /* three txns in flight over TLS (HTTP/2 when the server offers it) */
+        create_keys(s, "/registry/secrets/tls/many/", 300, 64);
         r = se_store_update(s, &u, 1, &e);
         ck_assert_msg(r == 1, "%d %s", r, se_error_message(&e));
         r = se_store_get(s, u.key, &kv, &e);
