@@ -2,7 +2,8 @@
 /*
  * etcd v3 through its JSON gRPC gateway (etcd ≥ 3.4): POST /v3/kv/{range,txn}, base64 keys and
  * values, int64 as strings, zero fields omitted. Writes are kube-apiserver's optimistic
- * transactions (compare mod_revision, put, else range), batched within --max-txn-ops.
+ * transactions (compare mod_revision, put, else range), batched within --max-txn-ops; the txns of
+ * one update are sent several at a time (libcurl's multi interface).
  */
 #include <errno.h>
 #include <inttypes.h>
