@@ -580,6 +580,107 @@ START_TEST(test_in_flight_server_failure) {
 }
 END_TEST
 
+/* An update of the keys of other, all outside the range read ahead, with two txns in flight:
+ * it drives the read ahead to its answer. */
+static void ahead_drive(se_store *s, se_kv_list *other, const se_kv_update *extra) {
+        se_kv_update u[130];
+        se_error e = SE_ERROR_NULL;
+        size_t n = other->n_items;
+        int r;
+
+        ck_assert_uint_eq(n, 129);
+        for (size_t i = 0; i < n; i++)
+                u[i] = (se_kv_update){ .key = other->items[i].key, .value = (const uint8_t *) "x", .value_size = 1,
+                                       .expected_mod_revision = other->items[i].mod_revision };
+        if (extra)
+                u[n++] = *extra;
+        r = se_store_update(s, u, n, &e);
+        ck_assert_msg(r == (int) n, "%d %s", r, se_error_message(&e));
+        for (size_t i = 0; i < other->n_items; i++)
+                other->items[i].mod_revision = u[i].new_revision;
+}
+
+static void ck_value(const se_kv_list *l, const char *key, const char *value) {
+        for (size_t i = 0; i < l->n_items; i++)
+                if (streq(l->items[i].key, key)) {
+                        ck_assert_uint_eq(l->items[i].value_size, strlen(value));
+                        ck_assert_mem_eq(l->items[i].value, value, strlen(value));
+                        return;
+                }
+        ck_abort_msg("%s is not in the range", key);
+}
+
+/* se_store_read_ahead(): the range sent early answers the range asked next, unless something
+ * this client did in between could have changed or seen what it covers. */
+START_TEST(test_read_ahead) {
+        const char *prefix = "/registry/secrets/ahead/", *other_prefix = "/registry/secrets/ahead-other/";
+        se_store *s = open_store(single);
+        se_error e = SE_ERROR_NULL;
+        se_kv_list plain = {}, l = {}, other = {};
+        se_kv kv = {};
+        se_kv_update own;
+        char *k5 = key_of(prefix, 5), *k50 = key_of(prefix, 50);
+        int r;
+
+        create_keys(s, prefix, 100, 16);
+        create_keys(s, other_prefix, 129, 8);
+        r = se_store_range(s, other_prefix, NULL, 0, &other, &e);
+        ck_assert_int_eq(r, 0);
+        r = se_store_range(s, prefix, k5, 100, &plain, &e);
+        ck_assert_int_eq(r, 0);
+        ck_assert_uint_eq(plain.n_items, 95);
+
+        /* the early answer is the usual one */
+        se_store_read_ahead(s, prefix, k5, 100);
+        ahead_drive(s, &other, NULL);
+        r = se_store_range(s, prefix, k5, 100, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_assert_uint_eq(l.n_items, plain.n_items);
+        for (size_t i = 0; i < l.n_items; i++) {
+                ck_assert_str_eq(l.items[i].key, plain.items[i].key);
+                ck_assert_int_eq(l.items[i].mod_revision, plain.items[i].mod_revision);
+        }
+
+        /* our own write into the range is seen */
+        se_store_read_ahead(s, prefix, k5, 100);
+        own = (se_kv_update){ .key = k50, .value = (const uint8_t *) "own", .value_size = 3,
+                              .expected_mod_revision = l.items[45].mod_revision };
+        ck_assert_str_eq(l.items[45].key, k50);
+        ahead_drive(s, &other, &own);
+        r = se_store_range(s, prefix, k5, 100, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_value(&l, k50, "own");
+
+        /* another request in between drops it: what that one saw, the range sees too */
+        se_store_read_ahead(s, prefix, k5, 100);
+        ahead_drive(s, &other, NULL);
+        put_ctl(single, k50, "seen by get");
+        r = se_store_get(s, k50, &kv, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_assert_mem_eq(kv.value, "seen by get", 11);
+        r = se_store_range(s, prefix, k5, 100, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_value(&l, k50, "seen by get");
+
+        /* a range with other arguments is read the usual way */
+        se_store_read_ahead(s, prefix, k5, 100);
+        ahead_drive(s, &other, NULL);
+        r = se_store_range(s, prefix, k50, 3, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_assert_uint_eq(l.n_items, 3);
+        ck_assert_str_eq(l.items[0].key, k50);
+
+        free(k5);
+        free(k50);
+        se_kv_done(&kv);
+        se_kv_list_done(&plain);
+        se_kv_list_done(&l);
+        se_kv_list_done(&other);
+        se_error_done(&e);
+        se_store_close(s);
+}
+END_TEST
+
 START_TEST(test_large_values_split_batches) {
         const char *prefix = "/registry/secrets/large/";
         enum { N = 300, SIZE = 8192 };
@@ -1054,6 +1155,7 @@ static Suite *store_etcd_suite(void) {
         tcase_add_test(tc, test_cas_concurrent_writer_survives);
         tcase_add_test(tc, test_batch_with_one_conflict);
         tcase_add_test(tc, test_in_flight_conflicts);
+        tcase_add_test(tc, test_read_ahead);
         tcase_add_test(tc, test_large_values_split_batches);
         tcase_add_test(tc, test_single_key_helpers_and_leases);
         tcase_add_test(tc, test_not_a_gateway);

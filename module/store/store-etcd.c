@@ -68,11 +68,22 @@ typedef struct xfer {
         char errbuf[CURL_ERROR_SIZE];
 } xfer;
 
+/* the handle of se_store_read_ahead()'s range */
+#define XF_AHEAD (1 + ETCD_MAX_IN_FLIGHT)
+
 typedef struct etcd {
-        /* xf[0] serves one call at a time (curl_easy_perform); the rest the transactions in
-         * flight through multi */
-        xfer xf[1 + ETCD_MAX_IN_FLIGHT];
+        /* xf[0] serves one call at a time (curl_easy_perform); xf[1..ETCD_MAX_IN_FLIGHT] the
+         * transactions in flight through multi; xf[XF_AHEAD] a range read ahead */
+        xfer xf[2 + ETCD_MAX_IN_FLIGHT];
         CURLM *multi;
+        struct {
+                se_buf body;
+                char *prefix, *start; /* as the caller will ask; start NULL = from prefix */
+                size_t limit;
+                size_t ep;
+                bool sent, done;
+                CURLcode result;
+        } ahead;
         struct curl_slist *headers;
         char **urls;
         char **shown; /* urls without userinfo: the only form any message uses */
@@ -541,6 +552,8 @@ static int error_rank(int r) {
         }
 }
 
+static void ahead_drop(etcd *c);
+
 static int etcd_call(etcd *c, const char *path, const se_buf *body, json_object **ret, se_error *e) {
         /* Leader elections take a second or two: calls that met a live but leaderless (or slow)
          * cluster are retried for at least this long. */
@@ -549,6 +562,9 @@ static int etcd_call(etcd *c, const char *path, const se_buf *body, json_object 
         int r, best = 0;
         se_buf summary = {.max = 64 * 1024};
 
+        /* any other request between a read ahead and its range could have observed something
+         * the early read did not see */
+        ahead_drop(c);
         c->retried = false;
         for (;;) {
                 bool busy = false;
@@ -613,6 +629,9 @@ static void etcd_free(etcd *c) {
         if (!c)
                 return;
         /* libcurl may never have been loaded when opening failed early */
+        if (c->multi)
+                ahead_drop(c);
+        se_buf_free(&c->ahead.body);
         for (size_t i = 0; i < ELEMENTSOF(c->xf); i++) {
                 if (c->xf[i].curl) {
                         if (c->multi && i > 0)
@@ -830,46 +849,178 @@ static int append_range_end(se_buf *b, const char *end) {
         return buf_append_b64(b, "range_end", end, strlen(end));
 }
 
+static int range_body(se_buf *b, const char *from, const char *end, size_t limit) {
+        int r;
+
+        se_buf_clear(b);
+        /* No sort_order: etcd returns keys ascending anyway, and an explicit sort makes it read the
+         * whole range before applying the limit. */
+        r = se_buf_append_str(b, "{");
+        if (r >= 0)
+                r = buf_append_b64(b, "key", from, strlen(from));
+        if (r >= 0)
+                r = se_buf_append_str(b, ",");
+        if (r >= 0)
+                r = append_range_end(b, end);
+        if (r >= 0)
+                r = se_buf_printf(b, ",\"limit\":\"%zu\"}", limit);
+        return r;
+}
+
+static int range_result(etcd *c, json_object *j, const char *from, const char *end, size_t limit, se_kv_list *ret,
+                        se_error *e) {
+        int r;
+
+        r = kvs_from_json(j, ret, e);
+        if (r < 0)
+                return bad_response(c, r, e);
+        if (ret->n_items > limit) {
+                se_kv_list_done(ret);
+                return bad_response(c, se_error_set(e, -EBADMSG, "more keys than the limit"), e);
+        }
+        /* [from, end): a key outside it (a broken or hostile etcd) would make callers page
+         * backwards or never end */
+        for (size_t i = 0; i < ret->n_items; i++)
+                if (strcmp(ret->items[i].key, from) < 0 || (end && strcmp(ret->items[i].key, end) >= 0)) {
+                        se_kv_list_done(ret);
+                        return bad_response(c, se_error_set(e, -EBADMSG, "range result outside the range asked for"),
+                                            e);
+                }
+        return 0;
+}
+
+/* The first key of a range and its end; *ret_from NULL when the range is empty. */
+static int range_bounds(const char *prefix, const char *start, const char **ret_from, char **ret_end, se_error *e) {
+        const char *from;
+        int r;
+
+        r = prefix_end(prefix, ret_end, e);
+        if (r < 0)
+                return r;
+        from = start && strcmp(start, prefix) > 0 ? start : prefix;
+        *ret_from = *ret_end && strcmp(from, *ret_end) >= 0 ? NULL : from;
+        return 0;
+}
+
+/* ---- read ahead ---------------------------------------------------------------------------- */
+
+static int ensure_multi(etcd *c) {
+        if (!c->multi)
+                c->multi = sym_curl_multi_init();
+        return c->multi ? 0 : -ENOMEM;
+}
+
+static void ahead_drop(etcd *c) {
+        if (c->ahead.sent && !c->ahead.done)
+                (void) sym_curl_multi_remove_handle(c->multi, c->xf[XF_AHEAD].curl);
+        c->ahead.sent = c->ahead.done = false;
+        free(c->ahead.prefix);
+        free(c->ahead.start);
+        c->ahead.prefix = c->ahead.start = NULL;
+}
+
+/* A message of multi about the read ahead; false if it is about another transfer. */
+static bool ahead_finished(etcd *c, CURLMsg *m) {
+        if (m->msg != CURLMSG_DONE || m->easy_handle != c->xf[XF_AHEAD].curl || !c->ahead.sent || c->ahead.done)
+                return false;
+        (void) sym_curl_multi_remove_handle(c->multi, m->easy_handle);
+        c->ahead.result = m->data.result;
+        c->ahead.done = true;
+        return true;
+}
+
+/* Sends the range the caller says it asks next (see se_store_read_ahead()); it travels while the
+ * caller's updates are in flight. Only a hint: any failure just leaves nothing read ahead. */
+static void etcd_read_ahead(void *impl, const char *prefix, const char *start, size_t limit) {
+        etcd *c = impl;
+        _cleanup_free_ char *end = NULL;
+        const char *from;
+        int running;
+
+        ahead_drop(c);
+        if (!prefix || ensure_multi(c) < 0 || range_bounds(prefix, start, &from, &end, NULL) < 0 || !from)
+                return;
+        c->ahead.body.max = ETCD_MAX_REQUEST;
+        c->ahead.prefix = strdup(prefix);
+        c->ahead.start = start ? strdup(start) : NULL;
+        c->ahead.limit = limit;
+        c->ahead.ep = c->current;
+        if (!c->ahead.prefix || (start && !c->ahead.start) ||
+            range_body(&c->ahead.body, from, end, limit ?: ETCD_DEFAULT_PAGE) < 0 ||
+            xfer_prepare(c, &c->xf[XF_AHEAD], c->ahead.ep, "/v3/kv/range", &c->ahead.body, NULL) < 0 ||
+            sym_curl_multi_add_handle(c->multi, c->xf[XF_AHEAD].curl) != CURLM_OK) {
+                ahead_drop(c);
+                return;
+        }
+        c->ahead.sent = true;
+        (void) sym_curl_multi_perform(c->multi, &running);
+}
+
+/* The response read ahead, if it was for exactly this range and arrived whole. */
+static int ahead_take(etcd *c, const char *prefix, const char *start, size_t limit, json_object **ret) {
+        bool failover;
+
+        if (!c->ahead.sent || !streq(c->ahead.prefix, prefix) ||
+            !(c->ahead.start && start ? streq(c->ahead.start, start) : c->ahead.start == start) ||
+            c->ahead.limit != limit)
+                return -ESTALE;
+        while (!c->ahead.done) {
+                CURLMsg *m;
+                int running = 0, queued;
+
+                if (sym_curl_multi_perform(c->multi, &running) != CURLM_OK)
+                        return -EIO;
+                while ((m = sym_curl_multi_info_read(c->multi, &queued)))
+                        (void) ahead_finished(c, m);
+                /* the transfer has its own CURLOPT_TIMEOUT_MS */
+                if (!c->ahead.done && sym_curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+                        return -EIO;
+        }
+        if (xfer_result(c, &c->xf[XF_AHEAD], c->ahead.ep, "/v3/kv/range", c->ahead.result, ret, &failover, NULL) < 0)
+                return -EIO;
+        c->current = c->ahead.ep;
+        return 0;
+}
+
 static int etcd_range(void *impl, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e) {
         etcd *c = impl;
         _cleanup_free_ char *end = NULL;
         const char *from;
         se_buf body = {.max = ETCD_MAX_REQUEST};
+        size_t asked = limit;
         int r;
 
         if (!prefix || !ret)
                 return se_error_set(e, -EINVAL, "range: no prefix");
-        r = prefix_end(prefix, &end, e);
+        r = range_bounds(prefix, start, &from, &end, e);
         if (r < 0)
                 return r;
-        from = start && strcmp(start, prefix) > 0 ? start : prefix;
-        if (end && strcmp(from, end) >= 0) {
+        if (!from) {
+                ahead_drop(c);
                 *ret = (se_kv_list){};
                 return 0;
         }
         if (limit == 0)
                 limit = ETCD_DEFAULT_PAGE;
 
+        if (c->ahead.sent) {
+                _cleanup_json_ json_object *j = NULL;
+
+                /* anything but a whole answer to this very range: read it again, the usual way */
+                r = ahead_take(c, prefix, start, asked, &j);
+                ahead_drop(c);
+                if (r >= 0)
+                        return range_result(c, j, from, end, limit, ret, e);
+        }
+
         for (;;) {
                 _cleanup_json_ json_object *j = NULL;
 
-                se_buf_clear(&body);
-                /* No sort_order: etcd returns keys ascending anyway, and an explicit sort makes it
-                 * read the whole range before applying the limit. */
-                r = se_buf_append_str(&body, "{");
-                if (r >= 0)
-                        r = buf_append_b64(&body, "key", from, strlen(from));
-                if (r >= 0)
-                        r = se_buf_append_str(&body, ",");
-                if (r >= 0)
-                        r = append_range_end(&body, end);
-                if (r >= 0)
-                        r = se_buf_printf(&body, ",\"limit\":\"%zu\"}", limit);
+                r = range_body(&body, from, end, limit);
                 if (r < 0) {
                         se_buf_free(&body);
                         return se_error_set(e, r, "cannot build the range request");
                 }
-
                 r = etcd_call(c, "/v3/kv/range", &body, &j, e);
                 if (r == -E2BIG && limit > 1) {
                         /* large values: fewer per page */
@@ -879,22 +1030,7 @@ static int etcd_range(void *impl, const char *prefix, const char *start, size_t 
                 se_buf_free(&body);
                 if (r < 0)
                         return r;
-                r = kvs_from_json(j, ret, e);
-                if (r < 0)
-                        return bad_response(c, r, e);
-                if (ret->n_items > limit) {
-                        se_kv_list_done(ret);
-                        return bad_response(c, se_error_set(e, -EBADMSG, "more keys than the limit"), e);
-                }
-                /* [from, end): a key outside it (a broken or hostile etcd) would make callers page
-                 * backwards or never end */
-                for (size_t i = 0; i < ret->n_items; i++)
-                        if (strcmp(ret->items[i].key, from) < 0 || (end && strcmp(ret->items[i].key, end) >= 0)) {
-                                se_kv_list_done(ret);
-                                return bad_response(
-                                        c, se_error_set(e, -EBADMSG, "range result outside the range asked for"), e);
-                        }
-                return 0;
+                return range_result(c, j, from, end, limit, ret, e);
         }
 }
 
@@ -1275,9 +1411,11 @@ static int flight_done(etcd *c, flight *f, size_t ep, CURLMsg *m, se_error *e) {
         size_t s;
         int r;
 
+        if (ahead_finished(c, m))
+                return 0;
         (void) sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &x);
         s = x ? (size_t) (x - c->xf) : 0;
-        if (s == 0 || s >= ELEMENTSOF(c->xf) || !f->group[s])
+        if (s == 0 || s > ETCD_MAX_IN_FLIGHT || !f->group[s])
                 return se_error_set(e, -EIO, "libcurl reported a transfer that was not started");
         (void) sym_curl_multi_remove_handle(c->multi, x->curl);
         g = TAKE_PTR(f->group[s]);
@@ -1311,11 +1449,8 @@ static int txn_groups_run(etcd *c, txn_group *groups, size_t n_groups, se_error 
         size_t next = 0;
         int r = 0;
 
-        if (!c->multi) {
-                c->multi = sym_curl_multi_init();
-                if (!c->multi)
-                        return se_error_set(e, -ENOMEM, "libcurl: cannot create a multi handle");
-        }
+        if (ensure_multi(c) < 0)
+                return se_error_set(e, -ENOMEM, "libcurl: cannot create a multi handle");
         for (size_t s = 1; s < ELEMENTSOF(f.body); s++)
                 f.body[s].max = ETCD_MAX_REQUEST;
 
@@ -1381,6 +1516,19 @@ static int has_duplicate_key(const se_kv_update *u, size_t n, bool *ret) {
         return 0;
 }
 
+/* Whether an update writes a key in the range read ahead. */
+static bool ahead_overlaps(etcd *c, const se_kv_update *u, size_t n) {
+        _cleanup_free_ char *end = NULL;
+        const char *from;
+
+        if (range_bounds(c->ahead.prefix, c->ahead.start, &from, &end, NULL) < 0 || !from)
+                return true;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(u[i].key, from) >= 0 && (!end || strcmp(u[i].key, end) < 0))
+                        return true;
+        return false;
+}
+
 static int etcd_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
         etcd *c = impl;
         _cleanup_free_ txn_item *items = NULL;
@@ -1427,6 +1575,8 @@ static int etcd_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
                 r = txn_group_init(&groups[n_groups++], items + i, j - i, res + i, rev + i, e);
                 i = j;
         }
+        if (r >= 0 && c->ahead.sent && ahead_overlaps(c, u, n))
+                ahead_drop(c); /* the range read ahead must not miss our own writes */
         if (r >= 0 && !dup && n_groups > 1)
                 r = txn_groups_run(c, groups, n_groups, e);
         else
@@ -1453,6 +1603,7 @@ const se_store_ops se_store_etcd_ops = {
         .count = etcd_count,
         .get = etcd_get,
         .update = etcd_update,
+        .read_ahead = etcd_read_ahead,
 };
 
 /* ---- se-etcd.h ----------------------------------------------------------------------------- */
