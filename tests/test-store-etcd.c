@@ -3,6 +3,7 @@
  * cluster for failover, a TLS member with openssl-made certificates. */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -379,6 +380,302 @@ START_TEST(test_batch_with_one_conflict) {
 
         free(conflicting);
         se_kv_list_done(&l);
+        se_error_done(&e);
+        se_store_close(s);
+}
+END_TEST
+
+/* The concurrent writer of test_in_flight_conflicts: get + compare-and-swap each of its keys
+ * until its own value is in, so it always ends up last. */
+typedef struct writer_args {
+        const char *endpoints;
+        char **keys;
+        size_t n;
+        int64_t *rev; /* out: the revision of the writer's value */
+        int result;
+} writer_args;
+
+static void *writer_main(void *p) {
+        writer_args *w = p;
+        se_store_options o = { .endpoint = w->endpoints };
+        se_error e = SE_ERROR_NULL;
+        se_store *s = NULL;
+
+        w->result = se_store_open(&o, &s, &e);
+        for (size_t i = 0; w->result >= 0 && i < w->n; i++)
+                for (;;) {
+                        se_kv kv = {};
+                        se_kv_update u;
+                        int r;
+
+                        r = se_store_get(s, w->keys[i], &kv, &e);
+                        if (r < 0) {
+                                w->result = r;
+                                break;
+                        }
+                        u = (se_kv_update){ .key = w->keys[i], .value = (const uint8_t *) "writer", .value_size = 6,
+                                            .expected_mod_revision = kv.mod_revision };
+                        se_kv_done(&kv);
+                        r = se_store_update(s, &u, 1, &e);
+                        if (r < 0) {
+                                w->result = r;
+                                break;
+                        }
+                        if (r == 1) {
+                                w->rev[i] = u.new_revision;
+                                break;
+                        }
+                }
+        se_store_close(s);
+        se_error_done(&e);
+        return NULL;
+}
+
+/* An update of 700 keys is six txns, four in flight at once. Keys changed before it (stale
+ * revisions in several txns) and by a writer racing with it keep their per-key outcome: the
+ * other writer's value wins, our update counts it as a conflict unless ours landed first, and
+ * nothing else is lost. */
+START_TEST(test_in_flight_conflicts) {
+        const char *prefix = "/registry/secrets/inflight/";
+        enum { N = 700, N_WRITER = 60 };
+        static const unsigned planted[] = { 3, 130, 200, 390, 520, 699 };
+        se_store *s = open_store(single);
+        se_error e = SE_ERROR_NULL;
+        se_kv_list l = {};
+        se_kv_update *u = calloc(N, sizeof(*u));
+        char *wkeys[N_WRITER];
+        int64_t wrev[N_WRITER] = {};
+        writer_args w = { .endpoints = single->endpoints, .keys = wkeys, .n = N_WRITER, .rev = wrev };
+        uint8_t value[1000];
+        pthread_t th;
+        size_t conflicts = 0;
+        int r, written;
+
+        ck_assert_ptr_nonnull(u);
+        create_keys(s, prefix, N, 100);
+        r = se_store_range(s, prefix, NULL, N, &l, &e);
+        ck_assert_int_eq(r, 0);
+        ck_assert_uint_eq(l.n_items, N);
+        for (size_t i = 0; i < ELEMENTSOF(planted); i++) {
+                char *k = key_of(prefix, planted[i]);
+
+                put_ctl(single, k, "before");
+                free(k);
+        }
+        /* the writer takes every tenth key from 100 on: spread over the txns in flight */
+        for (size_t i = 0; i < N_WRITER; i++)
+                wkeys[i] = key_of(prefix, 100 + 10 * (unsigned) i);
+        memset(value, 'n', sizeof(value));
+        for (size_t i = 0; i < N; i++)
+                u[i] = (se_kv_update){ .key = l.items[i].key, .value = value, .value_size = sizeof(value),
+                                       .expected_mod_revision = l.items[i].mod_revision };
+
+        ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &w), 0);
+        written = se_store_update(s, u, N, &e);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        ck_assert_msg(written >= 0, "%d %s", written, se_error_message(&e));
+        ck_assert_msg(w.result >= 0, "writer: %d", w.result);
+
+        for (size_t i = 0; i < N; i++) {
+                se_kv kv = {};
+                bool by_writer = false, by_planting = false;
+                int64_t writer_rev = 0;
+
+                for (size_t k = 0; k < N_WRITER; k++)
+                        if (streq(wkeys[k], u[i].key)) {
+                                by_writer = true;
+                                writer_rev = wrev[k];
+                        }
+                for (size_t k = 0; k < ELEMENTSOF(planted); k++)
+                        by_planting = by_planting || planted[k] == i;
+                r = se_store_get(s, u[i].key, &kv, &e);
+                ck_assert_msg(r == 0, "%s", se_error_message(&e));
+                if (u[i].conflict)
+                        conflicts++;
+                if (by_writer) {
+                        /* the writer's value is never lost; ours either conflicted or came first */
+                        ck_assert_int_eq(kv.value_size, 6);
+                        ck_assert_mem_eq(kv.value, "writer", 6);
+                        ck_assert_int_eq(kv.mod_revision, writer_rev);
+                        if (!u[i].conflict)
+                                ck_assert_int_lt(u[i].new_revision, writer_rev);
+                        else
+                                ck_assert_int_eq(u[i].new_revision, 0);
+                } else if (by_planting) {
+                        ck_assert_msg(u[i].conflict, "key %zu: a stale revision was not a conflict", i);
+                        ck_assert_int_eq(kv.value_size, 6);
+                        ck_assert_mem_eq(kv.value, "before", 6);
+                } else {
+                        ck_assert_msg(!u[i].conflict, "key %zu: a conflict nobody caused", i);
+                        ck_assert_int_eq(kv.value_size, sizeof(value));
+                        ck_assert_mem_eq(kv.value, value, sizeof(value));
+                        ck_assert_int_eq(kv.mod_revision, u[i].new_revision);
+                }
+                se_kv_done(&kv);
+        }
+        ck_assert_int_eq(written, N - (int) conflicts);
+        ck_assert_uint_ge(conflicts, ELEMENTSOF(planted));
+        for (size_t i = 0; i < N_WRITER; i++)
+                free(wkeys[i]);
+        free(u);
+        se_kv_list_done(&l);
+        se_error_done(&e);
+        se_store_close(s);
+}
+END_TEST
+
+typedef struct killer_args {
+        tl_etcd *c;
+        unsigned delay_ms;
+} killer_args;
+
+static void *killer_main(void *p) {
+        killer_args *k = p;
+
+        (void) usleep(k->delay_ms * 1000u);
+        (void) kill(k->c->members[0].pid, SIGKILL);
+        return NULL;
+}
+
+/* The only member stops answering with several txns of one update sent to it, then dies: the
+ * update fails with an "unavailable" error, never a partial success. */
+START_TEST(test_in_flight_server_failure) {
+        const char *prefix = "/registry/secrets/inflight-fail/";
+        enum { N = 600 };
+        tl_etcd *c = tl_etcd_start(1);
+        se_store *s;
+        se_error e = SE_ERROR_NULL;
+        se_kv_list l = {};
+        se_kv_update *u = calloc(N, sizeof(*u));
+        killer_args k;
+        pthread_t th;
+        int r;
+
+        ck_assert_msg(c, "cannot start an etcd member");
+        ck_assert_ptr_nonnull(u);
+        s = open_store_full(c->endpoints, NULL, NULL, NULL, 3 * 1000000ULL);
+        create_keys(s, prefix, N, 100);
+        r = se_store_range(s, prefix, NULL, N, &l, &e);
+        ck_assert_int_eq(r, 0);
+        ck_assert_uint_eq(l.n_items, N);
+        for (size_t i = 0; i < N; i++)
+                u[i] = (se_kv_update){ .key = l.items[i].key, .value = (const uint8_t *) "lost?", .value_size = 5,
+                                       .expected_mod_revision = l.items[i].mod_revision };
+
+        /* stopped: the requests are accepted by the kernel and wait; then the member dies */
+        ck_assert_int_eq(kill(c->members[0].pid, SIGSTOP), 0);
+        k = (killer_args){ .c = c, .delay_ms = 500 };
+        ck_assert_int_eq(pthread_create(&th, NULL, killer_main, &k), 0);
+        r = se_store_update(s, u, N, &e);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        show("member died with txns in flight", &e);
+        ck_assert_msg(r < 0 && se_errno_is_unavailable(r), "%d %s", r, se_error_message(&e));
+        ck_assert_msg(strstr(se_error_message(&e), c->members[0].client_url), "%s", se_error_message(&e));
+
+        free(u);
+        se_kv_list_done(&l);
+        se_error_done(&e);
+        se_store_close(s);
+        tl_etcd_free(c);
+}
+END_TEST
+
+/* An update of the keys of other, all outside the range read ahead, with two txns in flight:
+ * it drives the read ahead to its answer. */
+static void ahead_drive(se_store *s, se_kv_list *other, const se_kv_update *extra) {
+        se_kv_update u[130];
+        se_error e = SE_ERROR_NULL;
+        size_t n = other->n_items;
+        int r;
+
+        ck_assert_uint_eq(n, 129);
+        for (size_t i = 0; i < n; i++)
+                u[i] = (se_kv_update){ .key = other->items[i].key, .value = (const uint8_t *) "x", .value_size = 1,
+                                       .expected_mod_revision = other->items[i].mod_revision };
+        if (extra)
+                u[n++] = *extra;
+        r = se_store_update(s, u, n, &e);
+        ck_assert_msg(r == (int) n, "%d %s", r, se_error_message(&e));
+        for (size_t i = 0; i < other->n_items; i++)
+                other->items[i].mod_revision = u[i].new_revision;
+}
+
+static void ck_value(const se_kv_list *l, const char *key, const char *value) {
+        for (size_t i = 0; i < l->n_items; i++)
+                if (streq(l->items[i].key, key)) {
+                        ck_assert_uint_eq(l->items[i].value_size, strlen(value));
+                        ck_assert_mem_eq(l->items[i].value, value, strlen(value));
+                        return;
+                }
+        ck_abort_msg("%s is not in the range", key);
+}
+
+/* se_store_read_ahead(): the range sent early answers the range asked next, unless something
+ * this client did in between could have changed or seen what it covers. */
+START_TEST(test_read_ahead) {
+        const char *prefix = "/registry/secrets/ahead/", *other_prefix = "/registry/secrets/ahead-other/";
+        se_store *s = open_store(single);
+        se_error e = SE_ERROR_NULL;
+        se_kv_list plain = {}, l = {}, other = {};
+        se_kv kv = {};
+        se_kv_update own;
+        char *k5 = key_of(prefix, 5), *k50 = key_of(prefix, 50);
+        int r;
+
+        create_keys(s, prefix, 100, 16);
+        create_keys(s, other_prefix, 129, 8);
+        r = se_store_range(s, other_prefix, NULL, 0, &other, &e);
+        ck_assert_int_eq(r, 0);
+        r = se_store_range(s, prefix, k5, 100, &plain, &e);
+        ck_assert_int_eq(r, 0);
+        ck_assert_uint_eq(plain.n_items, 95);
+
+        /* the early answer is the usual one */
+        se_store_read_ahead(s, prefix, k5, 100);
+        ahead_drive(s, &other, NULL);
+        r = se_store_range(s, prefix, k5, 100, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_assert_uint_eq(l.n_items, plain.n_items);
+        for (size_t i = 0; i < l.n_items; i++) {
+                ck_assert_str_eq(l.items[i].key, plain.items[i].key);
+                ck_assert_int_eq(l.items[i].mod_revision, plain.items[i].mod_revision);
+        }
+
+        /* our own write into the range is seen */
+        se_store_read_ahead(s, prefix, k5, 100);
+        own = (se_kv_update){ .key = k50, .value = (const uint8_t *) "own", .value_size = 3,
+                              .expected_mod_revision = l.items[45].mod_revision };
+        ck_assert_str_eq(l.items[45].key, k50);
+        ahead_drive(s, &other, &own);
+        r = se_store_range(s, prefix, k5, 100, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_value(&l, k50, "own");
+
+        /* another request in between drops it: what that one saw, the range sees too */
+        se_store_read_ahead(s, prefix, k5, 100);
+        ahead_drive(s, &other, NULL);
+        put_ctl(single, k50, "seen by get");
+        r = se_store_get(s, k50, &kv, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_assert_mem_eq(kv.value, "seen by get", 11);
+        r = se_store_range(s, prefix, k5, 100, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_value(&l, k50, "seen by get");
+
+        /* a range with other arguments is read the usual way */
+        se_store_read_ahead(s, prefix, k5, 100);
+        ahead_drive(s, &other, NULL);
+        r = se_store_range(s, prefix, k50, 3, &l, &e);
+        ck_assert_msg(r == 0, "%s", se_error_message(&e));
+        ck_assert_uint_eq(l.n_items, 3);
+        ck_assert_str_eq(l.items[0].key, k50);
+
+        free(k5);
+        free(k50);
+        se_kv_done(&kv);
+        se_kv_list_done(&plain);
+        se_kv_list_done(&l);
+        se_kv_list_done(&other);
         se_error_done(&e);
         se_store_close(s);
 }
@@ -793,6 +1090,8 @@ START_TEST(test_tls_with_certificates) {
         int r;
 
         ck_assert(startswith(tls->endpoints, "https://"));
+        /* three txns in flight over TLS (HTTP/2 when the server offers it) */
+        create_keys(s, "/registry/secrets/tls/many/", 300, 64);
         r = se_store_update(s, &u, 1, &e);
         ck_assert_msg(r == 1, "%d %s", r, se_error_message(&e));
         r = se_store_get(s, u.key, &kv, &e);
@@ -855,6 +1154,8 @@ static Suite *store_etcd_suite(void) {
         tcase_add_test(tc, test_get_interop_with_etcdctl);
         tcase_add_test(tc, test_cas_concurrent_writer_survives);
         tcase_add_test(tc, test_batch_with_one_conflict);
+        tcase_add_test(tc, test_in_flight_conflicts);
+        tcase_add_test(tc, test_read_ahead);
         tcase_add_test(tc, test_large_values_split_batches);
         tcase_add_test(tc, test_single_key_helpers_and_leases);
         tcase_add_test(tc, test_not_a_gateway);
@@ -863,6 +1164,7 @@ static Suite *store_etcd_suite(void) {
 
         tc = tcase_create("cluster");
         tcase_add_test(tc, test_cluster_failover);
+        tcase_add_test(tc, test_in_flight_server_failure);
         tcase_set_timeout(tc, 180);
         suite_add_tcase(s, tc);
 

@@ -672,6 +672,15 @@ static void run_done(run *r) {
         se_reencrypt_result_done(&r->res);
 }
 
+/* Asks the store to send now the range read_page() asks next, so that on etcd it travels while
+ * this page is written. Reading early is safe here: every value goes back by compare-and-swap
+ * on the mod_revision read, so a change in between is a conflict, re-read and redone. */
+static void read_ahead(run *r) {
+        if (r->rd_prefix < r->n_prefixes)
+                se_store_read_ahead(r->store, r->prefixes[r->rd_prefix], r->rd_after,
+                                    r->page_size + (r->rd_after ? 1 : 0));
+}
+
 static int pipeline(run *r, worker *w, se_error *e) {
         page pages[2] = {}, *cur = &pages[0], *other = &pages[1];
         int k, have_next;
@@ -688,8 +697,10 @@ static int pipeline(run *r, worker *w, se_error *e) {
                         k = have_next;
                         goto out;
                 }
-                if (have_next)
+                if (have_next) {
                         worker_submit(w, other); /* its crypto overlaps the writes of cur */
+                        read_ahead(r);
+                }
                 k = write_page(r, cur, e);
                 if (k < 0 || !have_next)
                         goto out;

@@ -17,6 +17,16 @@ void (*sym_curl_easy_cleanup)(CURL *curl);
 const char *(*sym_curl_easy_strerror)(CURLcode code);
 struct curl_slist *(*sym_curl_slist_append)(struct curl_slist *list, const char *s);
 void (*sym_curl_slist_free_all)(struct curl_slist *list);
+CURLM *(*sym_curl_multi_init)(void);
+CURLMcode (*sym_curl_multi_setopt)(CURLM *multi, CURLMoption option, ...);
+CURLMcode (*sym_curl_multi_add_handle)(CURLM *multi, CURL *curl);
+CURLMcode (*sym_curl_multi_remove_handle)(CURLM *multi, CURL *curl);
+CURLMcode (*sym_curl_multi_perform)(CURLM *multi, int *running_handles);
+CURLMcode (*sym_curl_multi_poll)(CURLM *multi, struct curl_waitfd extra_fds[], unsigned extra_nfds, int timeout_ms,
+                                 int *ret);
+CURLMsg *(*sym_curl_multi_info_read)(CURLM *multi, int *msgs_in_queue);
+const char *(*sym_curl_multi_strerror)(CURLMcode code);
+CURLMcode (*sym_curl_multi_cleanup)(CURLM *multi);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char load_error[256];
@@ -38,6 +48,15 @@ static void load(void) {
                 {(void **) &sym_curl_easy_strerror, "curl_easy_strerror"},
                 {(void **) &sym_curl_slist_append, "curl_slist_append"},
                 {(void **) &sym_curl_slist_free_all, "curl_slist_free_all"},
+                {(void **) &sym_curl_multi_init, "curl_multi_init"},
+                {(void **) &sym_curl_multi_setopt, "curl_multi_setopt"},
+                {(void **) &sym_curl_multi_add_handle, "curl_multi_add_handle"},
+                {(void **) &sym_curl_multi_remove_handle, "curl_multi_remove_handle"},
+                {(void **) &sym_curl_multi_perform, "curl_multi_perform"},
+                {(void **) &sym_curl_multi_poll, "curl_multi_poll"},
+                {(void **) &sym_curl_multi_info_read, "curl_multi_info_read"},
+                {(void **) &sym_curl_multi_strerror, "curl_multi_strerror"},
+                {(void **) &sym_curl_multi_cleanup, "curl_multi_cleanup"},
         };
 
         if (!dl) {

@@ -20,6 +20,17 @@ extern void (*sym_curl_easy_cleanup)(CURL *curl);
 extern const char *(*sym_curl_easy_strerror)(CURLcode code);
 extern struct curl_slist *(*sym_curl_slist_append)(struct curl_slist *list, const char *s);
 extern void (*sym_curl_slist_free_all)(struct curl_slist *list);
+/* several transactions in flight (store-etcd.c's updates) */
+extern CURLM *(*sym_curl_multi_init)(void);
+extern CURLMcode (*sym_curl_multi_setopt)(CURLM *multi, CURLMoption option, ...);
+extern CURLMcode (*sym_curl_multi_add_handle)(CURLM *multi, CURL *curl);
+extern CURLMcode (*sym_curl_multi_remove_handle)(CURLM *multi, CURL *curl);
+extern CURLMcode (*sym_curl_multi_perform)(CURLM *multi, int *running_handles);
+extern CURLMcode (*sym_curl_multi_poll)(CURLM *multi, struct curl_waitfd extra_fds[], unsigned extra_nfds,
+                                        int timeout_ms, int *ret);
+extern CURLMsg *(*sym_curl_multi_info_read)(CURLM *multi, int *msgs_in_queue);
+extern const char *(*sym_curl_multi_strerror)(CURLMcode code);
+extern CURLMcode (*sym_curl_multi_cleanup)(CURLM *multi);
 
 /* Loads libcurl.so.4 and runs curl_global_init() once (thread-safe). -EOPNOTSUPP with the
  * loader's message when libcurl is missing (Debian: apt-get install libcurl4). */

@@ -2,7 +2,8 @@
 /*
  * etcd v3 through its JSON gRPC gateway (etcd ≥ 3.4): POST /v3/kv/{range,txn}, base64 keys and
  * values, int64 as strings, zero fields omitted. Writes are kube-apiserver's optimistic
- * transactions (compare mod_revision, put, else range), batched within --max-txn-ops.
+ * transactions (compare mod_revision, put, else range), batched within --max-txn-ops; the txns of
+ * one update are sent several at a time (libcurl's multi interface).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,6 +35,10 @@
 #define ETCD_RETRY_SLEEP_USEC    200000U
 #define ETCD_MIN_RETRY_USEC      (5ULL * 1000000ULL)
 #define ETCD_JSON_DEPTH          64
+/* Transactions of one update sent at once (each on its own connection, or multiplexed over
+ * HTTP/2): enough to keep a 3-member cluster busy instead of waiting a round trip per txn, and a
+ * bound on memory (each carries at most ETCD_MAX_TXN_VALUE_BYTES of values). */
+#define ETCD_MAX_IN_FLIGHT 4
 
 /* gRPC status codes (google.golang.org/grpc/codes). */
 enum {
@@ -55,18 +60,37 @@ enum {
         GRPC_UNAUTHENTICATED = 16,
 };
 
-typedef struct etcd {
+/* One easy handle with its response buffer. */
+typedef struct xfer {
         CURL *curl;
+        se_buf resp;
+        int write_error;
+        char errbuf[CURL_ERROR_SIZE];
+} xfer;
+
+/* the handle of se_store_read_ahead()'s range */
+#define XF_AHEAD (1 + ETCD_MAX_IN_FLIGHT)
+
+typedef struct etcd {
+        /* xf[0] serves one call at a time (curl_easy_perform); xf[1..ETCD_MAX_IN_FLIGHT] the
+         * transactions in flight through multi; xf[XF_AHEAD] a range read ahead */
+        xfer xf[2 + ETCD_MAX_IN_FLIGHT];
+        CURLM *multi;
+        struct {
+                se_buf body;
+                char *prefix, *start; /* as the caller will ask; start NULL = from prefix */
+                size_t limit;
+                size_t ep;
+                bool sent, done;
+                CURLcode result;
+        } ahead;
         struct curl_slist *headers;
         char **urls;
         char **shown; /* urls without userinfo: the only form any message uses */
         size_t n_urls;
         size_t current; /* the endpoint that answered last; tried first */
         uint64_t timeout_usec;
-        se_buf resp;
-        int write_error;
         bool retried; /* the last call was sent more than once: a write may have landed already */
-        char errbuf[CURL_ERROR_SIZE];
 } etcd;
 
 static inline void json_object_putp(json_object **j) {
@@ -307,13 +331,13 @@ static int kvs_from_json(json_object *resp, se_kv_list *ret, se_error *e) {
 /* ---- transport ----------------------------------------------------------------------------- */
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        etcd *c = userdata;
+        xfer *x = userdata;
         size_t n = size * nmemb;
         int r;
 
-        r = se_buf_append(&c->resp, ptr, n);
+        r = se_buf_append(&x->resp, ptr, n);
         if (r < 0) {
-                c->write_error = r;
+                x->write_error = r;
                 return 0;
         }
         return n;
@@ -412,43 +436,47 @@ static const char *tls_hint(CURLcode cc, const char *detail) {
         }
 }
 
-/* One POST to one endpoint. On failure *ret_failover says whether another endpoint may do
- * better (connection trouble, 503/Unavailable); the message always names the URL. */
-static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *body, json_object **ret,
-                        bool *ret_failover, se_error *e) {
+/* Points x at a POST of body (which must outlive the transfer) to one endpoint. */
+static int xfer_prepare(etcd *c, xfer *x, size_t idx, const char *path, const se_buf *body, se_error *e) {
         _cleanup_free_ char *url = NULL;
+
+        if (asprintf(&url, "%s%s", c->urls[idx], path) < 0)
+                return se_error_set(e, -ENOMEM, "out of memory");
+        se_buf_clear(&x->resp);
+        x->write_error = 0;
+        x->errbuf[0] = 0;
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_URL, url);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, (const char *) body->data);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body->len);
+        return 0;
+}
+
+/* The outcome of a finished transfer (cc its result). On failure *ret_failover says whether
+ * another endpoint may do better (connection trouble, 503/Unavailable); the message always names
+ * the URL. */
+static int xfer_result(etcd *c, xfer *x, size_t idx, const char *path, CURLcode cc, json_object **ret,
+                       bool *ret_failover, se_error *e) {
         const char *base = c->shown[idx], *why = NULL;
         json_object *j = NULL, *msg;
         long status = 0;
-        CURLcode cc;
         int r;
 
         *ret_failover = false;
-        if (asprintf(&url, "%s%s", c->urls[idx], path) < 0)
-                return se_error_set(e, -ENOMEM, "out of memory");
-
-        se_buf_clear(&c->resp);
-        c->write_error = 0;
-        c->errbuf[0] = 0;
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_URL, url);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *) body->data);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body->len);
-        cc = sym_curl_easy_perform(c->curl);
         if (cc != CURLE_OK) {
-                const char *detail = c->errbuf[0] ? c->errbuf : sym_curl_easy_strerror(cc);
+                const char *detail = x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc);
 
-                if (cc == CURLE_WRITE_ERROR && c->write_error == -E2BIG)
+                if (cc == CURLE_WRITE_ERROR && x->write_error == -E2BIG)
                         return se_error_set(e, -E2BIG, "response from etcd at %s exceeds %u MiB", base,
                                             ETCD_MAX_RESPONSE / (1024u * 1024u));
-                if (cc == CURLE_WRITE_ERROR && c->write_error < 0)
-                        return se_error_set(e, c->write_error, "out of memory reading the response of %s", base);
+                if (cc == CURLE_WRITE_ERROR && x->write_error < 0)
+                        return se_error_set(e, x->write_error, "out of memory reading the response of %s", base);
                 r = curl_code_to_errno(cc, startswith(base, "https://"), detail);
                 *ret_failover = r != -ENOMEM && r != -EINVAL;
                 return se_error_set(e, r, "etcd at %s: %s%s", base, detail, r == -EPROTO ? tls_hint(cc, detail) : "");
         }
-        (void) sym_curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+        (void) sym_curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
 
-        r = parse_json(c->resp.data, c->resp.len, &j, &why);
+        r = parse_json(x->resp.data, x->resp.len, &j, &why);
         if (r == -ENOMEM)
                 return se_error_set(e, r, "out of memory");
         if (status == 200) {
@@ -491,6 +519,19 @@ static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *bod
                             why ? ", " : "", why ? why : "");
 }
 
+/* One POST to one endpoint, on the handle for single calls. */
+static int etcd_attempt(etcd *c, size_t idx, const char *path, const se_buf *body, json_object **ret,
+                        bool *ret_failover, se_error *e) {
+        xfer *x = &c->xf[0];
+        int r;
+
+        *ret_failover = false;
+        r = xfer_prepare(c, x, idx, path, body, e);
+        if (r < 0)
+                return r;
+        return xfer_result(c, x, idx, path, sym_curl_easy_perform(x->curl), ret, ret_failover, e);
+}
+
 /* Which failure to report when every endpoint failed: configuration problems (TLS) first, then
  * the "most alive" state seen. */
 static int error_rank(int r) {
@@ -511,6 +552,8 @@ static int error_rank(int r) {
         }
 }
 
+static void ahead_drop(etcd *c);
+
 static int etcd_call(etcd *c, const char *path, const se_buf *body, json_object **ret, se_error *e) {
         /* Leader elections take a second or two: calls that met a live but leaderless (or slow)
          * cluster are retried for at least this long. */
@@ -519,6 +562,9 @@ static int etcd_call(etcd *c, const char *path, const se_buf *body, json_object 
         int r, best = 0;
         se_buf summary = {.max = 64 * 1024};
 
+        /* any other request between a read ahead and its range could have observed something
+         * the early read did not see */
+        ahead_drop(c);
         c->retried = false;
         for (;;) {
                 bool busy = false;
@@ -583,8 +629,19 @@ static void etcd_free(etcd *c) {
         if (!c)
                 return;
         /* libcurl may never have been loaded when opening failed early */
-        if (c->curl)
-                sym_curl_easy_cleanup(c->curl);
+        if (c->multi)
+                ahead_drop(c);
+        se_buf_free(&c->ahead.body);
+        for (size_t i = 0; i < ELEMENTSOF(c->xf); i++) {
+                if (c->xf[i].curl) {
+                        if (c->multi && i > 0)
+                                (void) sym_curl_multi_remove_handle(c->multi, c->xf[i].curl);
+                        sym_curl_easy_cleanup(c->xf[i].curl);
+                }
+                se_buf_free(&c->xf[i].resp);
+        }
+        if (c->multi)
+                (void) sym_curl_multi_cleanup(c->multi);
         if (c->headers)
                 sym_curl_slist_free_all(c->headers);
         for (size_t i = 0; i < c->n_urls; i++) {
@@ -593,7 +650,6 @@ static void etcd_free(etcd *c) {
         }
         free(c->urls);
         free(c->shown);
-        se_buf_free(&c->resp);
         free(c);
 }
 
@@ -682,6 +738,35 @@ static int check_file(const char *setting, const char *path, se_error *e) {
         return 0;
 }
 
+static int xfer_init(etcd *c, xfer *x, const se_store_options *o, se_error *e) {
+        x->resp.max = ETCD_MAX_RESPONSE;
+        x->curl = sym_curl_easy_init();
+        if (!x->curl)
+                return se_error_set(e, -ENOMEM, "libcurl: cannot create a handle");
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->errbuf);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, write_cb);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, x);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_PRIVATE, x);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, c->headers);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_POST, 1L);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_FOLLOWLOCATION, 0L);
+        /* etcd is never reached through http_proxy from the environment */
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_PROXY, "");
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_TIMEOUT_MS, (long) MAX(c->timeout_usec / 1000, 1));
+        (void) sym_curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                                    (long) MIN((long) MAX(c->timeout_usec / 1000, 1), ETCD_CONNECT_TIMEOUT_MS));
+        if (!isempty(o->cafile))
+                (void) sym_curl_easy_setopt(x->curl, CURLOPT_CAINFO, o->cafile);
+        if (!isempty(o->certfile))
+                (void) sym_curl_easy_setopt(x->curl, CURLOPT_SSLCERT, o->certfile);
+        if (!isempty(o->keyfile))
+                (void) sym_curl_easy_setopt(x->curl, CURLOPT_SSLKEY, o->keyfile);
+        return 0;
+}
+
 static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
         etcd *c = NULL;
         int r;
@@ -689,7 +774,6 @@ static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
         c = calloc(1, sizeof(*c));
         if (!c)
                 return se_error_set(e, -ENOMEM, "out of memory");
-        c->resp.max = ETCD_MAX_RESPONSE;
         c->timeout_usec = o->timeout_usec ? o->timeout_usec : ETCD_DEFAULT_TIMEOUT_USEC;
 
         r = parse_endpoints(c, o->endpoint, o->plain_http, e);
@@ -709,11 +793,6 @@ static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
         r = se_dlopen_curl(e);
         if (r < 0)
                 goto fail;
-        c->curl = sym_curl_easy_init();
-        if (!c->curl) {
-                r = se_error_set(e, -ENOMEM, "libcurl: cannot create a handle");
-                goto fail;
-        }
         c->headers = sym_curl_slist_append(NULL, "Content-Type: application/json");
         if (c->headers) {
                 /* no "Expect: 100-continue" round trip for larger transactions */
@@ -730,26 +809,11 @@ static int etcd_open(const se_store_options *o, void **ret_impl, se_error *e) {
                 goto fail;
         }
 
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
-        /* etcd is never reached through http_proxy from the environment */
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_PROXY, "");
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long) MAX(c->timeout_usec / 1000, 1));
-        (void) sym_curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                                    (long) MIN((long) MAX(c->timeout_usec / 1000, 1), ETCD_CONNECT_TIMEOUT_MS));
-        if (!isempty(o->cafile))
-                (void) sym_curl_easy_setopt(c->curl, CURLOPT_CAINFO, o->cafile);
-        if (!isempty(o->certfile))
-                (void) sym_curl_easy_setopt(c->curl, CURLOPT_SSLCERT, o->certfile);
-        if (!isempty(o->keyfile))
-                (void) sym_curl_easy_setopt(c->curl, CURLOPT_SSLKEY, o->keyfile);
+        for (size_t i = 0; i < ELEMENTSOF(c->xf); i++) {
+                r = xfer_init(c, &c->xf[i], o, e);
+                if (r < 0)
+                        goto fail;
+        }
 
         *ret_impl = c;
         return 0;
@@ -785,46 +849,178 @@ static int append_range_end(se_buf *b, const char *end) {
         return buf_append_b64(b, "range_end", end, strlen(end));
 }
 
+static int range_body(se_buf *b, const char *from, const char *end, size_t limit) {
+        int r;
+
+        se_buf_clear(b);
+        /* No sort_order: etcd returns keys ascending anyway, and an explicit sort makes it read the
+         * whole range before applying the limit. */
+        r = se_buf_append_str(b, "{");
+        if (r >= 0)
+                r = buf_append_b64(b, "key", from, strlen(from));
+        if (r >= 0)
+                r = se_buf_append_str(b, ",");
+        if (r >= 0)
+                r = append_range_end(b, end);
+        if (r >= 0)
+                r = se_buf_printf(b, ",\"limit\":\"%zu\"}", limit);
+        return r;
+}
+
+static int range_result(etcd *c, json_object *j, const char *from, const char *end, size_t limit, se_kv_list *ret,
+                        se_error *e) {
+        int r;
+
+        r = kvs_from_json(j, ret, e);
+        if (r < 0)
+                return bad_response(c, r, e);
+        if (ret->n_items > limit) {
+                se_kv_list_done(ret);
+                return bad_response(c, se_error_set(e, -EBADMSG, "more keys than the limit"), e);
+        }
+        /* [from, end): a key outside it (a broken or hostile etcd) would make callers page
+         * backwards or never end */
+        for (size_t i = 0; i < ret->n_items; i++)
+                if (strcmp(ret->items[i].key, from) < 0 || (end && strcmp(ret->items[i].key, end) >= 0)) {
+                        se_kv_list_done(ret);
+                        return bad_response(c, se_error_set(e, -EBADMSG, "range result outside the range asked for"),
+                                            e);
+                }
+        return 0;
+}
+
+/* The first key of a range and its end; *ret_from NULL when the range is empty. */
+static int range_bounds(const char *prefix, const char *start, const char **ret_from, char **ret_end, se_error *e) {
+        const char *from;
+        int r;
+
+        r = prefix_end(prefix, ret_end, e);
+        if (r < 0)
+                return r;
+        from = start && strcmp(start, prefix) > 0 ? start : prefix;
+        *ret_from = *ret_end && strcmp(from, *ret_end) >= 0 ? NULL : from;
+        return 0;
+}
+
+/* ---- read ahead ---------------------------------------------------------------------------- */
+
+static int ensure_multi(etcd *c) {
+        if (!c->multi)
+                c->multi = sym_curl_multi_init();
+        return c->multi ? 0 : -ENOMEM;
+}
+
+static void ahead_drop(etcd *c) {
+        if (c->ahead.sent && !c->ahead.done)
+                (void) sym_curl_multi_remove_handle(c->multi, c->xf[XF_AHEAD].curl);
+        c->ahead.sent = c->ahead.done = false;
+        free(c->ahead.prefix);
+        free(c->ahead.start);
+        c->ahead.prefix = c->ahead.start = NULL;
+}
+
+/* A message of multi about the read ahead; false if it is about another transfer. */
+static bool ahead_finished(etcd *c, CURLMsg *m) {
+        if (m->msg != CURLMSG_DONE || m->easy_handle != c->xf[XF_AHEAD].curl || !c->ahead.sent || c->ahead.done)
+                return false;
+        (void) sym_curl_multi_remove_handle(c->multi, m->easy_handle);
+        c->ahead.result = m->data.result;
+        c->ahead.done = true;
+        return true;
+}
+
+/* Sends the range the caller says it asks next (see se_store_read_ahead()); it travels while the
+ * caller's updates are in flight. Only a hint: any failure just leaves nothing read ahead. */
+static void etcd_read_ahead(void *impl, const char *prefix, const char *start, size_t limit) {
+        etcd *c = impl;
+        _cleanup_free_ char *end = NULL;
+        const char *from;
+        int running;
+
+        ahead_drop(c);
+        if (!prefix || ensure_multi(c) < 0 || range_bounds(prefix, start, &from, &end, NULL) < 0 || !from)
+                return;
+        c->ahead.body.max = ETCD_MAX_REQUEST;
+        c->ahead.prefix = strdup(prefix);
+        c->ahead.start = start ? strdup(start) : NULL;
+        c->ahead.limit = limit;
+        c->ahead.ep = c->current;
+        if (!c->ahead.prefix || (start && !c->ahead.start) ||
+            range_body(&c->ahead.body, from, end, limit ?: ETCD_DEFAULT_PAGE) < 0 ||
+            xfer_prepare(c, &c->xf[XF_AHEAD], c->ahead.ep, "/v3/kv/range", &c->ahead.body, NULL) < 0 ||
+            sym_curl_multi_add_handle(c->multi, c->xf[XF_AHEAD].curl) != CURLM_OK) {
+                ahead_drop(c);
+                return;
+        }
+        c->ahead.sent = true;
+        (void) sym_curl_multi_perform(c->multi, &running);
+}
+
+/* The response read ahead, if it was for exactly this range and arrived whole. */
+static int ahead_take(etcd *c, const char *prefix, const char *start, size_t limit, json_object **ret) {
+        bool failover;
+
+        if (!c->ahead.sent || !streq(c->ahead.prefix, prefix) ||
+            !(c->ahead.start && start ? streq(c->ahead.start, start) : c->ahead.start == start) ||
+            c->ahead.limit != limit)
+                return -ESTALE;
+        while (!c->ahead.done) {
+                CURLMsg *m;
+                int running = 0, queued;
+
+                if (sym_curl_multi_perform(c->multi, &running) != CURLM_OK)
+                        return -EIO;
+                while ((m = sym_curl_multi_info_read(c->multi, &queued)))
+                        (void) ahead_finished(c, m);
+                /* the transfer has its own CURLOPT_TIMEOUT_MS */
+                if (!c->ahead.done && sym_curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+                        return -EIO;
+        }
+        if (xfer_result(c, &c->xf[XF_AHEAD], c->ahead.ep, "/v3/kv/range", c->ahead.result, ret, &failover, NULL) < 0)
+                return -EIO;
+        c->current = c->ahead.ep;
+        return 0;
+}
+
 static int etcd_range(void *impl, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e) {
         etcd *c = impl;
         _cleanup_free_ char *end = NULL;
         const char *from;
         se_buf body = {.max = ETCD_MAX_REQUEST};
+        size_t asked = limit;
         int r;
 
         if (!prefix || !ret)
                 return se_error_set(e, -EINVAL, "range: no prefix");
-        r = prefix_end(prefix, &end, e);
+        r = range_bounds(prefix, start, &from, &end, e);
         if (r < 0)
                 return r;
-        from = start && strcmp(start, prefix) > 0 ? start : prefix;
-        if (end && strcmp(from, end) >= 0) {
+        if (!from) {
+                ahead_drop(c);
                 *ret = (se_kv_list){};
                 return 0;
         }
         if (limit == 0)
                 limit = ETCD_DEFAULT_PAGE;
 
+        if (c->ahead.sent) {
+                _cleanup_json_ json_object *j = NULL;
+
+                /* anything but a whole answer to this very range: read it again, the usual way */
+                r = ahead_take(c, prefix, start, asked, &j);
+                ahead_drop(c);
+                if (r >= 0)
+                        return range_result(c, j, from, end, limit, ret, e);
+        }
+
         for (;;) {
                 _cleanup_json_ json_object *j = NULL;
 
-                se_buf_clear(&body);
-                /* No sort_order: etcd returns keys ascending anyway, and an explicit sort makes it
-                 * read the whole range before applying the limit. */
-                r = se_buf_append_str(&body, "{");
-                if (r >= 0)
-                        r = buf_append_b64(&body, "key", from, strlen(from));
-                if (r >= 0)
-                        r = se_buf_append_str(&body, ",");
-                if (r >= 0)
-                        r = append_range_end(&body, end);
-                if (r >= 0)
-                        r = se_buf_printf(&body, ",\"limit\":\"%zu\"}", limit);
+                r = range_body(&body, from, end, limit);
                 if (r < 0) {
                         se_buf_free(&body);
                         return se_error_set(e, r, "cannot build the range request");
                 }
-
                 r = etcd_call(c, "/v3/kv/range", &body, &j, e);
                 if (r == -E2BIG && limit > 1) {
                         /* large values: fewer per page */
@@ -834,22 +1030,7 @@ static int etcd_range(void *impl, const char *prefix, const char *start, size_t 
                 se_buf_free(&body);
                 if (r < 0)
                         return r;
-                r = kvs_from_json(j, ret, e);
-                if (r < 0)
-                        return bad_response(c, r, e);
-                if (ret->n_items > limit) {
-                        se_kv_list_done(ret);
-                        return bad_response(c, se_error_set(e, -EBADMSG, "more keys than the limit"), e);
-                }
-                /* [from, end): a key outside it (a broken or hostile etcd) would make callers page
-                 * backwards or never end */
-                for (size_t i = 0; i < ret->n_items; i++)
-                        if (strcmp(ret->items[i].key, from) < 0 || (end && strcmp(ret->items[i].key, end) >= 0)) {
-                                se_kv_list_done(ret);
-                                return bad_response(
-                                        c, se_error_set(e, -EBADMSG, "range result outside the range asked for"), e);
-                        }
-                return 0;
+                return range_result(c, j, from, end, limit, ret, e);
         }
 }
 
@@ -999,26 +1180,13 @@ static int txn_body(se_buf *b, txn_item *const *items, size_t n) {
         return r;
 }
 
-/* One transaction over items: all compares, then all puts/deletes, or a range of each key.
- * Returns 1 if it succeeded (*ret_revision = its revision), 0 if a compare failed (each item's
- * current mod_revision filled in). */
-static int txn_once(etcd *c, txn_item *const *items, size_t n, int64_t *ret_revision, se_error *e) {
-        _cleanup_json_ json_object *j = NULL;
-        se_buf body = {.max = ETCD_MAX_REQUEST};
+/* Reads a txn response over items. Returns 1 if it succeeded (*ret_revision = its revision), 0
+ * if a compare failed (each item's current mod_revision filled in). */
+static int txn_parse(etcd *c, json_object *j, txn_item *const *items, size_t n, int64_t *ret_revision, se_error *e) {
         json_object *header, *responses;
         size_t n_resp;
         bool ok;
         int r;
-
-        r = txn_body(&body, items, n);
-        if (r < 0) {
-                se_buf_free(&body);
-                return se_error_set(e, r, r == -E2BIG ? "transaction too large" : "cannot build the transaction");
-        }
-        r = etcd_call(c, "/v3/kv/txn", &body, &j, e);
-        se_buf_free(&body);
-        if (r < 0)
-                return r;
 
         r = json_get_bool(j, "succeeded", &ok, e);
         if (r >= 0)
@@ -1066,67 +1234,259 @@ static int txn_once(etcd *c, txn_item *const *items, size_t n, int64_t *ret_revi
         return 0;
 }
 
+/* One transaction over items: all compares, then all puts/deletes, or a range of each key. As
+ * txn_parse(); c->retried says whether it was sent more than once. */
+static int txn_once(etcd *c, txn_item *const *items, size_t n, int64_t *ret_revision, se_error *e) {
+        _cleanup_json_ json_object *j = NULL;
+        se_buf body = {.max = ETCD_MAX_REQUEST};
+        int r;
+
+        r = txn_body(&body, items, n);
+        if (r < 0) {
+                se_buf_free(&body);
+                return se_error_set(e, r, r == -E2BIG ? "transaction too large" : "cannot build the transaction");
+        }
+        r = etcd_call(c, "/v3/kv/txn", &body, &j, e);
+        se_buf_free(&body);
+        if (r < 0)
+                return r;
+        return txn_parse(c, j, items, n, ret_revision, e);
+}
+
 typedef enum txn_result {
         TXN_PENDING,
         TXN_WRITTEN,
         TXN_CONFLICT,
 } txn_result;
 
-/* Compare-and-swap of a set of distinct keys. The compares of a txn are all-or-nothing, so after
- * a failure the keys that no longer match are set aside as conflicts (the failure branch shows
- * every key at the same revision) and the rest retried together; each round drops at least one
- * key. res[i] and rev[i] receive each key's outcome. Returns the number written. */
-static int txn_batch(etcd *c, txn_item *items, size_t n, txn_result *res, int64_t *rev, se_error *e) {
-        _cleanup_free_ txn_item **active = calloc(n, sizeof(txn_item *));
-        _cleanup_free_ size_t *idx = calloc(n, sizeof(size_t));
-        size_t n_active = 0;
-        int written = 0, r;
+/* Compare-and-swap of a set of distinct keys, one txn (and its retries) at a time. The compares
+ * of a txn are all-or-nothing, so after a failure the keys that no longer match are set aside as
+ * conflicts (the failure branch shows every key at the same revision) and the rest retried
+ * together; each round drops at least one key. res[i] and rev[i] receive each key's outcome. */
+typedef struct txn_group {
+        txn_item *items;
+        size_t n;
+        txn_result *res;
+        int64_t *rev;
+        txn_item **active; /* still to write; active[k] is items[idx[k]] */
+        size_t *idx;
+        size_t n_active;
+        int written;
+        /* the attempt in flight failed where another endpoint may do better: it may have landed */
+        bool resend;
+} txn_group;
 
-        if (!active || !idx)
+static int txn_group_init(txn_group *g, txn_item *items, size_t n, txn_result *res, int64_t *rev, se_error *e) {
+        *g = (txn_group){.items = items, .n = n, .res = res, .rev = rev};
+        g->active = calloc(n, sizeof(txn_item *));
+        g->idx = calloc(n, sizeof(size_t));
+        if (!g->active || !g->idx)
                 return se_error_set(e, -ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
                 res[i] = TXN_PENDING;
                 rev[i] = 0;
-                idx[n_active] = i;
-                active[n_active++] = &items[i];
+                g->idx[i] = i;
+                g->active[i] = &items[i];
         }
+        g->n_active = n;
+        return 0;
+}
 
-        while (n_active > 0) {
+static void txn_group_done(txn_group *g) {
+        free(g->active);
+        free(g->idx);
+        g->active = NULL;
+        g->idx = NULL;
+}
+
+/* Takes in the outcome of one txn over the active keys (ok: txn_parse()'s result; retried: it may
+ * have been sent more than once). */
+static int txn_group_apply(etcd *c, txn_group *g, int ok, int64_t revision, bool retried, se_error *e) {
+        size_t kept = 0;
+
+        if (ok > 0) {
+                for (size_t k = 0; k < g->n_active; k++) {
+                        g->res[g->idx[k]] = TXN_WRITTEN;
+                        g->rev[g->idx[k]] = revision;
+                }
+                g->written += (int) g->n_active;
+                g->n_active = 0;
+                return 0;
+        }
+        for (size_t k = 0; k < g->n_active; k++) {
+                txn_item *t = g->active[k];
+
+                if (t->current == t->expected) {
+                        g->idx[kept] = g->idx[k];
+                        g->active[kept++] = t;
+                } else if (retried && t->value_matches && t->current > t->expected) {
+                        /* our own write landed before the connection broke */
+                        g->res[g->idx[k]] = TXN_WRITTEN;
+                        g->rev[g->idx[k]] = t->current;
+                        g->written++;
+                } else {
+                        g->res[g->idx[k]] = TXN_CONFLICT;
+                        g->rev[g->idx[k]] = t->current;
+                }
+        }
+        if (kept == g->n_active)
+                return bad_response(c, se_error_set(e, -EBADMSG, "transaction failed although every compare holds"),
+                                    e);
+        g->n_active = kept;
+        return 0;
+}
+
+/* Sends the group's active keys one txn at a time, with endpoint failover, until none is left. */
+static int txn_group_run(etcd *c, txn_group *g, se_error *e) {
+        int r;
+
+        while (g->n_active > 0) {
                 int64_t revision = 0;
-                size_t kept = 0;
 
-                r = txn_once(c, active, n_active, &revision, e);
+                r = txn_once(c, g->active, g->n_active, &revision, e);
                 if (r < 0)
                         return r;
-                if (r > 0) {
-                        for (size_t k = 0; k < n_active; k++) {
-                                res[idx[k]] = TXN_WRITTEN;
-                                rev[idx[k]] = revision;
-                        }
-                        return written + (int) n_active;
-                }
-                for (size_t k = 0; k < n_active; k++) {
-                        txn_item *t = active[k];
-
-                        if (t->current == t->expected) {
-                                idx[kept] = idx[k];
-                                active[kept++] = t;
-                        } else if (c->retried && t->value_matches && t->current > t->expected) {
-                                /* our own write landed before the connection broke */
-                                res[idx[k]] = TXN_WRITTEN;
-                                rev[idx[k]] = t->current;
-                                written++;
-                        } else {
-                                res[idx[k]] = TXN_CONFLICT;
-                                rev[idx[k]] = t->current;
-                        }
-                }
-                if (kept == n_active)
-                        return bad_response(
-                                c, se_error_set(e, -EBADMSG, "transaction failed although every compare holds"), e);
-                n_active = kept;
+                r = txn_group_apply(c, g, r, revision, c->retried || g->resend, e);
+                if (r < 0)
+                        return r;
+                g->resend = false;
         }
-        return written;
+        return 0;
+}
+
+/* Returns the number written. */
+static int txn_batch(etcd *c, txn_item *items, size_t n, txn_result *res, int64_t *rev, se_error *e) {
+        txn_group g;
+        int r;
+
+        r = txn_group_init(&g, items, n, res, rev, e);
+        if (r >= 0)
+                r = txn_group_run(c, &g, e);
+        txn_group_done(&g);
+        return r < 0 ? r : g.written;
+}
+
+/* ---- transactions in flight ---------------------------------------------------------------- */
+
+typedef struct flight {
+        se_buf body[1 + ETCD_MAX_IN_FLIGHT];
+        txn_group *group[1 + ETCD_MAX_IN_FLIGHT]; /* NULL = the handle is free */
+        size_t n_busy;
+} flight;
+
+static int multi_fail(CURLMcode mc, se_error *e) {
+        return se_error_set(e, mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO, "libcurl: %s", sym_curl_multi_strerror(mc));
+}
+
+static int flight_send(etcd *c, flight *f, size_t ep, txn_group *g, se_error *e) {
+        size_t s = 1;
+        CURLMcode mc;
+        int r;
+
+        while (f->group[s])
+                s++;
+        r = txn_body(&f->body[s], g->active, g->n_active);
+        if (r < 0)
+                return se_error_set(e, r, r == -E2BIG ? "transaction too large" : "cannot build the transaction");
+        r = xfer_prepare(c, &c->xf[s], ep, "/v3/kv/txn", &f->body[s], e);
+        if (r < 0)
+                return r;
+        mc = sym_curl_multi_add_handle(c->multi, c->xf[s].curl);
+        if (mc != CURLM_OK)
+                return multi_fail(mc, e);
+        f->group[s] = g;
+        f->n_busy++;
+        return 0;
+}
+
+/* A finished transfer: its group takes in the outcome, or is marked for a resend through
+ * etcd_call()'s failover. */
+static int flight_done(etcd *c, flight *f, size_t ep, CURLMsg *m, se_error *e) {
+        _cleanup_json_ json_object *j = NULL;
+        se_error ae = SE_ERROR_NULL;
+        xfer *x = NULL;
+        txn_group *g;
+        int64_t revision = 0;
+        bool failover;
+        size_t s;
+        int r;
+
+        if (ahead_finished(c, m))
+                return 0;
+        (void) sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &x);
+        s = x ? (size_t) (x - c->xf) : 0;
+        if (s == 0 || s > ETCD_MAX_IN_FLIGHT || !f->group[s])
+                return se_error_set(e, -EIO, "libcurl reported a transfer that was not started");
+        (void) sym_curl_multi_remove_handle(c->multi, x->curl);
+        g = TAKE_PTR(f->group[s]);
+        f->n_busy--;
+
+        r = xfer_result(c, x, ep, "/v3/kv/txn", m->data.result, &j, &failover, &ae);
+        if (r < 0 && failover) {
+                se_error_done(&ae);
+                g->resend = true;
+                return 0;
+        }
+        if (r < 0) {
+                r = se_error_set(e, r, "%s", se_error_message(&ae));
+                se_error_done(&ae);
+                return r;
+        }
+        r = txn_parse(c, j, g->active, g->n_active, &revision, e);
+        if (r < 0)
+                return r;
+        return txn_group_apply(c, g, r, revision, false, e);
+}
+
+/* The first txn of every group with up to ETCD_MAX_IN_FLIGHT in flight, all to the endpoint that
+ * answered last; then, one at a time with failover, whatever is left (keys whose txn failed on
+ * another key's conflict, txns a failing endpoint dropped). The groups hold distinct keys, so
+ * the order in which their txns land does not matter. A failure ends the call with an error,
+ * whatever landed already: as a sequential call that fails halfway. */
+static int txn_groups_run(etcd *c, txn_group *groups, size_t n_groups, se_error *e) {
+        const size_t ep = c->current;
+        flight f = {};
+        size_t next = 0;
+        int r = 0;
+
+        if (ensure_multi(c) < 0)
+                return se_error_set(e, -ENOMEM, "libcurl: cannot create a multi handle");
+        for (size_t s = 1; s < ELEMENTSOF(f.body); s++)
+                f.body[s].max = ETCD_MAX_REQUEST;
+
+        while (r >= 0) {
+                CURLMcode mc;
+                CURLMsg *m;
+                int running = 0, queued;
+
+                while (r >= 0 && next < n_groups && f.n_busy < ETCD_MAX_IN_FLIGHT)
+                        r = flight_send(c, &f, ep, &groups[next++], e);
+                if (r < 0 || f.n_busy == 0)
+                        break;
+                mc = sym_curl_multi_perform(c->multi, &running);
+                if (mc != CURLM_OK) {
+                        r = multi_fail(mc, e);
+                        break;
+                }
+                while (r >= 0 && (m = sym_curl_multi_info_read(c->multi, &queued)))
+                        if (m->msg == CURLMSG_DONE)
+                                r = flight_done(c, &f, ep, m, e);
+                if (r >= 0 && running > 0) {
+                        /* each transfer has its own CURLOPT_TIMEOUT_MS */
+                        mc = sym_curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+                        if (mc != CURLM_OK)
+                                r = multi_fail(mc, e);
+                }
+        }
+        /* after an error: abandon what is still in flight */
+        for (size_t s = 1; s < ELEMENTSOF(f.body); s++) {
+                if (f.group[s])
+                        (void) sym_curl_multi_remove_handle(c->multi, c->xf[s].curl);
+                se_buf_free(&f.body[s]);
+        }
+        for (size_t i = 0; r >= 0 && i < n_groups; i++)
+                r = txn_group_run(c, &groups[i], e);
+        return r;
 }
 
 static bool batch_has_key(const se_kv_update *u, size_t from, size_t to, const char *key) {
@@ -1136,13 +1496,48 @@ static bool batch_has_key(const se_kv_update *u, size_t from, size_t to, const c
         return false;
 }
 
+static int cmp_str_ptr(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* A key named twice must be written in order: such a call sends one txn at a time. */
+static int has_duplicate_key(const se_kv_update *u, size_t n, bool *ret) {
+        _cleanup_free_ const char **keys = calloc(n, sizeof(char *));
+
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                keys[i] = u[i].key;
+        qsort(keys, n, sizeof(char *), cmp_str_ptr);
+        *ret = false;
+        for (size_t i = 1; i < n; i++)
+                if (streq(keys[i - 1], keys[i]))
+                        *ret = true;
+        return 0;
+}
+
+/* Whether an update writes a key in the range read ahead. */
+static bool ahead_overlaps(etcd *c, const se_kv_update *u, size_t n) {
+        _cleanup_free_ char *end = NULL;
+        const char *from;
+
+        if (range_bounds(c->ahead.prefix, c->ahead.start, &from, &end, NULL) < 0 || !from)
+                return true;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(u[i].key, from) >= 0 && (!end || strcmp(u[i].key, end) < 0))
+                        return true;
+        return false;
+}
+
 static int etcd_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
         etcd *c = impl;
         _cleanup_free_ txn_item *items = NULL;
         _cleanup_free_ txn_result *res = NULL;
         _cleanup_free_ int64_t *rev = NULL;
-        size_t cap = MIN(n, (size_t) ETCD_MAX_TXN_OPS);
-        int total = 0, r;
+        _cleanup_free_ txn_group *groups = NULL;
+        size_t n_groups = 0;
+        bool dup = false;
+        int total = 0, r = 0;
 
         for (size_t i = 0; i < n; i++) {
                 if (isempty(u[i].key) || (!u[i].value && u[i].value_size > 0) || u[i].expected_mod_revision < 0)
@@ -1150,38 +1545,52 @@ static int etcd_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
                 u[i].conflict = false;
                 u[i].new_revision = 0;
         }
-        items = calloc(cap, sizeof(*items));
-        res = calloc(cap, sizeof(*res));
-        rev = calloc(cap, sizeof(*rev));
-        if (!items || !res || !rev)
+        if (n == 0)
+                return 0;
+        items = calloc(n, sizeof(*items));
+        res = calloc(n, sizeof(*res));
+        rev = calloc(n, sizeof(*rev));
+        groups = calloc(n, sizeof(*groups));
+        if (!items || !res || !rev || !groups || has_duplicate_key(u, n, &dup) < 0)
                 return se_error_set(e, -ENOMEM, "out of memory");
 
-        for (size_t i = 0; i < n;) {
+        for (size_t i = 0; i < n; i++)
+                items[i] = (txn_item){
+                        .key = u[i].key,
+                        .value = u[i].value,
+                        .value_size = u[i].value_size,
+                        .expected = u[i].expected_mod_revision,
+                        .op = TXN_PUT,
+                };
+        for (size_t i = 0; r >= 0 && i < n;) {
                 size_t j = i, bytes = 0;
 
                 /* etcd refuses a txn that names a key twice; such an update waits for the next one */
-                while (j < n && j - i < cap && (j == i || bytes + u[j].value_size <= ETCD_MAX_TXN_VALUE_BYTES) &&
-                       !batch_has_key(u, i, j, u[j].key)) {
+                while (j < n && j - i < ETCD_MAX_TXN_OPS &&
+                       (j == i || bytes + u[j].value_size <= ETCD_MAX_TXN_VALUE_BYTES) &&
+                       !(dup && batch_has_key(u, i, j, u[j].key))) {
                         bytes += u[j].value_size;
                         j++;
                 }
-                for (size_t k = i; k < j; k++)
-                        items[k - i] = (txn_item){
-                                .key = u[k].key,
-                                .value = u[k].value,
-                                .value_size = u[k].value_size,
-                                .expected = u[k].expected_mod_revision,
-                                .op = TXN_PUT,
-                        };
-                r = txn_batch(c, items, j - i, res, rev, e);
-                if (r < 0)
-                        return r;
-                for (size_t k = i; k < j; k++) {
-                        u[k].conflict = res[k - i] == TXN_CONFLICT;
-                        u[k].new_revision = res[k - i] == TXN_WRITTEN ? rev[k - i] : 0;
-                }
-                total += r;
+                r = txn_group_init(&groups[n_groups++], items + i, j - i, res + i, rev + i, e);
                 i = j;
+        }
+        if (r >= 0 && c->ahead.sent && ahead_overlaps(c, u, n))
+                ahead_drop(c); /* the range read ahead must not miss our own writes */
+        if (r >= 0 && !dup && n_groups > 1)
+                r = txn_groups_run(c, groups, n_groups, e);
+        else
+                for (size_t i = 0; r >= 0 && i < n_groups; i++)
+                        r = txn_group_run(c, &groups[i], e);
+        for (size_t i = 0; i < n_groups; i++) {
+                total += groups[i].written;
+                txn_group_done(&groups[i]);
+        }
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < n; k++) {
+                u[k].conflict = res[k] == TXN_CONFLICT;
+                u[k].new_revision = res[k] == TXN_WRITTEN ? rev[k] : 0;
         }
         return total;
 }
@@ -1194,6 +1603,7 @@ const se_store_ops se_store_etcd_ops = {
         .count = etcd_count,
         .get = etcd_get,
         .update = etcd_update,
+        .read_ahead = etcd_read_ahead,
 };
 
 /* ---- se-etcd.h ----------------------------------------------------------------------------- */

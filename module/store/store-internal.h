@@ -12,6 +12,7 @@ typedef struct se_store_ops {
         int (*count)(void *impl, const char *prefix, uint64_t *ret, se_error *e);
         int (*get)(void *impl, const char *key, se_kv *ret, se_error *e);
         int (*update)(void *impl, se_kv_update *u, size_t n, se_error *e);
+        void (*read_ahead)(void *impl, const char *prefix, const char *start, size_t limit); /* optional */
 } se_store_ops;
 
 extern const se_store_ops se_store_kine_ops;

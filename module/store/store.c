@@ -89,6 +89,11 @@ _public_ int se_store_get(se_store *s, const char *key, se_kv *ret, se_error *e)
         return s->ops->get(s->impl, key, ret, e);
 }
 
+_public_ void se_store_read_ahead(se_store *s, const char *prefix, const char *start, size_t limit) {
+        if (s->ops->read_ahead)
+                s->ops->read_ahead(s->impl, prefix, start, limit);
+}
+
 _public_ int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e) {
         if (n == 0)
                 return 0;
