@@ -142,6 +142,19 @@ static bool in_scope(const se_reencrypt_options *o, const char *key, const uint8
         return false;
 }
 
+/* A value the run leaves in place: counted for the removal check (safety.c). */
+static void note_left(run *r, const uint8_t *v, size_t n) {
+        r->res.left++;
+        for (const char *const *p = r->o->watch_value_prefixes; p && *p; p++) {
+                size_t len = strlen(*p);
+
+                if (n >= len && memcmp(v, *p, len) == 0) {
+                        r->res.watched_left++;
+                        return;
+                }
+        }
+}
+
 /* 0: already current or not in scope, nothing to write. 1: out holds the value under the write key.
  * -ENOKEY: no configured key reads it (message names the key path). Other errors are fatal. */
 static int transform_one(se_transformer *t, const se_reencrypt_options *o, const char *key, const uint8_t *v, size_t n,
@@ -443,6 +456,8 @@ static int resolve_conflict(run *r, const char *key, se_error *e) {
                         return se_error_prefix(e, k, "%s: cannot re-read after a conflict", key);
 
                 k = transform_one(r->t, r->o, key, kv.value, kv.value_size, &r->plain, &r->out, e);
+                if (k == 0 || k == -ENOKEY)
+                        note_left(r, kv.value, kv.value_size);
                 if (k <= 0) {
                         se_kv_done(&kv);
                         if (k == -ENOKEY)
@@ -537,6 +552,7 @@ static int write_page(run *r, page *p, se_error *e) {
 
                 switch (it->action) {
                 case ITEM_SKIP:
+                        note_left(r, kv->value, kv->value_size);
                         n_skipped++;
                         break;
                 case ITEM_REWRITE:
@@ -560,6 +576,7 @@ static int write_page(run *r, page *p, se_error *e) {
                         k = note_unreadable(r, kv->key, e);
                         if (k < 0)
                                 return k;
+                        note_left(r, kv->value, kv->value_size);
                         n_unreadable++;
                         break;
                 }
@@ -647,6 +664,11 @@ static int run_init(run *r, se_store *s, const se_config *c, const se_reencrypt_
                                             strerror(-k));
                 se_checkpoint_done(&old);
         }
+        /* Before the first read: every row written after it has a larger revision. A resumed run
+         * has none: its first part ran in another process, against a datastore this one cannot
+         * tell unchanged since (a backup restored in between). */
+        if (!r->res.resumed && se_store_revision(s, &r->res.watermark, NULL) < 0)
+                r->res.watermark = 0;
 
         for (size_t i = 0; i < r->n_prefixes; i++) {
                 uint64_t n = 0;
