@@ -26,8 +26,10 @@ typedef struct fixture {
         se_settings s;
         se_ctx ctx;
         bool open;
-        /* planted by the final progress call: after the pass walked everything */
+        /* planted by the final progress call (after the pass walked everything), or with
+         * plant_mid by the first one during the pass, between two of its batches */
         const char *plant_key;
+        bool plant_mid, planted;
 } fixture;
 
 /* A value under old key a, as a server that still writes with it stores it. */
@@ -47,8 +49,10 @@ static void plant(const char *db_path, const char *key) {
 static int on_progress(const se_reencrypt_progress *p, void *userdata) {
         fixture *f = userdata;
 
-        if (p->final && f->plant_key)
+        if (f->plant_key && !f->planted && p->final != f->plant_mid) {
                 plant(f->db, f->plant_key);
+                f->planted = true;
+        }
         return 0;
 }
 
@@ -169,6 +173,30 @@ START_TEST(test_write_after_watermark_keeps_key) {
 }
 END_TEST
 
+/* The same write between two batches of the pass, to a key it has finished: its revision lies
+ * between two ranges of rows the pass wrote itself. */
+START_TEST(test_write_between_batches_keeps_key) {
+        _cleanup_free_ char *key = rt_key(3);
+        se_error e = SE_ERROR_NULL;
+        fixture f;
+        int r;
+
+        fixture_init(&f);
+        /* slow enough for a progress call during the pass (at most one a second), in batches of
+         * 100 values (a tenth of the rate) */
+        ck_assert_int_eq(se_settings_set(&f.s, "reencrypt-rate", "1000", &e), 0);
+        f.plant_key = key;
+        f.plant_mid = true;
+        r = se_op_reencrypt(&f.ctx, true, false, &e);
+        ck_assert_msg(f.planted, "no progress call during the pass");
+        ck_assert_msg(r == -ENOKEY, "%d %s", r, se_error_message(&e));
+        ck_assert(key_a_configured(&f));
+        ck_assert_uint_eq(values_under_a(&f), 1);
+        se_error_done(&e);
+        fixture_done(&f);
+}
+END_TEST
+
 /* Under the old key where the pass does not walk, written before it began: the key must stay. */
 START_TEST(test_value_outside_walk_keeps_key) {
         se_error e = SE_ERROR_NULL;
@@ -236,6 +264,7 @@ static Suite *suite(void) {
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_clean_pass_removes_key);
         tcase_add_loop_test(tc, test_write_after_watermark_keeps_key, 0, 3);
+        tcase_add_test(tc, test_write_between_batches_keeps_key);
         tcase_add_test(tc, test_value_outside_walk_keeps_key);
         tcase_add_loop_test(tc, test_resume_after_crash, 0, 2);
         suite_add_tcase(s, tc);

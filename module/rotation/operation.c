@@ -369,7 +369,7 @@ static char **prune_watch(const se_config *c) {
 }
 
 /* What the completed pass proves, handed to the removal check; NULL when it proves nothing. */
-static se_removal_proof *pass_proof(se_ctx *ctx, se_store *store, const se_reencrypt_result *res, char **walk,
+static se_removal_proof *pass_proof(se_ctx *ctx, se_store *store, se_reencrypt_result *res, char **walk,
                                     char ***watch) {
         se_removal_proof *p;
         size_t n = 0;
@@ -385,7 +385,10 @@ static se_removal_proof *pass_proof(se_ctx *ctx, se_store *store, const se_reenc
                 .left = res->left,
                 .watched = res->watched_left,
                 .watch = TAKE_PTR(*watch),
+                .written = TAKE_PTR(res->written),
+                .n_written = res->n_written,
         };
+        res->n_written = 0;
         memcpy(p->hash, ctx->state.hash, sizeof(p->hash));
         for (size_t i = 0; walk && walk[i]; i++)
                 if (se_strv_push(&p->walked, &n, walk[i]) < 0)

@@ -155,6 +155,27 @@ static void note_left(run *r, const uint8_t *v, size_t n) {
         }
 }
 
+/* A row this run wrote, for the removal check (safety.c), which need not read it again. Only
+ * ascending revisions are listed, so the list stays sorted; one not listed (out of memory, past
+ * the bound) is merely read again. */
+static void note_written(run *r, int64_t rev) {
+        se_revision_range *w = r->res.n_written > 0 ? &r->res.written[r->res.n_written - 1] : NULL;
+
+        if (rev <= 0 || (w && rev <= w->last))
+                return;
+        if (w && rev == w->last + 1) {
+                w->last = rev;
+                return;
+        }
+        if (r->res.n_written >= SE_REENCRYPT_MAX_WRITTEN_RANGES)
+                return;
+        w = reallocarray(r->res.written, r->res.n_written + 1, sizeof(se_revision_range));
+        if (!w)
+                return;
+        r->res.written = w;
+        w[r->res.n_written++] = (se_revision_range){rev, rev};
+}
+
 /* 0: already current or not in scope, nothing to write. 1: out holds the value under the write key.
  * -ENOKEY: no configured key reads it (message names the key path). Other errors are fatal. */
 static int transform_one(se_transformer *t, const se_reencrypt_options *o, const char *key, const uint8_t *v, size_t n,
@@ -478,6 +499,7 @@ static int resolve_conflict(run *r, const char *key, se_error *e) {
                         return k;
                 if (!u.conflict) {
                         r->res.rewritten++;
+                        note_written(r, u.new_revision);
                         return 0;
                 }
         }
@@ -513,6 +535,7 @@ static int flush(run *r, page *p, size_t upto, uint64_t n_skipped, uint64_t n_un
                 for (size_t i = 0; i < r->n_upd; i++) {
                         if (!r->upd[i].conflict) {
                                 r->res.rewritten++;
+                                note_written(r, r->upd[i].new_revision);
                                 continue;
                         }
                         k = resolve_conflict(r, r->upd[i].key, e);
@@ -782,5 +805,6 @@ _public_ void se_reencrypt_result_done(se_reencrypt_result *r) {
         if (!r)
                 return;
         se_path_list_free(r->unreadable_paths, r->n_unreadable_paths);
+        free(r->written);
         *r = (se_reencrypt_result){};
 }

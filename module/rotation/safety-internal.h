@@ -2,6 +2,7 @@
 #pragma once
 
 #include "se-ops.h"
+#include "se-reencrypt.h"
 
 /* The safety invariant (SPEC §5.0), checked in one place (safety.c). */
 
@@ -21,14 +22,16 @@ int se_safety_record_running(se_ctx *ctx, se_error *e);
 /* What a re-encryption pass that ran to its end in this process saw (run_reencrypt_leased()); the
  * removal check of the prune right after it may use it in place of a full scan. */
 typedef struct se_removal_proof {
-        char hash[65];     /* the config the pass ran with */
-        se_store *store;   /* the handle it ran on */
-        int64_t watermark; /* the store's revision before its first read */
-        int64_t end;       /* the store's revision after its last write */
-        uint64_t left;     /* values it read and left as they were */
-        uint64_t watched;  /* of those, values under one of watched[] */
-        char **walked;     /* the prefixes it walked to their end */
-        char **watch;      /* the value prefixes it counted */
+        char hash[65];              /* the config the pass ran with */
+        se_store *store;            /* the handle it ran on */
+        int64_t watermark;          /* the store's revision before its first read */
+        int64_t end;                /* the store's revision after its last write */
+        uint64_t left;              /* values it read and left as they were */
+        uint64_t watched;           /* of those, values under one of watch[] */
+        char **walked;              /* the prefixes it walked to their end */
+        char **watch;               /* the value prefixes it counted */
+        se_revision_range *written; /* revisions of rows it wrote, ascending */
+        size_t n_written;
 } se_removal_proof;
 
 se_removal_proof *se_removal_proof_free(se_removal_proof *p);

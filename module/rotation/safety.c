@@ -205,6 +205,7 @@ se_removal_proof *se_removal_proof_free(se_removal_proof *p) {
         if (p) {
                 se_strv_free(p->walked);
                 se_strv_free(p->watch);
+                free(p->written);
                 free(p);
         }
         return NULL;
@@ -276,10 +277,13 @@ static int walked_ranges(char **walked, key_range **ret, size_t *ret_n) {
  *
  * Let W be the revision the pass took before its first read, P the prefixes it walked, R the
  * removed value prefixes, and x the current row of any key k under /registry/ at this check.
- *  (a) rev(x) > W: x was written after the pass began. One statement inside the store counts
- *      every current value under /registry/ with a revision above W that starts with a prefix of
- *      R; nothing is paged, so nothing is skipped. Revisions only grow (kine: AUTOINCREMENT ids,
- *      which se_store_revision() checks), so every such row is in it, whoever wrote it, when.
+ *  (a) rev(x) > W: x was written after the pass began. Statements inside the store count every
+ *      current value under /registry/ with a revision above W that starts with a prefix of R,
+ *      except the revisions the pass wrote itself: the store returned them for the rows it
+ *      inserted, with the value it wrote under the write key, and a row never changes once
+ *      written (kine supersedes with new rows; compaction only deletes). Nothing is paged, so
+ *      nothing is skipped. Revisions only grow (kine: AUTOINCREMENT ids, which
+ *      se_store_revision() checks), so every such row is counted, whoever wrote it, when.
  *  (b) rev(x) <= W, k outside P: counted whatever its revision, in the store, over every part of
  *      /registry/ the pass did not walk: the full scan, restricted to what the pass did not see.
  *  (c) rev(x) <= W, k under P: x existed before the pass began and is still current, so nothing
@@ -304,7 +308,7 @@ static int removal_proven(se_ctx *ctx, se_store *store, char **removed) {
         size_t n_walked = 0;
         const char *cursor = SE_REGISTRY_PREFIX;
         uint64_t n, in_place = 0;
-        int64_t now;
+        int64_t now, from;
         int r = 0;
 
         if (!p || p->store != store || p->watermark <= 0 || p->end < p->watermark || p->watched > 0 ||
@@ -315,11 +319,19 @@ static int removal_proven(se_ctx *ctx, se_store *store, char **removed) {
                         return 0;
         if (se_store_revision(store, &now, NULL) < 0 || now < p->end)
                 return 0;
-        /* (a) */
-        if (se_store_count_values(store, SE_REGISTRY_PREFIX, registry_end, p->watermark + 1, 0,
-                                  (const char *const *) removed, &n, NULL) < 0 ||
-            n > 0)
-                return 0;
+        from = p->watermark + 1;
+        /* (a): above W, between and after the ranges the pass wrote */
+        for (size_t i = 0; i <= p->n_written; i++) {
+                int64_t to = i < p->n_written ? p->written[i].first - 1 : 0; /* 0: no end */
+
+                if ((to == 0 || to >= from) &&
+                    (se_store_count_values(store, SE_REGISTRY_PREFIX, registry_end, from, to,
+                                           (const char *const *) removed, &n, NULL) < 0 ||
+                     n > 0))
+                        return 0;
+                if (i < p->n_written)
+                        from = MAX(from, p->written[i].last + 1);
+        }
         if (walked_ranges(p->walked, &walked, &n_walked) < 0)
                 return 0;
         /* (b): the gaps between the walked ranges */

@@ -59,6 +59,14 @@ typedef struct se_reencrypt_options {
         void *userdata;
 } se_reencrypt_options;
 
+/* Revisions first..last, both included. */
+typedef struct se_revision_range {
+        int64_t first, last;
+} se_revision_range;
+
+/* At most this many ranges of written revisions are listed (16 bytes each). */
+#define SE_REENCRYPT_MAX_WRITTEN_RANGES 4096u
+
 typedef struct se_reencrypt_result {
         uint64_t total;
         uint64_t done;
@@ -75,6 +83,10 @@ typedef struct se_reencrypt_result {
         int64_t watermark;
         uint64_t left;         /* values this run read and left as they were */
         uint64_t watched_left; /* of those, values under one of watch_value_prefixes */
+        /* The revisions of the rows this run wrote, ascending (a batch is one range on kine); rows
+         * past SE_REENCRYPT_MAX_WRITTEN_RANGES ranges are not listed. */
+        se_revision_range *written;
+        size_t n_written;
 } se_reencrypt_result;
 
 /*

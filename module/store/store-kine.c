@@ -561,7 +561,8 @@ finish:
  * name. The value test compares bytes: a value kine stored as TEXT is cast to its UTF-8 bytes,
  * and substr() of TEXT counts characters, but the prefixes are ASCII, so "the first n characters
  * are the prefix" and "the first n bytes are the prefix" are the same test. With min_rev the
- * rows are found by id (+name keeps SQLite off the name index, which would visit every row).
+ * rows are found by id, else by name: the unary + keeps SQLite off the other index (visiting every
+ * row of the table).
  */
 static int kine_count_values(void *impl, const char *from, const char *to, int64_t min_rev, int64_t max_rev,
                              const char *const *value_prefixes, uint64_t *ret, se_error *e) {
@@ -571,8 +572,9 @@ static int kine_count_values(void *impl, const char *from, const char *to, int64
         uint64_t n = 0;
         int r, rc, i = 5;
 
-        r = se_buf_printf(&sql, "SELECT COUNT(*) FROM kine AS kv WHERE %s AND kv.id >= ?3 AND kv.id <= ?4",
-                          min_rev > 0 ? "+kv.name >= ?1 AND +kv.name < ?2" : "kv.name >= ?1 AND kv.name < ?2");
+        r = se_buf_printf(&sql, "SELECT COUNT(*) FROM kine AS kv WHERE %s",
+                          min_rev > 0 ? "kv.id >= ?3 AND kv.id <= ?4 AND +kv.name >= ?1 AND +kv.name < ?2"
+                                      : "kv.name >= ?1 AND kv.name < ?2 AND +kv.id >= ?3 AND +kv.id <= ?4");
         for (const char *const *p = value_prefixes; p && *p && r >= 0; p++)
                 r = se_buf_printf(&sql, "%s CAST(substr(kv.value, 1, %zu) AS BLOB) = ?%d",
                                   p == value_prefixes ? " AND (" : " OR", strlen(*p), i++);
