@@ -257,11 +257,70 @@ START_TEST(test_resume_after_crash) {
 }
 END_TEST
 
+/* se_store_count_values() against the full scan it stands in for: the current live row of each
+ * key only (not a superseded one, not a tombstone's predecessor), a TEXT value as its bytes, the
+ * key and revision bounds, compaction. */
+START_TEST(test_count_values_matches_scan) {
+        static const char *const a[] = {"k8s:enc:aescbc:v1:a:", NULL}, *const ab[] = {"k8s:enc:aescbc:v1:a:",
+                                                                                       "k8s:enc:aescbc:v1:b:", NULL};
+        _cleanup_free_ char *dir = tl_tmpdir(), *path = tl_path(dir, "db.sqlite"), *endpoint = NULL;
+        se_error e = SE_ERROR_NULL;
+        int64_t w, rev = 0;
+        uint64_t n = 0, scan = 0;
+        sqlite3 *db = tk_create(path, true);
+        se_store *s;
+
+        tk_put_str(db, TK_V016, "/registry/secrets/ns/current-a", "k8s:enc:aescbc:v1:a:1");
+        tk_put_str(db, TK_V016, "/registry/secrets/ns/superseded", "k8s:enc:aescbc:v1:a:2");
+        tk_put_str(db, TK_V016, "/registry/secrets/ns/superseded", "k8s:enc:aescbc:v1:b:2");
+        tk_put_str(db, TK_V016, "/registry/secrets/ns/deleted", "k8s:enc:aescbc:v1:a:3");
+        tk_delete_key(db, TK_V016, "/registry/secrets/ns/deleted");
+        tk_put_str(db, TK_V016, "/registry/secrets/ns/short", "k8s:enc:aescbc:v1:a");
+        tk_put_str(db, TK_V016, "/registry/configmaps/ns/cm", "k8s:enc:aescbc:v1:a:4");
+        tk_put_str(db, TK_V016, "/registry0", "k8s:enc:aescbc:v1:a:outside");
+        w = tk_revision(db);
+        /* a value kine stored as TEXT, after the watermark */
+        tk_put_str(db, TK_V016, "/registry/secrets/ns/text", "placeholder");
+        tk_exec(db, "UPDATE kine SET value = CAST('k8s:enc:aescbc:v1:a:5' AS TEXT) WHERE id = (SELECT MAX(id) FROM kine)");
+        tk_compact(db, w);
+        tk_close(db);
+
+        ck_assert_int_ge(asprintf(&endpoint, "sqlite://%s", path), 0);
+        s = rt_store_open_endpoint(endpoint);
+        ck_assert_int_eq(se_store_revision(s, &rev, &e), 0);
+        ck_assert_int_eq(rev, w + 1);
+
+        ck_assert_int_eq(se_scan_value_prefixes(s, "/registry/", a, &scan, NULL, &e), 0);
+        ck_assert_uint_eq(scan, 3); /* current-a, configmaps, text */
+        ck_assert_int_eq(se_store_count_values(s, "/registry/", "/registry0", 0, 0, a, &n, &e), 0);
+        ck_assert_uint_eq(n, scan);
+        ck_assert_int_eq(se_store_count_values(s, "/registry/", NULL, 0, 0, a, &n, &e), 0);
+        ck_assert_uint_eq(n, scan + 1); /* and /registry0 */
+        ck_assert_int_eq(se_store_count_values(s, "/registry/secrets/", "/registry/secrets0", 0, 0, a, &n, &e), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(se_store_count_values(s, "/registry/", "/registry0", w + 1, 0, a, &n, &e), 0);
+        ck_assert_uint_eq(n, 1); /* only the TEXT one is newer */
+        ck_assert_int_eq(se_store_count_values(s, "/registry/", "/registry0", 0, w, a, &n, &e), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(se_store_count_values(s, "/registry/", "/registry0", 0, 0, ab, &n, &e), 0);
+        ck_assert_uint_eq(n, 4);
+        /* every current live value: health, the four live secrets keys, the configmap */
+        ck_assert_int_eq(se_store_count_values(s, "/registry/", "/registry0", 0, 0, NULL, &n, &e), 0);
+        ck_assert_uint_eq(n, 6);
+        ck_assert_int_eq(se_store_count_values(s, "/registry/", "/registry0", w + 1, 0, NULL, &n, &e), 0);
+        ck_assert_uint_eq(n, 1);
+        se_store_close(s);
+        se_error_done(&e);
+        tl_tmpdir_remove(TAKE_PTR(dir));
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("removal-check");
         TCase *tc = tcase_create("sqlite");
 
         tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_count_values_matches_scan);
         tcase_add_test(tc, test_clean_pass_removes_key);
         tcase_add_loop_test(tc, test_write_after_watermark_keeps_key, 0, 3);
         tcase_add_test(tc, test_write_between_batches_keeps_key);

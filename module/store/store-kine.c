@@ -560,9 +560,11 @@ finish:
  * The same rows as a range read: name bound as TEXT in [from, to), the current live row of each
  * name. The value test compares bytes: a value kine stored as TEXT is cast to its UTF-8 bytes,
  * and substr() of TEXT counts characters, but the prefixes are ASCII, so "the first n characters
- * are the prefix" and "the first n bytes are the prefix" are the same test. With min_rev the
- * rows are found by id, else by name: the unary + keeps SQLite off the other index (visiting every
- * row of the table).
+ * are the prefix" and "the first n bytes are the prefix" are the same test.
+ * With min_rev the rows are found by id (+name keeps SQLite off the name index). Else by name: the
+ * newest id of each name from kine_name_index alone, then that one row (CROSS JOIN keeps the
+ * grouping the outer loop, a co-routine: no temporary table as large as the range), so rows that
+ * are superseded are never read; ten times faster than testing each row for being the newest.
  */
 static int kine_count_values(void *impl, const char *from, const char *to, int64_t min_rev, int64_t max_rev,
                              const char *const *value_prefixes, uint64_t *ret, se_error *e) {
@@ -572,14 +574,20 @@ static int kine_count_values(void *impl, const char *from, const char *to, int64
         uint64_t n = 0;
         int r, rc, i = 5;
 
-        r = se_buf_printf(&sql, "SELECT COUNT(*) FROM kine AS kv WHERE %s",
-                          min_rev > 0 ? "kv.id >= ?3 AND kv.id <= ?4 AND +kv.name >= ?1 AND +kv.name < ?2"
-                                      : "kv.name >= ?1 AND kv.name < ?2 AND +kv.id >= ?3 AND +kv.id <= ?4");
+        if (min_rev > 0)
+                r = se_buf_printf(&sql, "SELECT COUNT(*) FROM kine AS kv WHERE kv.id >= ?3 AND kv.id <= ?4 AND "
+                                        "+kv.name >= ?1 AND +kv.name < ?2");
+        else
+                r = se_buf_printf(&sql, "SELECT COUNT(*) FROM (SELECT MAX(id) AS m FROM kine WHERE name >= ?1 AND "
+                                        "name < ?2 GROUP BY name) AS c CROSS JOIN kine AS kv ON kv.id = c.m "
+                                        "WHERE c.m >= ?3 AND c.m <= ?4 AND kv.deleted = 0");
         for (const char *const *p = value_prefixes; p && *p && r >= 0; p++)
                 r = se_buf_printf(&sql, "%s CAST(substr(kv.value, 1, %zu) AS BLOB) = ?%d",
                                   p == value_prefixes ? " AND (" : " OR", strlen(*p), i++);
-        if (r >= 0)
-                r = se_buf_printf(&sql, "%s AND " CURRENT_ROW_FILTER, value_prefixes && *value_prefixes ? ")" : "");
+        if (r >= 0 && value_prefixes && *value_prefixes)
+                r = se_buf_printf(&sql, ")");
+        if (r >= 0 && min_rev > 0) /* last: the probe runs only for rows that passed the cheap tests */
+                r = se_buf_printf(&sql, " AND " CURRENT_ROW_FILTER);
         if (r >= 0)
                 r = se_buf_append(&sql, "", 1);
         if (r < 0) {
