@@ -351,9 +351,6 @@ static int archive_removed(se_ctx *ctx, const se_config *before, const se_config
         return 0;
 }
 
-/* Re-encrypt everything with the current write key, then (unless skip) prune per k3s's rules
- * behind the safety check, and reach reencrypt_finished. The pending flags are persisted first so
- * that a crash leaves a visible, resumable reencrypt_active. */
 /* The value prefixes of the keys the prune after the pass will remove, for the pass to watch
  * (see removal_proven() in safety.c); NULL when none, or on any error: the full scan runs then. */
 static char **prune_watch(const se_config *c) {
@@ -398,6 +395,9 @@ static se_removal_proof *pass_proof(se_ctx *ctx, se_store *store, se_reencrypt_r
         return p;
 }
 
+/* Re-encrypt everything with the current write key, then (unless skip) prune per k3s's rules
+ * behind the safety check, and reach reencrypt_finished. The pending flags are persisted first so
+ * that a crash leaves a visible, resumable reencrypt_active. */
 static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         se_store *store;
         se_config *pruned = NULL;
@@ -472,8 +472,9 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
                 return reencrypt_failed(ctx, r, e);
         }
         /* The pending flags stay set through the commit: a crash inside it resumes, and a resume
-         * after a completed prune finds nothing left to remove. The commit's safety check scans the
-         * whole registry for values under the removed keys first. */
+         * after a completed prune finds nothing left to remove. The commit's safety check first makes
+         * sure no value anywhere in the registry is under a removed key (with what the pass saw,
+         * or by reading every value). */
         last_rotation = ctx->state.last_rotation;
         ctx->state.last_rotation = (int64_t) time(NULL);
         if (pruned)
