@@ -212,7 +212,7 @@ se_removal_proof *se_removal_proof_free(se_removal_proof *p) {
 }
 
 typedef struct key_range {
-        char *from, *to; /* [from, to); to NULL: no end */
+        char *from, *to; /* [from, to) */
 } key_range;
 
 static int range_cmp(const void *a, const void *b) {
