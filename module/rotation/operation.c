@@ -351,6 +351,50 @@ static int archive_removed(se_ctx *ctx, const se_config *before, const se_config
         return 0;
 }
 
+/* The value prefixes of the keys the prune after the pass will remove, for the pass to watch
+ * (see removal_proven() in safety.c); NULL when none, or on any error: the full scan runs then. */
+static char **prune_watch(const se_config *c) {
+        se_config *pruned = NULL;
+        _cleanup_free_ char *names = NULL;
+        char **watch = NULL;
+
+        if (se_rotation_prune(c, &pruned, &names, NULL) >= 0 && pruned &&
+            se_config_removed_keys(c, pruned, &watch) < 0)
+                watch = NULL;
+        se_config_free(pruned);
+        return watch;
+}
+
+/* What the completed pass proves, handed to the removal check; NULL when it proves nothing. */
+static se_removal_proof *pass_proof(se_ctx *ctx, se_store *store, se_reencrypt_result *res, char **walk,
+                                    char ***watch) {
+        se_removal_proof *p;
+        size_t n = 0;
+
+        if (res->watermark <= 0 || res->resumed || !*watch)
+                return NULL;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return NULL;
+        *p = (se_removal_proof){
+                .store = store,
+                .watermark = res->watermark,
+                .left = res->left,
+                .watched = res->watched_left,
+                .watch = TAKE_PTR(*watch),
+                .written = TAKE_PTR(res->written),
+                .n_written = res->n_written,
+        };
+        res->n_written = 0;
+        memcpy(p->hash, ctx->state.hash, sizeof(p->hash));
+        for (size_t i = 0; walk && walk[i]; i++)
+                if (se_strv_push(&p->walked, &n, walk[i]) < 0)
+                        return se_removal_proof_free(p);
+        if (!p->walked || se_store_revision(store, &p->end, NULL) < 0)
+                return se_removal_proof_free(p);
+        return p;
+}
+
 /* Re-encrypt everything with the current write key, then (unless skip) prune per k3s's rules
  * behind the safety check, and reach reencrypt_finished. The pending flags are persisted first so
  * that a crash leaves a visible, resumable reencrypt_active. */
@@ -358,6 +402,7 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         se_store *store;
         se_config *pruned = NULL;
         _cleanup_free_ char *removed = NULL;
+        _cleanup_strv_free_ char **watch = NULL;
         se_reencrypt_result res = {};
         se_rotation_scope sc = {};
         int64_t last_rotation;
@@ -378,12 +423,19 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         o.prefixes = (const char *const *) sc.walk;
         o.strict_prefixes = (const char *const *) sc.strict;
         o.owned_value_prefixes = (const char *const *) sc.owned;
+        if (!skip) {
+                watch = prune_watch(ctx->state.config);
+                o.watch_value_prefixes = (const char *const *) watch;
+        }
         (void) se_event(SE_EVENT_REENCRYPT_STARTED, SE_MESSAGE("Re-encryption of secrets started on %s.", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_NODE=%s", node(ctx)),
                         SE_FIELD("SECRETS_ENCRYPT_HASH=%s", ctx->state.hash));
         if (ctx->started)
                 ctx->started(ctx->progress_userdata);
         r = se_reencrypt(store, ctx->state.config, &o, &res, e);
+        ctx->removal_proof = se_removal_proof_free(ctx->removal_proof);
+        if (r >= 0 && !skip)
+                ctx->removal_proof = pass_proof(ctx, store, &res, sc.walk, &watch);
         se_rotation_scope_done(&sc);
         if (r < 0) {
                 se_reencrypt_result_done(&res);
@@ -415,17 +467,22 @@ static int run_reencrypt_leased(se_ctx *ctx, bool skip, se_error *e) {
         }
 
         r = se_rotation_prune(ctx->state.config, &pruned, &removed, e);
-        if (r < 0)
+        if (r < 0) {
+                ctx->removal_proof = se_removal_proof_free(ctx->removal_proof);
                 return reencrypt_failed(ctx, r, e);
+        }
         /* The pending flags stay set through the commit: a crash inside it resumes, and a resume
-         * after a completed prune finds nothing left to remove. The commit's safety check scans the
-         * whole registry for values under the removed keys first. */
+         * after a completed prune finds nothing left to remove. The commit's safety check first makes
+         * sure no value anywhere in the registry is under a removed key (with what the pass saw,
+         * or by reading every value). */
         last_rotation = ctx->state.last_rotation;
         ctx->state.last_rotation = (int64_t) time(NULL);
         if (pruned)
                 r = archive_removed(ctx, ctx->state.config, pruned, e);
         if (r >= 0)
                 r = se_ops_commit(ctx, pruned, SE_STAGE_REENCRYPT_FINISHED, e);
+        /* for this commit only: anything written later was not seen by the pass */
+        ctx->removal_proof = se_removal_proof_free(ctx->removal_proof);
         se_config_free(pruned);
         if (r < 0) {
                 ctx->state.last_rotation = last_rotation; /* nothing was finished */

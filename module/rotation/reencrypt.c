@@ -142,6 +142,40 @@ static bool in_scope(const se_reencrypt_options *o, const char *key, const uint8
         return false;
 }
 
+/* A value the run leaves in place: counted for the removal check (safety.c). */
+static void note_left(run *r, const uint8_t *v, size_t n) {
+        r->res.left++;
+        for (const char *const *p = r->o->watch_value_prefixes; p && *p; p++) {
+                size_t len = strlen(*p);
+
+                if (n >= len && memcmp(v, *p, len) == 0) {
+                        r->res.watched_left++;
+                        return;
+                }
+        }
+}
+
+/* A row this run wrote, for the removal check (safety.c), which need not read it again. Only
+ * ascending revisions are listed, so the list stays sorted; one not listed (out of memory, past
+ * the bound) is merely read again. */
+static void note_written(run *r, int64_t rev) {
+        se_revision_range *w = r->res.n_written > 0 ? &r->res.written[r->res.n_written - 1] : NULL;
+
+        if (rev <= 0 || (w && rev <= w->last))
+                return;
+        if (w && rev == w->last + 1) {
+                w->last = rev;
+                return;
+        }
+        if (r->res.n_written >= SE_REENCRYPT_MAX_WRITTEN_RANGES)
+                return;
+        w = reallocarray(r->res.written, r->res.n_written + 1, sizeof(se_revision_range));
+        if (!w)
+                return;
+        r->res.written = w;
+        w[r->res.n_written++] = (se_revision_range){rev, rev};
+}
+
 /* 0: already current or not in scope, nothing to write. 1: out holds the value under the write key.
  * -ENOKEY: no configured key reads it (message names the key path). Other errors are fatal. */
 static int transform_one(se_transformer *t, const se_reencrypt_options *o, const char *key, const uint8_t *v, size_t n,
@@ -443,6 +477,8 @@ static int resolve_conflict(run *r, const char *key, se_error *e) {
                         return se_error_prefix(e, k, "%s: cannot re-read after a conflict", key);
 
                 k = transform_one(r->t, r->o, key, kv.value, kv.value_size, &r->plain, &r->out, e);
+                if (k == 0 || k == -ENOKEY)
+                        note_left(r, kv.value, kv.value_size);
                 if (k <= 0) {
                         se_kv_done(&kv);
                         if (k == -ENOKEY)
@@ -463,6 +499,7 @@ static int resolve_conflict(run *r, const char *key, se_error *e) {
                         return k;
                 if (!u.conflict) {
                         r->res.rewritten++;
+                        note_written(r, u.new_revision);
                         return 0;
                 }
         }
@@ -498,6 +535,7 @@ static int flush(run *r, page *p, size_t upto, uint64_t n_skipped, uint64_t n_un
                 for (size_t i = 0; i < r->n_upd; i++) {
                         if (!r->upd[i].conflict) {
                                 r->res.rewritten++;
+                                note_written(r, r->upd[i].new_revision);
                                 continue;
                         }
                         k = resolve_conflict(r, r->upd[i].key, e);
@@ -537,6 +575,7 @@ static int write_page(run *r, page *p, se_error *e) {
 
                 switch (it->action) {
                 case ITEM_SKIP:
+                        note_left(r, kv->value, kv->value_size);
                         n_skipped++;
                         break;
                 case ITEM_REWRITE:
@@ -560,6 +599,7 @@ static int write_page(run *r, page *p, se_error *e) {
                         k = note_unreadable(r, kv->key, e);
                         if (k < 0)
                                 return k;
+                        note_left(r, kv->value, kv->value_size);
                         n_unreadable++;
                         break;
                 }
@@ -647,6 +687,11 @@ static int run_init(run *r, se_store *s, const se_config *c, const se_reencrypt_
                                             strerror(-k));
                 se_checkpoint_done(&old);
         }
+        /* Before the first read: every row written after it has a larger revision. A resumed run
+         * has none: its first part ran in another process, against a datastore this one cannot
+         * tell unchanged since (a backup restored in between). */
+        if (!r->res.resumed && se_store_revision(s, &r->res.watermark, NULL) < 0)
+                r->res.watermark = 0;
 
         for (size_t i = 0; i < r->n_prefixes; i++) {
                 uint64_t n = 0;
@@ -771,5 +816,6 @@ _public_ void se_reencrypt_result_done(se_reencrypt_result *r) {
         if (!r)
                 return;
         se_path_list_free(r->unreadable_paths, r->n_unreadable_paths);
+        free(r->written);
         *r = (se_reencrypt_result){};
 }

@@ -10,6 +10,7 @@
 #include "ops-internal.h"
 #include "se-util.h"
 #include "safety-internal.h"
+#include "store-internal.h"
 
 /*
  * The safety invariant (SPEC §5.0), in one place. At every moment every value stored under
@@ -200,6 +201,162 @@ static int check_write_key_known(se_ctx *ctx, const se_config *cur, const se_con
         return 0;
 }
 
+se_removal_proof *se_removal_proof_free(se_removal_proof *p) {
+        if (p) {
+                se_strv_free(p->walked);
+                se_strv_free(p->watch);
+                free(p->written);
+                free(p);
+        }
+        return NULL;
+}
+
+typedef struct key_range {
+        char *from, *to; /* [from, to) */
+} key_range;
+
+static int range_cmp(const void *a, const void *b) {
+        return strcmp(((const key_range *) a)->from, ((const key_range *) b)->from);
+}
+
+static void key_ranges_free(key_range *k, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(k[i].from);
+                free(k[i].to);
+        }
+        free(k);
+}
+
+/* The walked prefixes as sorted, disjoint key ranges inside /registry/. */
+static int walked_ranges(char **walked, key_range **ret, size_t *ret_n) {
+        size_t n = se_strv_length(walked), m = 0;
+        key_range *k = calloc(MAX(n, (size_t) 1), sizeof(key_range));
+
+        if (!k)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                /* "/" or "/registry" walks the whole registry; a prefix elsewhere none of it */
+                const char *from = startswith(walked[i], SE_REGISTRY_PREFIX)   ? walked[i]
+                                   : startswith(SE_REGISTRY_PREFIX, walked[i]) ? SE_REGISTRY_PREFIX
+                                                                               : NULL;
+
+                if (!from)
+                        continue;
+                k[m].from = strdup(from);
+                k[m].to = se_prefix_range_end(from);
+                m++;
+                if (!k[m - 1].from || !k[m - 1].to) {
+                        key_ranges_free(k, m);
+                        return -ENOMEM;
+                }
+        }
+        qsort(k, m, sizeof(key_range), range_cmp);
+        n = 0; /* ranges kept */
+        for (size_t i = 0; i < m; i++) {
+                if (n > 0 && strcmp(k[i].from, k[n - 1].to) <= 0) {
+                        /* overlaps or touches the last one kept: merged into it */
+                        if (strcmp(k[i].to, k[n - 1].to) > 0) {
+                                free(k[n - 1].to);
+                                k[n - 1].to = TAKE_PTR(k[i].to);
+                        }
+                        free(TAKE_PTR(k[i].from));
+                        free(TAKE_PTR(k[i].to));
+                        continue;
+                }
+                k[n++] = (key_range){TAKE_PTR(k[i].from), TAKE_PTR(k[i].to)};
+        }
+        *ret = k;
+        *ret_n = n;
+        return 0;
+}
+
+/*
+ * Whether the pass that just completed proves that no current value under /registry/ is stored
+ * under a removed key, as the full scan would find: 1 proven, 0 not (then the full scan runs),
+ * never an error (a store that fails here fails the full scan too, with its message).
+ *
+ * Let W be the revision the pass took before its first read, P the prefixes it walked, R the
+ * removed value prefixes, and x the current row of any key k under /registry/ at this check.
+ *  (a) rev(x) > W: x was written after the pass began. Statements inside the store count every
+ *      current value under /registry/ with a revision above W that starts with a prefix of R,
+ *      except the revisions the pass wrote itself: the store returned them for the rows it
+ *      inserted, with the value it wrote under the write key, and a row never changes once
+ *      written (kine supersedes with new rows; compaction only deletes). Nothing is paged, so
+ *      nothing is skipped. Revisions only grow (kine: AUTOINCREMENT ids, which
+ *      se_store_revision() checks), so every such row is counted, whoever wrote it, when.
+ *  (b) rev(x) <= W, k outside P: counted whatever its revision, in the store, over every part of
+ *      /registry/ the pass did not walk: the full scan, restricted to what the pass did not see.
+ *  (c) rev(x) <= W, k under P: x existed before the pass began and is still current, so nothing
+ *      was written to k since (a write or a delete adds a row above W, which would be current).
+ *      The pass walked P to its end in key order reading current rows, so it read x; it did not
+ *      supersede x (that row would be above W), so it left x in place, and counted x as watched
+ *      if x starts with a prefix of R. The proof needs that count to be zero with R a subset of
+ *      what it watched. And a count checks the walk itself: the current rows under P at or below
+ *      W can only be rows the pass left in place, so there can be no more of them than it left;
+ *      more would mean it missed a key, and the full scan runs.
+ * The proof is bound to that pass: it completed in this process on this very store handle, did
+ * not resume another run's checkpoint (the watermark is 0 then: the datastore may have been
+ * restored from a backup in between), ran with the config being pruned now (hash), and the store
+ * has not gone back behind its last write. A compaction removes rows that are not current and
+ * changes no current value. Anything else, and any value found, falls back to the full scan
+ * (which names the first value).
+ */
+static int removal_proven(se_ctx *ctx, se_store *store, char **removed) {
+        const se_removal_proof *p = ctx->removal_proof;
+        static const char registry_end[] = "/registry0";
+        key_range *walked = NULL;
+        size_t n_walked = 0;
+        const char *cursor = SE_REGISTRY_PREFIX;
+        uint64_t n, in_place = 0;
+        int64_t now, from;
+        int r = 0;
+
+        if (!p || p->store != store || p->watermark <= 0 || p->end < p->watermark || p->watched > 0 ||
+            !streq(p->hash, ctx->state.hash))
+                return 0;
+        for (size_t i = 0; removed[i]; i++)
+                if (!se_strv_contains(p->watch, removed[i]))
+                        return 0;
+        if (se_store_revision(store, &now, NULL) < 0 || now < p->end)
+                return 0;
+        from = p->watermark + 1;
+        /* (a): above W, between and after the ranges the pass wrote */
+        for (size_t i = 0; i <= p->n_written; i++) {
+                int64_t to = i < p->n_written ? p->written[i].first - 1 : 0; /* 0: no end */
+
+                if ((to == 0 || to >= from) &&
+                    (se_store_count_values(store, SE_REGISTRY_PREFIX, registry_end, from, to,
+                                           (const char *const *) removed, &n, NULL) < 0 ||
+                     n > 0))
+                        return 0;
+                if (i < p->n_written)
+                        from = MAX(from, p->written[i].last + 1);
+        }
+        if (walked_ranges(p->walked, &walked, &n_walked) < 0)
+                return 0;
+        /* (b): the gaps between the walked ranges */
+        for (size_t i = 0; i <= n_walked; i++) {
+                const char *to = i < n_walked ? walked[i].from : registry_end;
+
+                if (strcmp(cursor, to) < 0 &&
+                    (se_store_count_values(store, cursor, to, 0, 0, (const char *const *) removed, &n, NULL) < 0 ||
+                     n > 0))
+                        goto out;
+                if (i < n_walked && strcmp(walked[i].to, cursor) > 0)
+                        cursor = walked[i].to;
+        }
+        /* (c) */
+        for (size_t i = 0; i < n_walked; i++) {
+                if (se_store_count_values(store, walked[i].from, walked[i].to, 0, p->watermark, NULL, &n, NULL) < 0)
+                        goto out;
+                in_place += n;
+        }
+        r = in_place <= p->left;
+out:
+        key_ranges_free(walked, n_walked);
+        return r;
+}
+
 static int check_removal(se_ctx *ctx, char **removed, se_error *e) {
         _cleanup_free_ char *first = NULL;
         se_store *store;
@@ -215,6 +372,8 @@ static int check_removal(se_ctx *ctx, char **removed, se_error *e) {
         r = se_ctx_store(ctx, &store, e);
         if (r < 0)
                 return r;
+        if (removal_proven(ctx, store, removed) > 0)
+                return 0;
         /* The whole registry, not only the resources the entry names: a value under a removed key
          * anywhere would be lost, whichever entry it was written through. */
         r = se_scan_value_prefixes(store, SE_REGISTRY_PREFIX, (const char *const *) removed, &n, &first, e);

@@ -40,6 +40,9 @@ typedef struct se_ctx {
         bool purge;
         /* Set when a command did the safe part only: why, and the restart that completes it. */
         char *deferred;
+        /* Internal: what a re-encryption pass that just completed saw, for the removal check of
+         * the prune that follows it (safety.c). */
+        struct se_removal_proof *removal_proof;
 } se_ctx;
 
 #define SE_LOCK_WAIT_USEC (5ULL * 1000000ULL)

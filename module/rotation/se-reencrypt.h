@@ -51,9 +51,21 @@ typedef struct se_reencrypt_options {
         const char *const *owned_value_prefixes;
         const char *const *strict_prefixes;
         size_t max_unreadable_paths; /* listed paths; 0 = SE_REENCRYPT_DEFAULT_MAX_PATHS */
+        /* Values the run leaves as they are (already current, not its own, unreadable) and whose
+         * bytes start with one of these (NULL-terminated) are counted in result.watched_left: the
+         * keys a prune will remove (see the removal check in safety.c). */
+        const char *const *watch_value_prefixes;
         se_reencrypt_progress_fn progress;
         void *userdata;
 } se_reencrypt_options;
+
+/* Revisions first..last, both included. */
+typedef struct se_revision_range {
+        int64_t first, last;
+} se_revision_range;
+
+/* At most this many ranges of written revisions are listed (16 bytes each). */
+#define SE_REENCRYPT_MAX_WRITTEN_RANGES 4096u
 
 typedef struct se_reencrypt_result {
         uint64_t total;
@@ -66,6 +78,15 @@ typedef struct se_reencrypt_result {
         size_t n_unreadable_paths;
         bool resumed; /* started after a checkpoint of an earlier run */
         uint64_t elapsed_usec;
+        /* The store's revision before this run read anything (se_store_revision()); 0 when it has
+         * none or the run resumed an earlier one (whose start this process did not see). */
+        int64_t watermark;
+        uint64_t left;         /* values this run read and left as they were */
+        uint64_t watched_left; /* of those, values under one of watch_value_prefixes */
+        /* The revisions of the rows this run wrote, ascending (a batch is one range on kine); rows
+         * past SE_REENCRYPT_MAX_WRITTEN_RANGES ranges are not listed. */
+        se_revision_range *written;
+        size_t n_written;
 } se_reencrypt_result;
 
 /*

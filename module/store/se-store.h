@@ -83,6 +83,17 @@ int se_store_count(se_store *s, const char *prefix, uint64_t *ret, se_error *e);
 /* One key; -ENOENT if absent or deleted. */
 int se_store_get(se_store *s, const char *key, se_kv *ret, se_error *e);
 
+/* The store's revision now (kine: MAX(id); etcd: the header revision): every write after this
+ * call gets a larger mod_revision. -EOPNOTSUPP when the backend cannot promise that (a kine table
+ * without AUTOINCREMENT may reuse the id of a deleted last row). */
+int se_store_revision(se_store *s, int64_t *ret, se_error *e);
+/* Counts, in the datastore itself (no value is copied out), the current values with key in
+ * [key_from, key_to) (key_to NULL: no upper bound) and min_rev <= mod_revision <= max_rev
+ * (max_rev 0: no upper bound) whose bytes start with one of value_prefixes (NULL: any value).
+ * -EOPNOTSUPP when the backend has no such query: the caller then reads the values itself. */
+int se_store_count_values(se_store *s, const char *key_from, const char *key_to, int64_t min_rev, int64_t max_rev,
+                          const char *const *value_prefixes, uint64_t *ret, se_error *e);
+
 /* Compare-and-swap each update. A conflict on one key never blocks the others; it is reported in
  * u[i].conflict. Returns the number written, or a negative errno if the store failed (then
  * nothing is known about partial progress beyond the flags already set). */

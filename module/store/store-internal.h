@@ -13,6 +13,10 @@ typedef struct se_store_ops {
         int (*get)(void *impl, const char *key, se_kv *ret, se_error *e);
         int (*update)(void *impl, se_kv_update *u, size_t n, se_error *e);
         void (*read_ahead)(void *impl, const char *prefix, const char *start, size_t limit); /* optional */
+        /* optional (NULL: -EOPNOTSUPP); see se_store_revision() and se_store_count_values() */
+        int (*revision)(void *impl, int64_t *ret, se_error *e);
+        int (*count_values)(void *impl, const char *key_from, const char *key_to, int64_t min_rev, int64_t max_rev,
+                            const char *const *value_prefixes, uint64_t *ret, se_error *e);
 } se_store_ops;
 
 extern const se_store_ops se_store_kine_ops;

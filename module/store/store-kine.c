@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "se-util.h"
 #include "store-internal.h"
 
 #define STRINGIFY_(x) #x
@@ -510,6 +511,126 @@ finish:
         return r;
 }
 
+/* kine's schema declares id AUTOINCREMENT: a new row's id is larger than any id the table ever
+ * had, so MAX(id) is a watermark. Without it SQLite may hand out the id of a deleted last row
+ * again; then there is no watermark. */
+static int kine_revision(void *impl, int64_t *ret, se_error *e) {
+        kine *k = impl;
+        sqlite3_stmt *q = NULL;
+        bool autoincrement = false;
+        int64_t max = 0;
+        int r, rc;
+
+        pthread_mutex_lock(&k->lock);
+        r = kine_connect(k, e);
+        if (r == 0)
+                r = se_error_set(e, -ENOENT, "kine database %s does not exist", k->path);
+        if (r < 0)
+                goto finish;
+        rc = sqlite3_prepare_v2(k->db, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kine'", -1, &q,
+                                NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+                autoincrement = sqlite3_column_text(q, 0) &&
+                                strcasestr((const char *) sqlite3_column_text(q, 0), "AUTOINCREMENT");
+        sqlite3_finalize(q);
+        q = NULL;
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                r = kine_fail(k, rc, e, "cannot read the kine schema");
+                goto finish;
+        }
+        if (!autoincrement) {
+                r = se_error_set(e, -EOPNOTSUPP, "kine database %s: table kine has no AUTOINCREMENT id", k->path);
+                goto finish;
+        }
+        rc = sqlite3_prepare_v2(k->db, "SELECT MAX(id) FROM kine", -1, &q, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+                max = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+        r = rc == SQLITE_ROW ? 0 : kine_fail(k, rc, e, "cannot read the last revision");
+finish:
+        pthread_mutex_unlock(&k->lock);
+        if (r < 0)
+                return r;
+        *ret = max;
+        return 0;
+}
+
+/*
+ * One statement, run inside SQLite: nothing is paged, so nothing can be skipped between pages.
+ * The same rows as a range read: name bound as TEXT in [from, to), the current live row of each
+ * name. The value test compares bytes: a value kine stored as TEXT is cast to its UTF-8 bytes,
+ * and substr() of TEXT counts characters, but the prefixes are ASCII, so "the first n characters
+ * are the prefix" and "the first n bytes are the prefix" are the same test.
+ * With min_rev the rows are found by id (+name keeps SQLite off the name index). Else by name: the
+ * newest id of each name from kine_name_index alone, then that one row (CROSS JOIN keeps the
+ * grouping the outer loop, a co-routine: no temporary table as large as the range), so rows that
+ * are superseded are never read; ten times faster than testing each row for being the newest.
+ */
+static int kine_count_values(void *impl, const char *from, const char *to, int64_t min_rev, int64_t max_rev,
+                             const char *const *value_prefixes, uint64_t *ret, se_error *e) {
+        kine *k = impl;
+        sqlite3_stmt *q = NULL;
+        se_buf sql = {};
+        uint64_t n = 0;
+        int r, rc, i = 5;
+
+        if (min_rev > 0)
+                r = se_buf_printf(&sql, "SELECT COUNT(*) FROM kine AS kv WHERE kv.id >= ?3 AND kv.id <= ?4 AND "
+                                        "+kv.name >= ?1 AND +kv.name < ?2");
+        else
+                r = se_buf_printf(&sql, "SELECT COUNT(*) FROM (SELECT MAX(id) AS m FROM kine WHERE name >= ?1 AND "
+                                        "name < ?2 GROUP BY name) AS c CROSS JOIN kine AS kv ON kv.id = c.m "
+                                        "WHERE c.m >= ?3 AND c.m <= ?4 AND kv.deleted = 0");
+        for (const char *const *p = value_prefixes; p && *p && r >= 0; p++)
+                r = se_buf_printf(&sql, "%s CAST(substr(kv.value, 1, %zu) AS BLOB) = ?%d",
+                                  p == value_prefixes ? " AND (" : " OR", strlen(*p), i++);
+        if (r >= 0 && value_prefixes && *value_prefixes)
+                r = se_buf_printf(&sql, ")");
+        if (r >= 0 && min_rev > 0) /* last: the probe runs only for rows that passed the cheap tests */
+                r = se_buf_printf(&sql, " AND " CURRENT_ROW_FILTER);
+        if (r >= 0)
+                r = se_buf_append(&sql, "", 1);
+        if (r < 0) {
+                se_buf_free(&sql);
+                return se_error_set(e, -ENOMEM, "out of memory");
+        }
+
+        pthread_mutex_lock(&k->lock);
+        r = kine_connect(k, e);
+        if (r == 0)
+                r = se_error_set(e, -ENOENT, "kine database %s does not exist", k->path);
+        if (r < 0)
+                goto finish;
+        rc = sqlite3_prepare_v2(k->db, (const char *) sql.data, -1, &q, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(q, 1, from, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                /* an empty BLOB sorts after every TEXT value: no upper bound, index range kept */
+                rc = to ? sqlite3_bind_text(q, 2, to, -1, SQLITE_STATIC) : sqlite3_bind_zeroblob(q, 2, 0);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(q, 3, min_rev);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(q, 4, max_rev > 0 ? max_rev : INT64_MAX);
+        i = 5;
+        for (const char *const *p = value_prefixes; p && *p && rc == SQLITE_OK; p++)
+                rc = sqlite3_bind_blob(q, i++, *p, (int) strlen(*p), SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+                n = (uint64_t) sqlite3_column_int64(q, 0);
+                r = 0;
+        } else
+                r = kine_fail(k, rc, e, "cannot count the stored values");
+        sqlite3_finalize(q);
+finish:
+        pthread_mutex_unlock(&k->lock);
+        se_buf_free(&sql);
+        if (r < 0)
+                return r;
+        *ret = n;
+        return 0;
+}
+
 static void kine_rollback(kine *k) {
         /* After some errors (FULL, IOERR) SQLite has already rolled back by itself. */
         if (sqlite3_get_autocommit(k->db))
@@ -609,4 +730,6 @@ const se_store_ops se_store_kine_ops = {
         .count = kine_count,
         .get = kine_get,
         .update = kine_update,
+        .revision = kine_revision,
+        .count_values = kine_count_values,
 };

@@ -99,3 +99,16 @@ _public_ int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e
                 return 0;
         return s->ops->update(s->impl, u, n, e);
 }
+
+_public_ int se_store_revision(se_store *s, int64_t *ret, se_error *e) {
+        if (!s->ops->revision)
+                return se_error_set(e, -EOPNOTSUPP, "the datastore has no revision watermark");
+        return s->ops->revision(s->impl, ret, e);
+}
+
+_public_ int se_store_count_values(se_store *s, const char *key_from, const char *key_to, int64_t min_rev,
+                                   int64_t max_rev, const char *const *value_prefixes, uint64_t *ret, se_error *e) {
+        if (!s->ops->count_values)
+                return se_error_set(e, -EOPNOTSUPP, "the datastore cannot count values by prefix");
+        return s->ops->count_values(s->impl, key_from, key_to, min_rev, max_rev, value_prefixes, ret, e);
+}

@@ -3,16 +3,22 @@
  * Re-encryption throughput against the datastore's own rewrite speed (not a test; `make bench`).
  *
  * kine SQLite: N secrets of 1 KiB (k8s\0 Secret + random bytes) under aescbc key A, config rotated
- * to [B, A], then timed:
+ * to [B, A], then timed, each on a fresh copy of the same database, in three rounds whose order
+ * alternates (median reported):
  *   baseline  one INSERT … SELECT superseding every current row with its own value, in one
  *             transaction, on a fresh copy of the same database (the fastest rewrite SQLite does);
- *   engine    se_reencrypt() with its checkpoint, on the original.
+ *   engine    se_reencrypt() with its checkpoint;
+ *   command   `secrets-encrypt reencrypt` as the CLI runs it after `rotate` (se_ctx_open(),
+ *             se_op_reencrypt(), se_ctx_close()): the pass, the check before the prune, the state
+ *             writes, the archive of the removed key and the prune, on a state directory where
+ *             the API server runs the rotated config.
  * etcd (3 members on loopback), median of three rounds of: the same paged reads and batched
  * compare-and-swap transactions carrying the unchanged values, one txn at a time (sequential) and
  * with requests in flight (ceiling; see run_store_baseline()); then the engine.
  * Each timed phase runs in a fresh process (this binary re-executed), so peak RSS is its own.
  *
  *   SE_BENCH_SECRETS=N   secrets for the main runs (default 100000)
+ *   SE_BENCH_ROUNDS=N    rounds of the SQLite comparison (default 3)
  *   SE_BENCH_QUICK=1     skip the 1,000,000-secret memory run
  *   SE_BENCH_ETCD=0      skip etcd; SE_BENCH_ETCD_SECRETS=N (default: SE_BENCH_SECRETS)
  *   SE_BENCH_DIR=DIR     where the databases go (default $TMPDIR or /tmp; needs ~3 GiB free at 1M)
@@ -31,6 +37,8 @@
 #include <unistd.h>
 
 #include "../lib-etcd.h"
+#include "se-ops.h"
+#include "se-util.h"
 #include "../reencrypt-helpers.h"
 
 #define VALUE_SIZE 1024
@@ -157,6 +165,77 @@ static void run_engine(const char *endpoint, const char *state, const char *keys
         se_reencrypt_result_done(&res);
         se_config_free(c);
         se_store_close(s);
+}
+
+static void write_state_file(const char *dir, const char *name, const char *text) {
+        _cleanup_free_ char *path = NULL;
+
+        if (asprintf(&path, "%s/%s", dir, name) < 0 || se_write_file_atomic(path, text, strlen(text), 0600) < 0)
+                die("cannot write %s/%s", dir, name);
+}
+
+/* The state `rotate` leaves with the API server restarted on the rotated config [B, A]: its
+ * config, stage and hash, and the config the server loaded. */
+static void setup_command_state(const char *state) {
+        se_config *c = rt_config("aescbc:b,a");
+        _cleanup_free_ char *json = NULL, *stage = NULL, *own = NULL;
+        char hash[65];
+        size_t size;
+
+        if (se_config_to_json(c, &json, &size) < 0 || se_sha256_hex(json, size, hash) < 0)
+                die("cannot serialize the config");
+        if (asprintf(&stage, "rotate-%s", hash) < 0 ||
+            asprintf(&own, "{\"annotation\":\"rotate-%s\",\"running\":\"rotate-%s\"}", hash, hash) < 0)
+                die("oom");
+        write_state_file(state, "encryption-config.json", json);
+        write_state_file(state, "running-config.json", json);
+        write_state_file(state, "encryption-state.json", stage);
+        write_state_file(state, "secrets-encrypt.json", own);
+        se_config_free(c);
+}
+
+static void run_command(const char *endpoint, const char *state) {
+        static const char *const under_a[] = {"k8s:enc:aescbc:v1:a:", NULL}, *const under_b[] = {"k8s:enc:aescbc:v1:b:", NULL};
+        _cleanup_free_ char *secret_a = rt_secret("a"), *cpath = NULL;
+        _cleanup_free_ uint8_t *config = NULL;
+        size_t config_size = 0;
+        se_settings settings;
+        se_error e = SE_ERROR_NULL;
+        se_store *s = NULL;
+        uint64_t t0, t1, n_a = 0, n_b = 0;
+        se_ctx ctx;
+
+        setup_command_state(state);
+        setenv("SECRETS_ENCRYPT_LOG_TARGET", "null", 1); /* its events: not timed output */
+        if (se_settings_init(&settings) < 0 || se_settings_set(&settings, "state-dir", state, &e) < 0 ||
+            se_settings_set(&settings, "node-name", "bench", &e) < 0 ||
+            se_settings_set(&settings, "datastore-endpoint", endpoint, &e) < 0)
+                die("settings: %s", se_error_message(&e));
+
+        t0 = now_usec();
+        if (se_ctx_open(&ctx, &settings, SE_LOCK_WAIT_USEC, &e) < 0)
+                die("open the state: %s", se_error_message(&e));
+        if (se_op_reencrypt(&ctx, false, false, &e) < 0)
+                die("reencrypt: %s", se_error_message(&e));
+        se_ctx_close(&ctx);
+        t1 = now_usec();
+
+        /* untimed: the key is gone, no value is under A (the library's full scan), every secret is
+         * under B */
+        if (asprintf(&cpath, "%s/encryption-config.json", state) < 0 ||
+            se_read_file(cpath, 1024 * 1024, &config, &config_size) < 0)
+                die("cannot read %s", cpath ?: "the config");
+        if (memmem(config, config_size, secret_a, strlen(secret_a)))
+                die("the command did not remove key A");
+        if (se_store_open(&(se_store_options){ .endpoint = endpoint }, &s, &e) < 0 ||
+            se_scan_value_prefixes(s, "/registry/", under_a, &n_a, NULL, &e) < 0 ||
+            se_store_count_values(s, RT_PREFIX, "/registry/secrets0", 0, 0, under_b, &n_b, &e) < 0)
+                die("check: %s", se_error_message(&e));
+        if (n_a > 0)
+                die("%" PRIu64 " values still under key A", n_a);
+        printf("%" PRIu64 " %ld %" PRIu64 "\n", t1 - t0, peak_rss_kib(), n_b);
+        se_store_close(s);
+        se_settings_done(&settings);
 }
 
 /* etcd baselines: what the engine does to the store, minus the crypto. A page is read (the limit
@@ -375,48 +454,101 @@ static char *make_dir(const char *base, const char *name) {
         return d;
 }
 
-static void bench_sqlite(const char *base, size_t n, bool baseline) {
-        _cleanup_free_ char *dir = NULL, *db = NULL, *copy = NULL, *state = NULL, *args = NULL;
-        phase_result seed, base_r = {}, eng;
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+typedef enum sqlite_kind {
+        KIND_BASELINE,
+        KIND_ENGINE,
+        KIND_COMMAND,
+        _KIND_MAX,
+} sqlite_kind;
+
+/* One timed run of kind on a fresh copy of the seeded database (and a fresh state directory). */
+static phase_result sqlite_round(const char *dir, const char *seeded, sqlite_kind kind, size_t n) {
+        static const char *const what[] = {"baseline", "engine", "command"};
+        _cleanup_free_ char *db = NULL, *state = NULL, *args = NULL;
+        phase_result p;
+
+        if (asprintf(&db, "%s/%s.db", dir, what[kind]) < 0 || asprintf(&state, "%s/state-%s", dir, what[kind]) < 0)
+                die("oom");
+        copy_file(seeded, db);
+        if (mkdir(state, 0700) < 0)
+                die("cannot create %s", state);
+        if ((kind == KIND_BASELINE ? asprintf(&args, "--sqlite-baseline '%s'", db)
+                                   : asprintf(&args, "--%s 'sqlite://%s' '%s'", what[kind], db, state)) < 0)
+                die("oom");
+        p = run_phase(args);
+        if (p.rows != n)
+                die("%s rewrote %" PRIu64 " values, expected %zu", what[kind], p.rows, n);
+        rm_rf(state);
+        for (const char *suffix = ""; suffix; suffix = streq(suffix, "") ? "-wal" : streq(suffix, "-wal") ? "-shm" : NULL) {
+                _cleanup_free_ char *f = NULL;
+
+                if (asprintf(&f, "%s%s", db, suffix) >= 0)
+                        (void) unlink(f);
+        }
+        return p;
+}
+
+static void bench_sqlite(const char *base, size_t n, bool compare) {
+        static const char *const what[] = {"baseline", "engine", "command"};
+        _cleanup_free_ char *dir = NULL, *db = NULL, *args = NULL;
+        size_t rounds = MAX(env_size("SE_BENCH_ROUNDS", 3), (size_t) 1);
+        uint64_t *usec[_KIND_MAX];
+        phase_result med[_KIND_MAX] = {};
         uint64_t t0;
 
         if (asprintf(&dir, "%s/sqlite-%zu", base, n) < 0 || mkdir(dir, 0700) < 0)
                 die("mkdir");
-        if (asprintf(&db, "%s/state.db", dir) < 0 || asprintf(&copy, "%s/baseline.db", dir) < 0)
+        if (asprintf(&db, "%s/seeded.db", dir) < 0)
                 die("oom");
-        state = make_dir(dir, "state");
 
         t0 = now_usec();
-        free(args);
         if (asprintf(&args, "--seed-sqlite '%s' %zu", db, n) < 0)
                 die("oom");
-        seed = run_phase(args);
+        (void) run_phase(args);
         printf("  sqlite  seeded    %8zu secrets of %d B under key A in %.1f s\n", n, VALUE_SIZE,
                (double) (now_usec() - t0) / 1e6);
-        (void) seed;
 
-        if (baseline) {
-                copy_file(db, copy);
-                free(args);
-                if (asprintf(&args, "--sqlite-baseline '%s'", copy) < 0)
-                        die("oom");
-                base_r = run_phase(args);
-                if (base_r.rows != n)
-                        die("baseline rewrote %" PRIu64 " rows, expected %zu", base_r.rows, n);
-                print_row("sqlite", "baseline", n, &base_r);
-                (void) unlink(copy);
+        if (!compare) {
+                /* the memory run: the engine once */
+                phase_result p = sqlite_round(dir, db, KIND_ENGINE, n);
+
+                print_row("sqlite", "engine", n, &p);
+                rm_rf(dir);
+                return;
         }
 
-        free(args);
-        if (asprintf(&args, "--engine 'sqlite://%s' '%s'", db, state) < 0)
-                die("oom");
-        eng = run_phase(args);
-        if (eng.rows != n)
-                die("engine rewrote %" PRIu64 " values, expected %zu", eng.rows, n);
-        print_row("sqlite", "engine", n, &eng);
-        if (baseline)
-                printf("  sqlite  ratio     %.2f (engine/baseline secrets/s; target >= 0.80)\n",
-                       rate(n, eng.usec) / rate(n, base_r.usec));
+        for (size_t k = 0; k < _KIND_MAX; k++)
+                usec[k] = rt_calloc(rounds, sizeof(uint64_t));
+        for (size_t r = 0; r < rounds; r++) {
+                /* the order turns each round: no kind always runs first on a cold cache */
+                printf("  sqlite  round %zu  ", r + 1);
+                for (size_t i = 0; i < _KIND_MAX; i++) {
+                        sqlite_kind k = (sqlite_kind) ((i + r) % _KIND_MAX);
+                        phase_result p = sqlite_round(dir, db, k, n);
+
+                        usec[k][r] = p.usec;
+                        med[k].rss_kib = MAX(med[k].rss_kib, p.rss_kib);
+                        printf(" %s %.2f s", what[k], (double) p.usec / 1e6);
+                }
+                printf("  (engine %.2fx, command %.2fx)\n", (double) usec[KIND_BASELINE][r] / (double) usec[KIND_ENGINE][r],
+                       (double) usec[KIND_BASELINE][r] / (double) usec[KIND_COMMAND][r]);
+        }
+        for (size_t k = 0; k < _KIND_MAX; k++) {
+                qsort(usec[k], rounds, sizeof(uint64_t), cmp_u64);
+                med[k].usec = usec[k][rounds / 2];
+                print_row("sqlite", what[k], n, &med[k]);
+                free(usec[k]);
+        }
+        printf("  sqlite  ratio     engine %.2f, whole command %.2f (secrets/s against the baseline, medians of %zu "
+               "rounds; targets >= 0.80 and >= 1.00)\n",
+               rate(n, med[KIND_ENGINE].usec) / rate(n, med[KIND_BASELINE].usec),
+               rate(n, med[KIND_COMMAND].usec) / rate(n, med[KIND_BASELINE].usec), rounds);
         rm_rf(dir);
 }
 
@@ -561,6 +693,10 @@ int main(int argc, char *argv[]) {
         if ((argc == 4 || argc == 5) && streq(argv[1], "--engine")) {
                 /* etcd rounds alternate the direction: A -> B, then B -> A, ... */
                 run_engine(argv[2], argv[3], argc == 5 ? argv[4] : "aescbc:b,a");
+                return 0;
+        }
+        if (argc == 4 && streq(argv[1], "--command")) {
+                run_command(argv[2], argv[3]);
                 return 0;
         }
         if (argc != 1)
