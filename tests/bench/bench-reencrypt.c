@@ -554,11 +554,6 @@ static void bench_sqlite(const char *base, size_t n, bool compare) {
 
 #define ETCD_ROUNDS 3
 
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
 static phase_result median_of(phase_result *r) {
         uint64_t t[ETCD_ROUNDS];
         phase_result m = r[0];
