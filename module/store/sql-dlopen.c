@@ -9,127 +9,25 @@
 #include "macro.h"
 #include "sql-dlopen.h"
 
-#define SQL_SYM(f) typeof(f) *sym_##f
-SQL_SYM(PQconnectdbParams);
-SQL_SYM(PQstatus);
-SQL_SYM(PQerrorMessage);
-SQL_SYM(PQfinish);
-SQL_SYM(PQexec);
-SQL_SYM(PQexecParams);
-SQL_SYM(PQresultStatus);
-SQL_SYM(PQresultErrorField);
-SQL_SYM(PQresultErrorMessage);
-SQL_SYM(PQclear);
-SQL_SYM(PQntuples);
-SQL_SYM(PQgetvalue);
-SQL_SYM(PQgetlength);
-SQL_SYM(PQgetisnull);
-SQL_SYM(PQtransactionStatus);
-SQL_SYM(PQsendQueryParams);
-SQL_SYM(PQgetResult);
-SQL_SYM(PQenterPipelineMode);
-SQL_SYM(PQexitPipelineMode);
-SQL_SYM(PQpipelineSync);
-
-SQL_SYM(mysql_server_init);
-SQL_SYM(mysql_init);
-SQL_SYM(mysql_options);
-SQL_SYM(mysql_real_connect);
-SQL_SYM(mysql_error);
-SQL_SYM(mysql_errno);
-SQL_SYM(mysql_close);
-SQL_SYM(mysql_real_query);
-SQL_SYM(mysql_store_result);
-SQL_SYM(mysql_fetch_row);
-SQL_SYM(mysql_fetch_lengths);
-SQL_SYM(mysql_free_result);
-SQL_SYM(mysql_next_result);
-SQL_SYM(mysql_more_results);
-SQL_SYM(mysql_affected_rows);
-SQL_SYM(mysql_insert_id);
-SQL_SYM(mysql_hex_string);
-SQL_SYM(mysql_real_escape_string);
-SQL_SYM(mysql_field_count);
-SQL_SYM(mysql_stmt_init);
-SQL_SYM(mysql_stmt_prepare);
-SQL_SYM(mysql_stmt_bind_param);
-SQL_SYM(mysql_stmt_execute);
-SQL_SYM(mysql_stmt_bind_result);
-SQL_SYM(mysql_stmt_fetch);
-SQL_SYM(mysql_stmt_store_result);
-SQL_SYM(mysql_stmt_free_result);
-SQL_SYM(mysql_stmt_close);
-SQL_SYM(mysql_stmt_errno);
-SQL_SYM(mysql_stmt_error);
-#undef SQL_SYM
+#define SQL_SYM_DEFINE(f) typeof(f) *sym_##f;
+SE_LIBPQ_SYMS(SQL_SYM_DEFINE)
+SE_LIBPQ_OPTIONAL_SYMS(SQL_SYM_DEFINE)
+SE_MARIADB_SYMS(SQL_SYM_DEFINE)
+#undef SQL_SYM_DEFINE
 
 typedef struct sym {
         void **sym;
         const char *name;
 } sym;
 
-#define S(f)                                                                                                          \
-        { (void **) &sym_##f, #f }
+#define S(f) {(void **) &sym_##f, #f},
 
-static const sym pq_syms[] = {
-        S(PQconnectdbParams),
-        S(PQstatus),
-        S(PQerrorMessage),
-        S(PQfinish),
-        S(PQexec),
-        S(PQexecParams),
-        S(PQresultStatus),
-        S(PQresultErrorField),
-        S(PQresultErrorMessage),
-        S(PQclear),
-        S(PQntuples),
-        S(PQgetvalue),
-        S(PQgetlength),
-        S(PQgetisnull),
-        S(PQtransactionStatus),
-        S(PQsendQueryParams),
-        S(PQgetResult),
-};
+static const sym pq_syms[] = {SE_LIBPQ_SYMS(S)};
 
 /* Pipeline mode saves a batch two round trips; without it (libpq < 14) the statements go one by one. */
-static const sym pq_optional_syms[] = {
-        S(PQenterPipelineMode),
-        S(PQexitPipelineMode),
-        S(PQpipelineSync),
-};
+static const sym pq_optional_syms[] = {SE_LIBPQ_OPTIONAL_SYMS(S)};
 
-static const sym mariadb_syms[] = {
-        S(mysql_server_init),
-        S(mysql_init),
-        S(mysql_options),
-        S(mysql_real_connect),
-        S(mysql_error),
-        S(mysql_errno),
-        S(mysql_close),
-        S(mysql_real_query),
-        S(mysql_store_result),
-        S(mysql_fetch_row),
-        S(mysql_fetch_lengths),
-        S(mysql_free_result),
-        S(mysql_next_result),
-        S(mysql_more_results),
-        S(mysql_affected_rows),
-        S(mysql_insert_id),
-        S(mysql_hex_string),
-        S(mysql_real_escape_string),
-        S(mysql_field_count),
-        S(mysql_stmt_init),
-        S(mysql_stmt_prepare),
-        S(mysql_stmt_bind_param),
-        S(mysql_stmt_execute),
-        S(mysql_stmt_bind_result),
-        S(mysql_stmt_fetch),
-        S(mysql_stmt_store_result),
-        S(mysql_stmt_free_result),
-        S(mysql_stmt_close),
-        S(mysql_stmt_errno),
-        S(mysql_stmt_error),
-};
+static const sym mariadb_syms[] = {SE_MARIADB_SYMS(S)};
 
 #undef S
 

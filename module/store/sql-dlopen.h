@@ -12,62 +12,70 @@
  * hook starts with every start of the API server, mostly on kine SQLite.
  */
 
-#define SQL_SYM(f) extern typeof(f) *sym_##f
+/* Every symbol used, each named once: the declarations here, the definitions and the tables
+ * dlopen() fills in sql-dlopen.c come from these lists. */
+#define SE_LIBPQ_SYMS(X)                                                                                              \
+        X(PQconnectdbParams)                                                                                          \
+        X(PQstatus)                                                                                                   \
+        X(PQerrorMessage)                                                                                             \
+        X(PQfinish)                                                                                                   \
+        X(PQexec)                                                                                                     \
+        X(PQexecParams)                                                                                               \
+        X(PQresultStatus)                                                                                             \
+        X(PQresultErrorField)                                                                                         \
+        X(PQresultErrorMessage)                                                                                       \
+        X(PQclear)                                                                                                    \
+        X(PQntuples)                                                                                                  \
+        X(PQgetvalue)                                                                                                 \
+        X(PQgetlength)                                                                                                \
+        X(PQgetisnull)                                                                                                \
+        X(PQtransactionStatus)                                                                                        \
+        X(PQsendQueryParams)                                                                                          \
+        X(PQgetResult)
 
-SQL_SYM(PQconnectdbParams);
-SQL_SYM(PQstatus);
-SQL_SYM(PQerrorMessage);
-SQL_SYM(PQfinish);
-SQL_SYM(PQexec);
-SQL_SYM(PQexecParams);
-SQL_SYM(PQresultStatus);
-SQL_SYM(PQresultErrorField);
-SQL_SYM(PQresultErrorMessage);
-SQL_SYM(PQclear);
-SQL_SYM(PQntuples);
-SQL_SYM(PQgetvalue);
-SQL_SYM(PQgetlength);
-SQL_SYM(PQgetisnull);
-SQL_SYM(PQtransactionStatus);
-SQL_SYM(PQsendQueryParams);
-SQL_SYM(PQgetResult);
 /* libpq >= 14 only; NULL with an older one */
-SQL_SYM(PQenterPipelineMode);
-SQL_SYM(PQexitPipelineMode);
-SQL_SYM(PQpipelineSync);
+#define SE_LIBPQ_OPTIONAL_SYMS(X)                                                                                     \
+        X(PQenterPipelineMode)                                                                                        \
+        X(PQexitPipelineMode)                                                                                         \
+        X(PQpipelineSync)
 
-SQL_SYM(mysql_server_init);
-SQL_SYM(mysql_init);
-SQL_SYM(mysql_options);
-SQL_SYM(mysql_real_connect);
-SQL_SYM(mysql_error);
-SQL_SYM(mysql_errno);
-SQL_SYM(mysql_close);
-SQL_SYM(mysql_real_query);
-SQL_SYM(mysql_store_result);
-SQL_SYM(mysql_fetch_row);
-SQL_SYM(mysql_fetch_lengths);
-SQL_SYM(mysql_free_result);
-SQL_SYM(mysql_next_result);
-SQL_SYM(mysql_more_results);
-SQL_SYM(mysql_affected_rows);
-SQL_SYM(mysql_insert_id);
-SQL_SYM(mysql_hex_string);
-SQL_SYM(mysql_real_escape_string);
-SQL_SYM(mysql_field_count);
-SQL_SYM(mysql_stmt_init);
-SQL_SYM(mysql_stmt_prepare);
-SQL_SYM(mysql_stmt_bind_param);
-SQL_SYM(mysql_stmt_execute);
-SQL_SYM(mysql_stmt_bind_result);
-SQL_SYM(mysql_stmt_fetch);
-SQL_SYM(mysql_stmt_store_result);
-SQL_SYM(mysql_stmt_free_result);
-SQL_SYM(mysql_stmt_close);
-SQL_SYM(mysql_stmt_errno);
-SQL_SYM(mysql_stmt_error);
+#define SE_MARIADB_SYMS(X)                                                                                            \
+        X(mysql_server_init)                                                                                          \
+        X(mysql_init)                                                                                                 \
+        X(mysql_options)                                                                                              \
+        X(mysql_real_connect)                                                                                         \
+        X(mysql_error)                                                                                                \
+        X(mysql_errno)                                                                                                \
+        X(mysql_close)                                                                                                \
+        X(mysql_real_query)                                                                                           \
+        X(mysql_store_result)                                                                                         \
+        X(mysql_fetch_row)                                                                                            \
+        X(mysql_fetch_lengths)                                                                                        \
+        X(mysql_free_result)                                                                                          \
+        X(mysql_next_result)                                                                                          \
+        X(mysql_more_results)                                                                                         \
+        X(mysql_affected_rows)                                                                                        \
+        X(mysql_insert_id)                                                                                            \
+        X(mysql_hex_string)                                                                                           \
+        X(mysql_real_escape_string)                                                                                   \
+        X(mysql_field_count)                                                                                          \
+        X(mysql_stmt_init)                                                                                            \
+        X(mysql_stmt_prepare)                                                                                         \
+        X(mysql_stmt_bind_param)                                                                                      \
+        X(mysql_stmt_execute)                                                                                         \
+        X(mysql_stmt_bind_result)                                                                                     \
+        X(mysql_stmt_fetch)                                                                                           \
+        X(mysql_stmt_store_result)                                                                                    \
+        X(mysql_stmt_free_result)                                                                                     \
+        X(mysql_stmt_close)                                                                                           \
+        X(mysql_stmt_errno)                                                                                           \
+        X(mysql_stmt_error)
 
-#undef SQL_SYM
+#define SQL_SYM_DECLARE(f) extern typeof(f) *sym_##f;
+SE_LIBPQ_SYMS(SQL_SYM_DECLARE)
+SE_LIBPQ_OPTIONAL_SYMS(SQL_SYM_DECLARE)
+SE_MARIADB_SYMS(SQL_SYM_DECLARE)
+#undef SQL_SYM_DECLARE
 
 /* Loads libpq.so.5 once (thread-safe). -EOPNOTSUPP with the loader's message when it is missing
  * (Debian: apt-get install libpq5). */
