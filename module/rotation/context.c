@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "macro.h"
-#include "safety-internal.h"
 #include "se-cluster.h"
 #include "se-ops.h"
 #include "se-trust.h"
@@ -123,7 +122,6 @@ _public_ int se_ctx_open_read(se_ctx *ctx, const se_settings *s, uint64_t lock_w
 
 _public_ void se_ctx_close(se_ctx *ctx) {
         free(TAKE_PTR(ctx->deferred));
-        ctx->removal_proof = se_removal_proof_free(ctx->removal_proof);
         se_cluster_close(TAKE_PTR(ctx->cluster));
         se_store_close(TAKE_PTR(ctx->store));
         se_state_done(&ctx->state);

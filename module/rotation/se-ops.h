@@ -41,7 +41,7 @@ typedef struct se_ctx {
         /* Set when a command did the safe part only: why, and the restart that completes it. */
         char *deferred;
         /* Internal: what a re-encryption pass that just completed saw, for the removal check of
-         * the prune that follows it (safety.c). */
+         * the prune that follows it (safety.c); set and freed within that operation (operation.c). */
         struct se_removal_proof *removal_proof;
 } se_ctx;
 
