@@ -51,6 +51,7 @@ if [ "$KIND" = pg ]; then
         kine_schema() { sql_pg_kine_schema "$1" >/dev/null; }
         server_restart() { sql_pg_restart; }
         HEX="encode(%s, 'hex')"
+        BYTES="convert_to('%s', 'UTF8')"
         # kine's update row for name $1 with value $2, as kine's Update writes it; prints "name id"
         kine_write_sql() {
                 echo "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value)
@@ -76,6 +77,7 @@ else
         kine_schema() { sql_my_kine_schema "$1"; }
         server_restart() { sql_my_restart; }
         HEX="hex(%s)"
+        BYTES="'%s'"
         kine_write_sql() {
                 echo "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value)
 SELECT c.name, 0, 0, CASE WHEN c.created <> 0 THEN c.id ELSE c.create_revision END, c.id, c.lease, '$2', c.value
@@ -164,6 +166,33 @@ expect_refused "a database without kine's table" 69 "no table \"kine\"" "$(ep_db
 new_db nodata_db
 kine_schema nodata_db
 expect_refused "kine's table with nothing under /registry/" 69 "no Kubernetes data" "$(ep_db nodata_db)"
+
+# ---- deleted keys across pages ------------------------------------------------------------------------
+# A page is read as the current rows of the next names, deleted ones included: 1500 deleted names
+# (kine's create row and tombstone each) between live ones fill whole queries, and the reads must
+# go on past them. store-cas reads one page (of at most 1000) and writes it; verify pages through.
+new_db tomb_db
+kine_schema tomb_db
+tomb_rows() {
+        local i k sep=""
+        echo "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value) VALUES"
+        for ((i = 0; i < 1506; i++)); do
+                case $i in 0 | 1 | 2) k=a-$i ;; 1503 | 1504 | 1505) k=c-$i ;; *) k=b-$i ;; esac
+                printf '%s(%s, 1, 0, 0, 0, 0, %s, NULL)\n' "$sep" "'/registry/secrets/ns/$k'" "$(printf "$BYTES" "v$i")"
+                sep=,
+        done
+        echo ";"
+        echo "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value)
+SELECT name, 0, 1, id, id, 0, value, value FROM kine WHERE name LIKE '/registry/secrets/ns/b-%';"
+}
+tomb_rows | sql tomb_db >/dev/null
+"$BIN/store-cas" "$(ep_db tomb_db)" /registry/secrets/ true >"$W/tomb.out" 2>"$W/tomb.err"
+check "$NAME: one page read past 1500 deleted names: the 6 live keys, in order" \
+        test "$(awk '{ print $1 }' "$W/tomb.out" | tr '\n' ' ')" = \
+        "/registry/secrets/ns/a-0 /registry/secrets/ns/a-1 /registry/secrets/ns/a-2 /registry/secrets/ns/c-1503 /registry/secrets/ns/c-1504 /registry/secrets/ns/c-1505 written "
+se_settings "$W/tomb.yaml" "$ST" "$(ep_db tomb_db)" node-1 "timeout: 30s"
+SECRETS_ENCRYPT_CONFIG="$W/tomb.yaml" run "$CLI" verify
+check "$NAME: verify pages past 1500 deleted names: 6 secrets" grep -qx "6 secrets" "$W/out"
 
 # ---- a conflict in the middle of a batch --------------------------------------------------------------
 # store-cas reads 12 secrets, another client then writes three of them in the middle (kine's update
