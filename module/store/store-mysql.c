@@ -1086,19 +1086,21 @@ static int my_write_updates(mysql_store *m, se_kv_update *u, size_t n, bool begi
                 }
                 if (sym_mysql_stmt_bind_param(m->insert, bind) != 0)
                         return my_stmt_fail(m, m->insert, e, "write failed");
-                if (sym_mysql_stmt_execute(m->insert) != 0) {
+                out[0] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_prev};
+                out[1] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_id};
+                /* With RETURNING the rows stream back: the duplicate key of a writer that got in
+                 * since the check may come with the execute or only with the result. */
+                if (sym_mysql_stmt_execute(m->insert) != 0 || sym_mysql_stmt_bind_result(m->insert, out) != 0 ||
+                    sym_mysql_stmt_store_result(m->insert) != 0) {
                         if (sym_mysql_stmt_errno(m->insert) != ER_DUP_ENTRY)
                                 return my_stmt_fail(m, m->insert, e, "write failed");
+                        sym_mysql_stmt_free_result(m->insert);
                         r = my_write_each(m, u, todo + from, to - from, written, e);
                         if (r < 0)
                                 return r;
                         from = to;
                         continue;
                 }
-                out[0] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_prev};
-                out[1] = (MYSQL_BIND){.buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ret_id};
-                if (sym_mysql_stmt_bind_result(m->insert, out) != 0 || sym_mysql_stmt_store_result(m->insert) != 0)
-                        return my_stmt_fail(m, m->insert, e, "write failed");
                 for (size_t j = from; j < to; j++)
                         u[todo[j]].conflict = true;
                 while ((status = sym_mysql_stmt_fetch(m->insert)) == 0)
