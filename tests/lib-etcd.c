@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -243,25 +244,63 @@ int tl_etcd_member_by_url(tl_etcd *c, const char *url) {
         return -1;
 }
 
+/* The state letter of /proc/<pid>[/task/<tid>]/stat, 0 when it cannot be read. */
+static char proc_state(pid_t pid, const char *tid) {
+        char path[96], buf[256], *rp;
+        FILE *f;
+        size_t n;
+
+        if (tid)
+                snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int) pid, tid);
+        else
+                snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        rp = strrchr(buf, ')');
+        return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
 static bool process_gone(tl_etcd *c, pid_t pid) {
         if (c->owner == getpid()) {
                 pid_t r = waitpid(pid, NULL, WNOHANG);
                 return r == pid || (r < 0 && errno == ECHILD);
         }
         /* a forked test cannot reap the parent's children: a zombie counts as gone */
-        char path[64], buf[256], *rp;
-        FILE *f;
-        size_t n;
+        char state = proc_state(pid, NULL);
+        return state == 0 || state == 'Z' || state == 'X';
+}
 
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return true;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        rp = strrchr(buf, ')');
-        return !rp || rp[1] == 0 || rp[2] == 'Z' || rp[2] == 'X';
+/* SIGSTOP stops a process's threads one by one, after kill() has returned: a request sent right
+ * away could still be served. Waits until every thread is stopped. */
+bool tl_etcd_pause(tl_etcd *c, size_t i) {
+        pid_t pid = c && i < c->n_members ? c->members[i].pid : 0;
+        uint64_t until = now_ms() + 5000;
+        char dir[64];
+
+        if (pid <= 0 || kill(pid, SIGSTOP) < 0)
+                return false;
+        snprintf(dir, sizeof(dir), "/proc/%d/task", (int) pid);
+        while (now_ms() < until) {
+                DIR *d = opendir(dir);
+                struct dirent *de;
+                bool all = d != NULL;
+
+                while (all && (de = readdir(d)))
+                        if (de->d_name[0] != '.') {
+                                char state = proc_state(pid, de->d_name);
+                                all = state == 'T' || state == 't';
+                        }
+                if (d)
+                        closedir(d);
+                if (all)
+                        return true;
+                sleep_ms(10);
+        }
+        return false;
 }
 
 static void wait_gone(tl_etcd *c, tl_etcd_member *m, int sig, unsigned grace_ms) {

@@ -63,6 +63,8 @@ int tl_etcd_restart(tl_etcd *c, size_t i);
 bool tl_etcd_member_healthy(tl_etcd *c, size_t i);
 /* Index of the member whose client URL is url, or -1. */
 int tl_etcd_member_by_url(tl_etcd *c, const char *url);
+/* SIGSTOP to member i, then waits until all its threads are stopped; false if they are not. */
+bool tl_etcd_pause(tl_etcd *c, size_t i);
 
 /* Stops every member, removes the directory, frees. Always returns NULL. */
 tl_etcd *tl_etcd_free(tl_etcd *c);

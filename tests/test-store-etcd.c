@@ -563,7 +563,7 @@ START_TEST(test_in_flight_server_failure) {
                                        .expected_mod_revision = l.items[i].mod_revision };
 
         /* stopped: the requests are accepted by the kernel and wait; then the member dies */
-        ck_assert_int_eq(kill(c->members[0].pid, SIGSTOP), 0);
+        ck_assert(tl_etcd_pause(c, 0));
         k = (killer_args){ .c = c, .delay_ms = 500 };
         ck_assert_int_eq(pthread_create(&th, NULL, killer_main, &k), 0);
         r = se_store_update(s, u, N, &e);
@@ -1002,7 +1002,7 @@ START_TEST(test_cluster_failover) {
                 r = se_store_count(s3, prefix, &n, &e);
                 ck_assert_msg(r == 0, "%s", se_error_message(&e));
                 ck_assert_int_eq(tl_etcd_member_by_url(c, se_etcd_current_endpoint(s3)), 0);
-                ck_assert_int_eq(kill(c->members[0].pid, SIGSTOP), 0);
+                ck_assert(tl_etcd_pause(c, 0));
                 n = 0;
                 r = se_store_count(s3, prefix, &n, &e);
                 (void) kill(c->members[0].pid, SIGCONT);
