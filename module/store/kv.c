@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,21 @@ _public_ void se_kv_list_done(se_kv_list *l) {
                 se_kv_done(&l->items[i]);
         free(l->items);
         *l = (se_kv_list){};
+}
+
+int se_kv_list_grow(se_kv_list *l, size_t *cap, size_t limit) {
+        size_t ncap;
+        se_kv *grown;
+
+        if (l->n_items < *cap)
+                return 0;
+        ncap = *cap ? *cap * 2 : MIN(limit, 64u);
+        grown = reallocarray(l->items, ncap, sizeof(se_kv));
+        if (!grown)
+                return -ENOMEM;
+        l->items = grown;
+        *cap = ncap;
+        return 0;
 }
 
 char *se_prefix_range_end(const char *prefix) {

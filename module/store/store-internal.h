@@ -29,6 +29,10 @@ struct se_store {
         void *impl;
 };
 
+/* Room for one more item in a range page being filled (capacity *cap, doubling from
+ * MIN(limit, 64)); -ENOMEM when there is none. */
+int se_kv_list_grow(se_kv_list *l, size_t *cap, size_t limit);
+
 /* The first key after every key that starts with prefix ("/a/" → "/a0"); NULL if none. */
 char *se_prefix_range_end(const char *prefix);
 

@@ -411,15 +411,9 @@ static int kine_range(void *impl, const char *prefix, const char *start, size_t 
                                          k->path, prefix);
                         goto reset;
                 }
-                if (l.n_items == cap) {
-                        size_t ncap = cap ? cap * 2 : MIN(limit, 64u);
-                        se_kv *n = reallocarray(l.items, ncap, sizeof(se_kv));
-                        if (!n) {
-                                r = se_error_set(e, -ENOMEM, "out of memory");
-                                goto reset;
-                        }
-                        l.items = n;
-                        cap = ncap;
+                if (se_kv_list_grow(&l, &cap, limit) < 0) {
+                        r = se_error_set(e, -ENOMEM, "out of memory");
+                        goto reset;
                 }
                 r = kv_fill(s, 0, 2, 3, 4, name ? name : "", name ? name_size : 0, &l.items[l.n_items]);
                 if (r < 0) {

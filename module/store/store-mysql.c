@@ -703,15 +703,9 @@ static int my_range(void *impl, const char *prefix, const char *start, size_t li
                                 l.more = true;
                                 break;
                         }
-                        if (l.n_items == cap) {
-                                size_t ncap = cap ? cap * 2 : MIN(limit, 64u);
-                                se_kv *grown = reallocarray(l.items, ncap, sizeof(se_kv));
-                                if (!grown) {
-                                        r = se_error_set(e, -ENOMEM, "out of memory");
-                                        goto finish;
-                                }
-                                l.items = grown;
-                                cap = ncap;
+                        if (se_kv_list_grow(&l, &cap, limit) < 0) {
+                                r = se_error_set(e, -ENOMEM, "out of memory");
+                                goto finish;
                         }
                         r = kv_from_row(row, len, 0, 2, 3, 4, row[1], len[1], &l.items[l.n_items]);
                         if (r < 0) {

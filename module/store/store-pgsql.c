@@ -523,15 +523,9 @@ static int pg_range(void *impl, const char *prefix, const char *start, size_t li
                                 l.more = true;
                                 break;
                         }
-                        if (l.n_items == cap) {
-                                size_t ncap = cap ? cap * 2 : MIN(limit, 64u);
-                                se_kv *grown = reallocarray(l.items, ncap, sizeof(se_kv));
-                                if (!grown) {
-                                        r = se_error_set(e, -ENOMEM, "out of memory");
-                                        goto finish;
-                                }
-                                l.items = grown;
-                                cap = ncap;
+                        if (se_kv_list_grow(&l, &cap, limit) < 0) {
+                                r = se_error_set(e, -ENOMEM, "out of memory");
+                                goto finish;
                         }
                         r = kv_from_row(res, i, 0, 2, 3, 4, sym_PQgetvalue(res, i, 1),
                                         (size_t) sym_PQgetlength(res, i, 1), &l.items[l.n_items]);
