@@ -304,6 +304,9 @@ START_TEST(test_special_rows) {
         tk_put_str(db, TK_V016, "/registry/configmaps/ns/a", "cm");
         tk_gap(db);
         tk_compact(db, tk_revision(db) - 1);
+        /* the second run: a database without the index the count reads (it falls back) */
+        if (_i == 1)
+                tk_exec(db, "DROP INDEX kine_id_deleted_index");
 
         s = store_open(dbpath);
         ck_assert_uint_eq(check_view(s, db, PREFIX, 1000), 2);
@@ -835,6 +838,243 @@ START_TEST(test_big_batch) {
 }
 END_TEST
 
+static void ck_range_value(const se_kv_list *l, const char *key, const char *value) {
+        for (size_t i = 0; i < l->n_items; i++)
+                if (streq(l->items[i].key, key)) {
+                        ck_assert_uint_eq(l->items[i].value_size, strlen(value));
+                        ck_assert_mem_eq(l->items[i].value, value, strlen(value));
+                        return;
+                }
+        ck_abort_msg("%s is not in the range", key);
+}
+
+/* se_store_read_ahead(): the range read on the second connection answers the range asked next,
+ * unless something this store did in between could have changed or seen what it covers. */
+START_TEST(test_read_ahead) {
+        sqlite3 *db = tk_create(dbpath, true);
+        se_store *s;
+        se_error e = SE_ERROR_NULL;
+        se_kv_list plain = {}, l = {};
+        se_kv kv = {};
+        char k5[64], k50[64], k2[64];
+        se_kv_update u;
+        uint64_t c = 0;
+
+        tk_exec(db, "BEGIN");
+        for (int i = 0; i < 100; i++) {
+                char k[64], v[32];
+                snprintf(k, sizeof(k), PREFIX "ahead/s%03d", i);
+                snprintf(v, sizeof(v), "value %d", i);
+                tk_put_str(db, i % 2 ? TK_V015 : TK_V016, k, v);
+        }
+        tk_exec(db, "COMMIT");
+        snprintf(k2, sizeof(k2), PREFIX "ahead/s%03d", 2);
+        snprintf(k5, sizeof(k5), PREFIX "ahead/s%03d", 5);
+        snprintf(k50, sizeof(k50), PREFIX "ahead/s%03d", 50);
+        s = store_open(dbpath);
+        ck_assert_int_eq(se_store_range(s, PREFIX, k5, 100, &plain, &e), 0);
+        ck_assert_uint_eq(plain.n_items, 95);
+
+        /* the early answer is the usual one, also after a write of a key before the range */
+        se_store_read_ahead(s, PREFIX, k5, 100);
+        ck_assert_int_eq(se_store_get(s, k2, &kv, &e), 0);
+        se_store_read_ahead(s, PREFIX, k5, 100);
+        u = (se_kv_update){.key = k2, .value = (const uint8_t *) "two", .value_size = 3,
+                           .expected_mod_revision = kv.mod_revision};
+        ck_assert_int_eq(se_store_update(s, &u, 1, &e), 1);
+        ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
+        ck_assert_uint_eq(l.n_items, plain.n_items);
+        ck_assert(!l.more);
+        for (size_t i = 0; i < l.n_items; i++) {
+                ck_assert_str_eq(l.items[i].key, plain.items[i].key);
+                ck_assert_int_eq(l.items[i].mod_revision, plain.items[i].mod_revision);
+                ck_assert_uint_eq(l.items[i].value_size, plain.items[i].value_size);
+                ck_assert_mem_eq(l.items[i].value, plain.items[i].value, l.items[i].value_size);
+        }
+        se_kv_list_done(&l);
+
+        /* our own write into the range is seen */
+        se_store_read_ahead(s, PREFIX, k5, 100);
+        u = (se_kv_update){.key = k50, .value = (const uint8_t *) "own", .value_size = 3,
+                           .expected_mod_revision = plain.items[45].mod_revision};
+        ck_assert_str_eq(plain.items[45].key, k50);
+        ck_assert_int_eq(se_store_update(s, &u, 1, &e), 1);
+        ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
+        ck_range_value(&l, k50, "own");
+        se_kv_list_done(&l);
+
+        /* another request in between drops it: what that one saw, the range sees too */
+        se_store_read_ahead(s, PREFIX, k5, 100);
+        tk_put_str(db, TK_V016, k50, "seen by get");
+        se_kv_done(&kv);
+        ck_assert_int_eq(se_store_get(s, k50, &kv, &e), 0);
+        ck_assert_mem_eq(kv.value, "seen by get", 11);
+        ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
+        ck_range_value(&l, k50, "seen by get");
+        se_kv_list_done(&l);
+
+        se_store_read_ahead(s, PREFIX, k5, 100);
+        tk_put_str(db, TK_V016, k50, "seen by count");
+        ck_assert_int_eq(se_store_count(s, PREFIX, &c, &e), 0);
+        ck_assert_uint_eq(c, 100);
+        ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
+        ck_range_value(&l, k50, "seen by count");
+        se_kv_list_done(&l);
+
+        /* a range with other arguments is read the usual way; so is one asked twice */
+        se_store_read_ahead(s, PREFIX, k5, 100);
+        ck_assert_msg(se_store_range(s, PREFIX, k50, 3, &l, &e) == 0, "%s", se_error_message(&e));
+        ck_assert_uint_eq(l.n_items, 3);
+        ck_assert(l.more);
+        ck_assert_str_eq(l.items[0].key, k50);
+        se_kv_list_done(&l);
+        ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
+        ck_assert_uint_eq(l.n_items, 95);
+        se_kv_list_done(&l);
+
+        /* a read ahead left unused is dropped at close */
+        se_store_read_ahead(s, PREFIX, NULL, 10);
+        se_store_close(s);
+
+        se_kv_done(&kv);
+        se_kv_list_done(&plain);
+        se_error_done(&e);
+        tk_close(db);
+}
+END_TEST
+
+static off_t file_size(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* count values of size bytes under PREFIX "wal/", then their rewrite in batches of 100 */
+static void rewrite_all(se_store *s, size_t count, size_t size, char fill) {
+        _cleanup_free_ char *last = NULL;
+        _cleanup_free_ se_kv_update *u = calloc(100, sizeof(*u));
+        se_error e = SE_ERROR_NULL;
+        size_t seen = 0;
+
+        ck_assert_ptr_nonnull(u);
+        for (;;) {
+                se_kv_list l = {};
+
+                ck_assert_msg(se_store_range(s, PREFIX "wal/", last, 100, &l, &e) == 0, "%s", se_error_message(&e));
+                for (size_t i = 0; i < l.n_items; i++) {
+                        ck_assert_uint_eq(l.items[i].value_size, size);
+                        memset(l.items[i].value, fill, size);
+                        u[i] = (se_kv_update){.key = l.items[i].key, .value = l.items[i].value, .value_size = size,
+                                              .expected_mod_revision = l.items[i].mod_revision};
+                }
+                ck_assert_int_eq(se_store_update(s, u, l.n_items, &e), (int) l.n_items);
+                seen += l.n_items;
+                free(last);
+                last = NULL;
+                if (l.n_items)
+                        ck_assert_int_ge(asprintf(&last, "%s\x01", l.items[l.n_items - 1].key), 0);
+                if (!l.more) {
+                        se_kv_list_done(&l);
+                        break;
+                }
+                se_kv_list_done(&l);
+        }
+        ck_assert_uint_eq(seen, count);
+        se_error_done(&e);
+}
+
+static sqlite3 *seed_wal_db(size_t count, size_t size) {
+        sqlite3 *db = tk_create(dbpath, true);
+        _cleanup_free_ uint8_t *v = malloc(size);
+
+        ck_assert_ptr_nonnull(v);
+        memset(v, 'a', size);
+        tk_exec(db, "BEGIN");
+        for (size_t i = 0; i < count; i++) {
+                char k[64];
+                snprintf(k, sizeof(k), PREFIX "wal/s%05zu", i);
+                tk_put(db, TK_V016, k, v, size);
+        }
+        tk_exec(db, "COMMIT");
+        tk_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+        return db;
+}
+
+/* Our commits leave the checkpoint to a thread of the store's: the WAL's pages reach the
+ * database file while the store is open and idle, and every value is there after close. */
+START_TEST(test_wal_checkpointed_in_background) {
+        sqlite3 *db = seed_wal_db(1000, 4096);
+        _cleanup_free_ char *wal = tl_path(dir, "state.db-wal");
+        off_t before = file_size(dbpath);
+        uint64_t deadline;
+        se_store *s;
+
+        tk_close(db);
+        s = store_open(dbpath);
+        /* 1000 superseding rows of 4 KiB (more than 1000 WAL pages): the database file grows
+         * only when a checkpoint copies them */
+        rewrite_all(s, 1000, 4096, 'b');
+        ck_assert_int_gt(file_size(wal), 0);
+        deadline = se_now_usec(CLOCK_MONOTONIC) + 30 * 1000 * 1000;
+        while (file_size(dbpath) <= before && se_now_usec(CLOCK_MONOTONIC) < deadline)
+                usleep(10 * 1000);
+        ck_assert_msg(file_size(dbpath) > before, "no checkpoint while the store was open: %lld bytes",
+                      (long long) file_size(dbpath));
+        se_store_close(s);
+
+        db = tk_open(dbpath);
+        ck_assert_int_eq(tk_kine_count(db, PREFIX "wal/"), 1000);
+        {
+                _cleanup_free_ uint8_t *v = NULL;
+                size_t n = 0;
+                int64_t mod = 0, create = 0;
+
+                ck_assert(tk_kine_get(db, PREFIX "wal/s00999", &v, &n, &mod, &create));
+                ck_assert_uint_eq(n, 4096);
+                ck_assert_int_eq(v[0], 'b');
+                ck_assert_int_eq(v[4095], 'b');
+        }
+        tk_close(db);
+}
+END_TEST
+
+/* A reader that holds its snapshot (kine serving a long list) keeps every checkpoint from
+ * copying past it. Our writes still complete: past the WAL's bound each commit waits for one
+ * checkpoint pass, which never waits for a lock, so it ends. */
+START_TEST(test_wal_reader_holds_snapshot) {
+        enum { N = 1200, SIZE = 64 * 1024 }; /* 75 MiB: past the 64 MiB bound */
+        sqlite3 *db = seed_wal_db(N, SIZE), *reader = tk_open(dbpath);
+        _cleanup_free_ char *wal = tl_path(dir, "state.db-wal");
+        sqlite3_stmt *q = NULL;
+        se_store *s;
+
+        tk_close(db);
+        ck_assert_int_eq(sqlite3_prepare_v2(reader, "SELECT name FROM kine ORDER BY id", -1, &q, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW); /* its read transaction is open */
+
+        s = store_open(dbpath);
+        rewrite_all(s, N, SIZE, 'c');
+        /* nothing could be copied: the WAL holds every page written */
+        ck_assert_int_gt(file_size(wal), (off_t) N * SIZE);
+        sqlite3_finalize(q);
+        tk_close(reader);
+        se_store_close(s);
+
+        db = tk_open(dbpath);
+        ck_assert_int_eq(tk_kine_count(db, PREFIX "wal/"), N);
+        {
+                _cleanup_free_ uint8_t *v = NULL;
+                size_t n = 0;
+                int64_t mod = 0, create = 0;
+
+                ck_assert(tk_kine_get(db, PREFIX "wal/s01199", &v, &n, &mod, &create));
+                ck_assert_uint_eq(n, SIZE);
+                ck_assert_int_eq(v[SIZE - 1], 'c');
+        }
+        tk_close(db);
+}
+END_TEST
+
 START_TEST(test_kine_seed_tool) {
         const char *b = getenv("SE_BUILD");
         _cleanup_free_ char *cmd = NULL, *out = NULL;
@@ -896,7 +1136,7 @@ static Suite *store_kine_suite(void) {
         tcase_add_test(tc, test_endpoint_forms);
         tcase_add_test(tc, test_hostile_names_and_encoding);
         tcase_add_loop_test(tc, test_row_styles, 0, 2);
-        tcase_add_test(tc, test_special_rows);
+        tcase_add_loop_test(tc, test_special_rows, 0, 2);
         tcase_add_loop_test(tc, test_compacted_history, 0, 2);
         tcase_add_test(tc, test_paging);
         tcase_add_loop_test(tc, test_cas_rows, 0, 2);
@@ -906,6 +1146,9 @@ static Suite *store_kine_suite(void) {
         tcase_add_test(tc, test_busy);
         tcase_add_test(tc, test_journal_mode_kept);
         tcase_add_test(tc, test_big_batch);
+        tcase_add_test(tc, test_read_ahead);
+        tcase_add_test(tc, test_wal_checkpointed_in_background);
+        tcase_add_test(tc, test_wal_reader_holds_snapshot);
         tcase_add_test(tc, test_kine_seed_tool);
         suite_add_tcase(s, tc);
         return s;

@@ -101,8 +101,9 @@ int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e);
 /* A hint: the next call will be se_store_range() with these arguments, and the caller accepts its
  * answer as of any moment from now on (a compare-and-swap of each value it writes back makes an
  * early read safe: a change in between is a conflict). etcd sends the range now, so that it
- * travels while the caller's updates are in flight; any other request but an update of keys
- * outside the range drops it. Other stores ignore it. */
+ * travels while the caller's updates are in flight; kine SQLite reads it on a connection and
+ * thread of its own while the caller writes. Any other request but an update of keys outside the
+ * range drops it. Other stores ignore it. */
 void se_store_read_ahead(se_store *s, const char *prefix, const char *start, size_t limit);
 
 /* Whether an http(s):// URL's host is 127.0.0.0/8, [::1] or localhost. */
