@@ -1075,6 +1075,65 @@ START_TEST(test_wal_reader_holds_snapshot) {
 }
 END_TEST
 
+/* se_store_counter: the counts of several prefixes on a second handle, on its own thread, while
+ * the first one writes; the same total as se_store_count(), deleted keys not counted. */
+START_TEST(test_counter) {
+        static const char *const prefixes[] = {PREFIX, "/registry/configmaps/", NULL};
+        sqlite3 *db = tk_create(dbpath, true);
+        se_store_counter *c = NULL;
+        se_error e = SE_ERROR_NULL;
+        se_kv_update u;
+        se_kv kv = {};
+        uint64_t total = 0, n1 = 0, n2 = 0;
+        se_store *s;
+        int r = 0;
+
+        tk_exec(db, "BEGIN");
+        for (int i = 0; i < 300; i++) {
+                char k[64];
+                snprintf(k, sizeof(k), PREFIX "ns/s%04d", i);
+                tk_put_str(db, TK_V016, k, "v");
+                if (i % 10 == 3)
+                        tk_delete_key(db, TK_V016, k);
+                snprintf(k, sizeof(k), "/registry/configmaps/ns/c%04d", i);
+                if (i < 120)
+                        tk_put_str(db, TK_V015, k, "c");
+        }
+        tk_exec(db, "COMMIT");
+        s = store_open(dbpath);
+        ck_assert_int_eq(se_store_count(s, PREFIX, &n1, NULL), 0);
+        ck_assert_int_eq(se_store_count(s, "/registry/configmaps/", &n2, NULL), 0);
+        ck_assert_uint_eq(n1, 270);
+        ck_assert_uint_eq(n2, 120);
+
+        ck_assert_int_eq(se_store_counter_start(s, prefixes, &c), 0);
+        /* the first handle is free meanwhile */
+        ck_assert_int_eq(se_store_get(s, PREFIX "ns/s0000", &kv, &e), 0);
+        u = (se_kv_update){.key = kv.key, .value = (const uint8_t *) "w", .value_size = 1,
+                           .expected_mod_revision = kv.mod_revision};
+        ck_assert_int_eq(se_store_update(s, &u, 1, &e), 1);
+        for (uint64_t deadline = se_now_usec(CLOCK_MONOTONIC) + 30 * 1000 * 1000;
+             (r = se_store_counter_result(c, false, &total, &e)) == 0 && se_now_usec(CLOCK_MONOTONIC) < deadline;)
+                usleep(1000);
+        ck_assert_msg(r == 1, "%d: %s", r, se_error_message(&e));
+        ck_assert_uint_eq(total, n1 + n2);
+        c = se_store_counter_free(c);
+
+        /* waiting for it, and freeing it unasked */
+        ck_assert_int_eq(se_store_counter_start(s, prefixes, &c), 0);
+        ck_assert_int_eq(se_store_counter_result(c, true, &total, &e), 1);
+        ck_assert_uint_eq(total, n1 + n2);
+        c = se_store_counter_free(c);
+        ck_assert_int_eq(se_store_counter_start(s, prefixes, &c), 0);
+        c = se_store_counter_free(c);
+
+        se_kv_done(&kv);
+        se_error_done(&e);
+        se_store_close(s);
+        tk_close(db);
+}
+END_TEST
+
 START_TEST(test_kine_seed_tool) {
         const char *b = getenv("SE_BUILD");
         _cleanup_free_ char *cmd = NULL, *out = NULL;
@@ -1147,6 +1206,7 @@ static Suite *store_kine_suite(void) {
         tcase_add_test(tc, test_journal_mode_kept);
         tcase_add_test(tc, test_big_batch);
         tcase_add_test(tc, test_read_ahead);
+        tcase_add_test(tc, test_counter);
         tcase_add_test(tc, test_wal_checkpointed_in_background);
         tcase_add_test(tc, test_wal_reader_holds_snapshot);
         tcase_add_test(tc, test_kine_seed_tool);

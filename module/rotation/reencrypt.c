@@ -98,6 +98,9 @@ typedef struct run {
         uint64_t cp_last_usec;
 
         se_reencrypt_result res;
+        /* res.total's count, while it runs beside the pass; total_known once it is in res.total */
+        se_store_counter *counter;
+        bool total_known;
         uint64_t done_at_start, start_usec, last_progress_done, last_progress_usec;
 
         kill_point kill_at;
@@ -396,6 +399,25 @@ static int read_page(run *r, page *p, se_error *e) {
         }
 }
 
+/* Adds the count running beside the pass to res.total once it is done (waiting for it if wait).
+ * A count that failed leaves the total unknown: it only sizes the progress report, and the pass
+ * meets any fault of the datastore itself. */
+static void take_count(run *r, bool wait) {
+        uint64_t n = 0;
+        int k;
+
+        if (!r->counter)
+                return;
+        k = se_store_counter_result(r->counter, wait, &n, NULL);
+        if (k == 0)
+                return;
+        r->counter = se_store_counter_free(r->counter);
+        if (k > 0) {
+                r->res.total += n;
+                r->total_known = true;
+        }
+}
+
 static int report_progress(run *r, bool final) {
         uint64_t now = se_now_usec(CLOCK_MONOTONIC), done = r->res.done;
         double secs;
@@ -403,6 +425,9 @@ static int report_progress(run *r, bool final) {
 
         if (!r->o->progress)
                 return 0;
+        take_count(r, final);
+        if (!r->total_known && !final)
+                return 0; /* a percentage of nothing yet */
         /* every 50 values or every second, whichever is rarer */
         if (!final &&
             (done - r->last_progress_done < PROGRESS_MIN_VALUES || now - r->last_progress_usec < PROGRESS_MIN_USEC))
@@ -437,7 +462,8 @@ static int save_checkpoint(run *r, bool force) {
         r->cp.rewritten = r->res.rewritten;
         r->cp.skipped = r->res.skipped;
         r->cp.conflicts = r->res.conflicts;
-        r->cp.total = MAX(r->res.total, r->res.done);
+        take_count(r, false);
+        r->cp.total = r->total_known ? MAX(r->res.total, r->res.done) : 0; /* 0: not known yet */
         k = se_checkpoint_save(r->o->state_dir, &r->cp);
         if (k < 0)
                 return k;
@@ -693,13 +719,17 @@ static int run_init(run *r, se_store *s, const se_config *c, const se_reencrypt_
         if (!r->res.resumed && se_store_revision(s, &r->res.watermark, NULL) < 0)
                 r->res.watermark = 0;
 
-        for (size_t i = 0; i < r->n_prefixes; i++) {
-                uint64_t n = 0;
+        /* On a second handle beside the pass where the datastore has one; here otherwise. */
+        if (se_store_counter_start(s, r->prefixes, &r->counter) < 0) {
+                for (size_t i = 0; i < r->n_prefixes; i++) {
+                        uint64_t n = 0;
 
-                k = se_store_count(s, r->prefixes[i], &n, e);
-                if (k < 0)
-                        return se_error_prefix(e, k, "cannot count the values under %s", r->prefixes[i]);
-                r->res.total += n;
+                        k = se_store_count(s, r->prefixes[i], &n, e);
+                        if (k < 0)
+                                return se_error_prefix(e, k, "cannot count the values under %s", r->prefixes[i]);
+                        r->res.total += n;
+                }
+                r->total_known = true;
         }
         r->done_at_start = r->res.done;
         r->start_usec = r->last_progress_usec = se_now_usec(CLOCK_MONOTONIC);
@@ -708,6 +738,7 @@ static int run_init(run *r, se_store *s, const se_config *c, const se_reencrypt_
 }
 
 static void run_done(run *r) {
+        r->counter = se_store_counter_free(r->counter);
         r->t = se_transformer_free(r->t);
         se_buf_free(&r->plain);
         se_buf_free(&r->out);
@@ -794,6 +825,7 @@ _public_ int se_reencrypt(se_store *s, const se_config *c, const se_reencrypt_op
                         goto out;
                 }
         }
+        take_count(&r, true);
         r.res.total = MAX(r.res.total, r.res.done);
         k = report_progress(&r, true);
         if (k < 0) {

@@ -6,13 +6,13 @@
 
 #include "se-store.h"
 
-/* se_store_read_ahead() for a store whose client is blocking: the range is read on a connection
- * of the store's own, on a thread of its own, while the caller writes on the main connection
- * (read-ahead.c). */
+/* se_store_read_ahead() for a backend whose client blocks: the range is read on a second
+ * instance of the backend (its own connection), on a thread of its own, while the caller writes
+ * on the first (read-ahead.c; store.c runs it for backends with open_reader). */
 typedef struct se_read_ahead se_read_ahead;
 
-/* Reads a range on the reader's connection (which only the reader's thread uses), as the store's
- * range operation would. Errors need no message: a failed read ahead is read again the usual way. */
+/* Reads a range on the reader's instance (which only the reader's thread uses). Errors need no
+ * message: a failed read ahead is read again the usual way. */
 typedef int (*se_read_ahead_range_fn)(void *conn, const char *prefix, const char *start, size_t limit,
                                       se_kv_list *ret);
 

@@ -80,6 +80,16 @@ se_store_kind se_store_get_kind(const se_store *s);
 int se_store_range(se_store *s, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e);
 /* Number of current keys under prefix. */
 int se_store_count(se_store *s, const char *prefix, uint64_t *ret, se_error *e);
+/* se_store_count() of each of prefixes (NULL-terminated), summed, on a second handle of s's
+ * datastore and on a thread of its own: s stays free for other work meanwhile. -EOPNOTSUPP when
+ * the backend has no second handle (etcd: count with se_store_count()). */
+typedef struct se_store_counter se_store_counter;
+int se_store_counter_start(se_store *s, const char *const *prefixes, se_store_counter **ret);
+/* 1 and *ret_total when the count is done (waiting for it if wait), 0 when it is not yet (only
+ * without wait), or the count's error. */
+int se_store_counter_result(se_store_counter *c, bool wait, uint64_t *ret_total, se_error *e);
+se_store_counter *se_store_counter_free(se_store_counter *c);
+
 /* One key; -ENOENT if absent or deleted. */
 int se_store_get(se_store *s, const char *key, se_kv *ret, se_error *e);
 
@@ -101,9 +111,9 @@ int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e);
 /* A hint: the next call will be se_store_range() with these arguments, and the caller accepts its
  * answer as of any moment from now on (a compare-and-swap of each value it writes back makes an
  * early read safe: a change in between is a conflict). etcd sends the range now, so that it
- * travels while the caller's updates are in flight; kine SQLite reads it on a connection and
- * thread of its own while the caller writes. Any other request but an update of keys outside the
- * range drops it. Other stores ignore it. */
+ * travels while the caller's updates are in flight; kine (SQLite, PostgreSQL, MySQL) reads it on
+ * a second connection, on a thread of its own, while the caller writes. Any other request but an
+ * update of keys outside the range drops it. */
 void se_store_read_ahead(se_store *s, const char *prefix, const char *start, size_t limit);
 
 /* Whether an http(s):// URL's host is 127.0.0.0/8, [::1] or localhost. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "read-ahead.h"
 #include "se-store.h"
 
 /* Each backend fills one of these; store.c dispatches on the endpoint's scheme. */
@@ -12,7 +13,14 @@ typedef struct se_store_ops {
         int (*count)(void *impl, const char *prefix, uint64_t *ret, se_error *e);
         int (*get)(void *impl, const char *key, se_kv *ret, se_error *e);
         int (*update)(void *impl, se_kv_update *u, size_t n, se_error *e);
-        void (*read_ahead)(void *impl, const char *prefix, const char *start, size_t limit); /* optional */
+        /* se_store_read_ahead(), one of two ways, or neither (optional):
+         *   read_ahead   the backend's own (etcd: the range request sent now, answered later);
+         *   open_reader  opens a second instance (its own connection) for store.c to read the
+         *                next range on, on a thread of its own (read-ahead.c), while the caller
+         *                writes on the first: for backends whose client blocks. The instance
+         *                se_store_counter counts on (store-counter.c) is one too. */
+        void (*read_ahead)(void *impl, const char *prefix, const char *start, size_t limit);
+        int (*open_reader)(const se_store_options *o, void **ret_impl, se_error *e);
         /* optional (NULL: -EOPNOTSUPP); see se_store_revision() and se_store_count_values() */
         int (*revision)(void *impl, int64_t *ret, se_error *e);
         int (*count_values)(void *impl, const char *key_from, const char *key_to, int64_t min_rev, int64_t max_rev,
@@ -27,6 +35,11 @@ extern const se_store_ops se_store_mysql_ops;
 struct se_store {
         const se_store_ops *ops;
         void *impl;
+        /* open_reader's: the options it is opened with (copies), its instance, the thread */
+        se_store_options reader_options;
+        void *reader;
+        se_read_ahead *ahead;
+        bool ahead_unavailable; /* could not be started: not tried again */
 };
 
 /* Room for one more item in a range page being filled (capacity *cap, doubling from

@@ -5,9 +5,9 @@
  * superseding the current one inside BEGIN IMMEDIATE, name bound as TEXT, values as BLOB, never
  * UPDATE or DELETE, journal mode left as found, no VACUUM.
  *
- * Beside the main connection, two of our own, each on its thread: the next range is read ahead
- * on one while the main connection writes (se_store_read_ahead()), and in WAL mode the other
- * checkpoints what our commits leave in the WAL (sqlite-checkpointer.c).
+ * In WAL mode, once we write, a thread of the store's checkpoints, on a connection of its own,
+ * what our commits leave in the WAL (sqlite-checkpointer.c). se_store_read_ahead() and
+ * se_store_counter read on a second instance (kine_open_reader()).
  */
 #include <limits.h>
 #include <pthread.h>
@@ -18,7 +18,6 @@
 
 #include "macro.h"
 #include "se-util.h"
-#include "read-ahead.h"
 #include "sqlite-checkpointer.h"
 #include "store-internal.h"
 
@@ -32,8 +31,8 @@
  * walks the table, small enough for the engine's bounded-memory target. No mmap: touched mapped
  * pages count in the process's RSS and the database can be many times that size. */
 #define KINE_CACHE_KIB 16384
-/* The read-ahead connection's: it reads each page once, for the main connection to write. */
-#define KINE_AHEAD_CACHE_KIB 4096
+/* The read-ahead instance's: it reads each page once, for the main connection to write. */
+#define KINE_READER_CACHE_KIB 4096
 
 enum {
         ST_RANGE,
@@ -96,12 +95,11 @@ typedef struct kine {
         char *path;
         sqlite3 *db; /* NULL while the database file does not exist */
         sqlite3_stmt *st[_ST_MAX];
-        se_wal_checkpointer *checkpointer; /* NULL when SQLite auto-checkpoints (not WAL) */
-        /* se_store_read_ahead()'s connection and thread, started by the first read ahead */
-        sqlite3 *ahead_db;
-        sqlite3_stmt *ahead_range;
-        se_read_ahead *ahead;
-        bool ahead_unavailable; /* could not be started: not tried again */
+        /* started by the first write on a connection; NULL: SQLite auto-checkpoints (not WAL,
+         * or no thread could be had) */
+        se_wal_checkpointer *checkpointer;
+        bool checkpointer_tried;
+        bool reader; /* a second instance (open_reader): query_only, a smaller cache */
         uint64_t timeout_usec;
         /* The prepared statements are shared state: one operation at a time per store. */
         pthread_mutex_t lock;
@@ -157,10 +155,9 @@ static int kine_errno(sqlite3 *db, int rc) {
         }
 }
 
-/* rc from db, one of k's connections */
-static int kine_fail_on(kine *k, sqlite3 *db, int rc, se_error *e, const char *what) {
-        const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-        int r = kine_errno(db, rc);
+static int kine_fail(kine *k, int rc, se_error *e, const char *what) {
+        const char *msg = k->db ? sqlite3_errmsg(k->db) : sqlite3_errstr(rc);
+        int r = kine_errno(k->db, rc);
 
         if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
                 return se_error_set(e, r, "kine database %s: %s: %s (still locked by another writer after %llu ms)",
@@ -171,15 +168,9 @@ static int kine_fail_on(kine *k, sqlite3 *db, int rc, se_error *e, const char *w
         return se_error_set(e, r, "kine database %s: %s: %s", k->path, what, msg);
 }
 
-static int kine_fail(kine *k, int rc, se_error *e, const char *what) {
-        return kine_fail_on(k, k->db, rc, e, what);
-}
-
-static void ahead_stop(kine *k);
-
 static void kine_disconnect(kine *k) {
-        ahead_stop(k);
         se_wal_checkpointer_stop(TAKE_PTR(k->checkpointer));
+        k->checkpointer_tried = false;
         for (size_t i = 0; i < _ST_MAX; i++) {
                 sqlite3_finalize(k->st[i]);
                 k->st[i] = NULL;
@@ -219,7 +210,10 @@ static int kine_connect(kine *k, se_error *e) {
         sqlite3_extended_result_codes(k->db, 1);
         sqlite3_busy_timeout(k->db, (int) MIN(MAX(k->timeout_usec / 1000, 1u), (uint64_t) INT_MAX));
         /* Only our connection's cache; journal mode, synchronous and the file are left as kine set them. */
-        rc = sqlite3_exec(k->db, "PRAGMA cache_size = -" STRINGIFY(KINE_CACHE_KIB), NULL, NULL, NULL);
+        rc = sqlite3_exec(k->db,
+                          k->reader ? "PRAGMA query_only = 1; PRAGMA cache_size = -" STRINGIFY(KINE_READER_CACHE_KIB)
+                                    : "PRAGMA cache_size = -" STRINGIFY(KINE_CACHE_KIB),
+                          NULL, NULL, NULL);
         if (rc != SQLITE_OK)
                 goto fail_rc;
         /* Statement journals in memory: on disk they cost several writes per superseding row. */
@@ -275,7 +269,6 @@ static int kine_connect(kine *k, se_error *e) {
                 if (rc != SQLITE_OK)
                         goto fail_rc;
         }
-        (void) se_wal_checkpointer_start(k->db, k->path, &k->checkpointer);
         return 1;
 
 fail_rc:
@@ -303,7 +296,7 @@ static int kine_parse_endpoint(const char *endpoint, char **ret, se_error *e) {
         return 0;
 }
 
-static int kine_open(const se_store_options *o, void **ret_impl, se_error *e) {
+static int kine_open_as(const se_store_options *o, bool reader, void **ret_impl, se_error *e) {
         kine *k;
         int r;
 
@@ -316,6 +309,7 @@ static int kine_open(const se_store_options *o, void **ret_impl, se_error *e) {
                 return r;
         }
         k->timeout_usec = o->timeout_usec > 0 ? o->timeout_usec : KINE_DEFAULT_TIMEOUT_USEC;
+        k->reader = reader;
         pthread_mutex_init(&k->lock, NULL);
 
         r = kine_connect(k, e);
@@ -334,6 +328,14 @@ static int kine_open(const se_store_options *o, void **ret_impl, se_error *e) {
         }
         *ret_impl = k;
         return 0;
+}
+
+static int kine_open(const se_store_options *o, void **ret_impl, se_error *e) {
+        return kine_open_as(o, false, ret_impl, e);
+}
+
+static int kine_open_reader(const se_store_options *o, void **ret_impl, se_error *e) {
+        return kine_open_as(o, true, ret_impl, e);
 }
 
 static void kine_close(void *impl) {
@@ -372,7 +374,7 @@ static int kine_bind_range(kine *k, sqlite3_stmt *s, const char *prefix, const c
                 rc = end ? sqlite3_bind_text(s, 2, end, -1, SQLITE_STATIC) : sqlite3_bind_zeroblob(s, 2, 0);
         if (rc != SQLITE_OK) {
                 free(end);
-                return kine_fail_on(k, sqlite3_db_handle(s), rc, e, "cannot bind the key range");
+                return kine_fail(k, rc, e, "cannot bind the key range");
         }
         *ret_end = end; /* bound STATIC: the caller frees it after the statement is reset */
         return 0;
@@ -403,17 +405,30 @@ static int kv_fill(sqlite3_stmt *s, int col_id, int col_created, int col_create_
         return 0;
 }
 
-/* The range query on s, kine_sql[ST_RANGE] prepared on any of k's connections. */
-static int range_query(kine *k, sqlite3_stmt *s, const char *prefix, const char *start, size_t limit, se_kv_list *ret,
-                       se_error *e) {
+static int kine_range(void *impl, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e) {
+        kine *k = impl;
+        sqlite3_stmt *s;
         _cleanup_free_ char *end = NULL;
         se_kv_list l = {};
         size_t cap = 0;
         int r, rc;
 
+        if (!prefix)
+                prefix = "";
+        if (limit == 0)
+                limit = KINE_DEFAULT_PAGE;
+        if (limit >= (size_t) INT64_MAX)
+                limit = (size_t) INT64_MAX - 1;
+
+        pthread_mutex_lock(&k->lock);
+        r = kine_connect(k, e);
+        if (r <= 0)
+                goto finish;
+
+        s = k->st[ST_RANGE];
         r = kine_bind_range(k, s, prefix, start, &end, e);
         if (r < 0)
-                return r;
+                goto finish;
         /* One row more than asked tells whether there is a next page. */
         sqlite3_bind_int64(s, 3, (sqlite3_int64) limit + 1);
 
@@ -448,95 +463,20 @@ static int range_query(kine *k, sqlite3_stmt *s, const char *prefix, const char 
                 l.n_items++;
         }
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-                r = kine_fail_on(k, sqlite3_db_handle(s), rc, e, "range read failed");
+                r = kine_fail(k, rc, e, "range read failed");
                 goto reset;
         }
         r = 0;
 reset:
-        /* also ends the read transaction, which would hold back checkpoints */
         sqlite3_reset(s);
+finish:
+        pthread_mutex_unlock(&k->lock);
         if (r < 0) {
                 se_kv_list_done(&l);
                 return r;
         }
         *ret = l;
         return 0;
-}
-
-/* ---- read ahead ------------------------------------------------------------------------------ */
-
-static int ahead_range(void *conn, const char *prefix, const char *start, size_t limit, se_kv_list *ret) {
-        kine *k = conn;
-
-        return range_query(k, k->ahead_range, prefix, start, limit, ret, NULL);
-}
-
-/* Opens the reader's connection and starts its thread, once. */
-static bool ahead_start(kine *k) {
-        if (k->ahead || k->ahead_unavailable)
-                return k->ahead;
-        k->ahead_unavailable = true;
-        if (sqlite3_open_v2(k->path, &k->ahead_db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-            sqlite3_exec(k->ahead_db, "PRAGMA query_only = 1; PRAGMA cache_size = -" STRINGIFY(KINE_AHEAD_CACHE_KIB),
-                         NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_busy_timeout(k->ahead_db, (int) MIN(MAX(k->timeout_usec / 1000, 1u), (uint64_t) INT_MAX)) !=
-                    SQLITE_OK ||
-            sqlite3_prepare_v3(k->ahead_db, kine_sql[ST_RANGE], -1, SQLITE_PREPARE_PERSISTENT, &k->ahead_range,
-                               NULL) != SQLITE_OK ||
-            se_read_ahead_new(ahead_range, k, &k->ahead) < 0) {
-                sqlite3_finalize(TAKE_PTR(k->ahead_range));
-                sqlite3_close_v2(TAKE_PTR(k->ahead_db));
-                return false;
-        }
-        k->ahead_unavailable = false;
-        return true;
-}
-
-static void ahead_stop(kine *k) {
-        se_read_ahead_free(TAKE_PTR(k->ahead));
-        sqlite3_finalize(TAKE_PTR(k->ahead_range));
-        sqlite3_close_v2(TAKE_PTR(k->ahead_db));
-        k->ahead_unavailable = false;
-}
-
-/* Starts reading the range the caller asks next (see se_store_read_ahead()) on the reader's
- * connection, while the caller writes on the main one. Only a hint: any failure just leaves
- * nothing read ahead. */
-static void kine_read_ahead(void *impl, const char *prefix, const char *start, size_t limit) {
-        kine *k = impl;
-
-        se_read_ahead_drop(k->ahead);
-        pthread_mutex_lock(&k->lock);
-        /* no database yet: nothing to read ahead */
-        if (prefix && k->db && ahead_start(k))
-                se_read_ahead_ask(k->ahead, prefix, start, limit);
-        pthread_mutex_unlock(&k->lock);
-}
-
-/* ---- operations -------------------------------------------------------------------------------- */
-
-static int kine_range(void *impl, const char *prefix, const char *start, size_t limit, se_kv_list *ret, se_error *e) {
-        kine *k = impl;
-        int r;
-
-        if (!prefix)
-                prefix = "";
-        if (limit == 0)
-                limit = KINE_DEFAULT_PAGE;
-        if (limit >= (size_t) INT64_MAX)
-                limit = (size_t) INT64_MAX - 1;
-
-        if (k->ahead && se_read_ahead_take(k->ahead, prefix, start, limit, ret) == 0)
-                return 0;
-
-        pthread_mutex_lock(&k->lock);
-        r = kine_connect(k, e);
-        if (r > 0)
-                r = range_query(k, k->st[ST_RANGE], prefix, start, limit, ret, e);
-        else if (r == 0)
-                *ret = (se_kv_list){};
-        pthread_mutex_unlock(&k->lock);
-        return r < 0 ? r : 0;
 }
 
 static int kine_count(void *impl, const char *prefix, uint64_t *ret, se_error *e) {
@@ -549,7 +489,6 @@ static int kine_count(void *impl, const char *prefix, uint64_t *ret, se_error *e
         if (!prefix)
                 prefix = "";
 
-        se_read_ahead_drop(k->ahead); /* a read ahead must not straddle another request */
         pthread_mutex_lock(&k->lock);
         r = kine_connect(k, e);
         if (r <= 0)
@@ -578,7 +517,6 @@ static int kine_get(void *impl, const char *key, se_kv *ret, se_error *e) {
         sqlite3_stmt *s;
         int r, rc;
 
-        se_read_ahead_drop(k->ahead); /* a read ahead must not straddle another request */
         pthread_mutex_lock(&k->lock);
         r = kine_connect(k, e);
         if (r < 0)
@@ -615,7 +553,6 @@ static int kine_revision(void *impl, int64_t *ret, se_error *e) {
         int64_t max = 0;
         int r, rc;
 
-        se_read_ahead_drop(k->ahead); /* a read ahead must not straddle another request */
         pthread_mutex_lock(&k->lock);
         r = kine_connect(k, e);
         if (r == 0)
@@ -690,7 +627,6 @@ static int kine_count_values(void *impl, const char *from, const char *to, int64
                 return se_error_set(e, -ENOMEM, "out of memory");
         }
 
-        se_read_ahead_drop(k->ahead); /* a read ahead must not straddle another request */
         pthread_mutex_lock(&k->lock);
         r = kine_connect(k, e);
         if (r == 0)
@@ -746,12 +682,6 @@ static int kine_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
         if (n > INT_MAX)
                 return se_error_set(e, -E2BIG, "kine: too many updates in one batch");
 
-        /* the range read ahead is of keys after those written, unless the caller says otherwise */
-        for (size_t i = 0; i < n; i++)
-                if (se_read_ahead_covers(k->ahead, u[i].key)) {
-                        se_read_ahead_drop(k->ahead);
-                        break;
-                }
         pthread_mutex_lock(&k->lock);
         r = kine_connect(k, e);
         if (r < 0)
@@ -759,6 +689,11 @@ static int kine_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
         if (r == 0) {
                 r = se_error_set(e, -ENOENT, "kine database %s does not exist: cannot write %s", k->path, u[0].key);
                 goto finish;
+        }
+
+        if (!k->checkpointer_tried) {
+                k->checkpointer_tried = true;
+                (void) se_wal_checkpointer_start(k->db, k->path, &k->checkpointer);
         }
 
         /* Take the write lock up front (waiting up to the busy timeout), as kine does with
@@ -832,7 +767,7 @@ const se_store_ops se_store_kine_ops = {
         .count = kine_count,
         .get = kine_get,
         .update = kine_update,
-        .read_ahead = kine_read_ahead,
+        .open_reader = kine_open_reader,
         .revision = kine_revision,
         .count_values = kine_count_values,
 };

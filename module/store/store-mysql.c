@@ -1183,6 +1183,7 @@ static int my_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
 const se_store_ops se_store_mysql_ops = {
         .kind = SE_STORE_MYSQL,
         .open = my_open,
+        .open_reader = my_open, /* a second connection for se_store_read_ahead() */
         .close = my_close,
         .range = my_range,
         .count = my_count,

@@ -889,6 +889,7 @@ static int pg_update(void *impl, se_kv_update *u, size_t n, se_error *e) {
 const se_store_ops se_store_pgsql_ops = {
         .kind = SE_STORE_PGSQL,
         .open = pg_open,
+        .open_reader = pg_open, /* a second connection for se_store_read_ahead() */
         .close = pg_close,
         .range = pg_range,
         .count = pg_count,

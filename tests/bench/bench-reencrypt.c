@@ -23,6 +23,7 @@
  *   SE_BENCH_ROUNDS=N    rounds of the SQLite comparison (default 3)
  *   SE_BENCH_QUICK=1     skip the 1,000,000-secret memory run
  *   SE_BENCH_ETCD=0      skip etcd; SE_BENCH_ETCD_SECRETS=N (default: SE_BENCH_SECRETS)
+ *   SE_BENCH_SQLITE=0    skip the SQLite comparison
  *   SE_BENCH_DIR=DIR     where the databases go (default $TMPDIR or /tmp; needs ~3 GiB free at 1M)
  */
 #include <inttypes.h>
@@ -710,7 +711,8 @@ int main(int argc, char *argv[]) {
         n = env_size("SE_BENCH_SECRETS", 100000);
         printf("re-encryption (aescbc A -> B, %d B values, page %u, batch %u, checkpoint per batch)\n", VALUE_SIZE,
                SE_REENCRYPT_DEFAULT_PAGE, SE_REENCRYPT_DEFAULT_BATCH);
-        bench_sqlite(base, n, true);
+        if (env_bool("SE_BENCH_SQLITE", true))
+                bench_sqlite(base, n, true);
         if (env_bool("SE_BENCH_ETCD", true)) {
                 /* the etcd helpers report through Check: run that part as a Check test */
                 Suite *su = suite_create("bench");

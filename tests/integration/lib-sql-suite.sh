@@ -233,6 +233,7 @@ cas_round() {
         check "$NAME: $name: rows kine-exact" kine_exact cas_db 12
 }
 cas_round "CAS batch" 3 7 8
+CAS_ENV=STORE_CAS_READ_AHEAD=1 cas_round "CAS batch read ahead on the second connection" 1 10
 [ "$KIND" = my ] && CAS_ENV=SE_TEST_MYSQL_NO_RETURNING=1 cas_round "CAS batch, one statement per key (MySQL, no RETURNING)" 0 5 11
 
 # ---- the single-server flow, a concurrent writer during the re-encryption ---------------------------

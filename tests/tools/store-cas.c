@@ -7,6 +7,9 @@
  * some of those keys), then writes every key read, value "cas-<i>", at the revision it was read
  * at, in one se_store_update() batch. Prints one line per key, "KEY written NEW-ID" or
  * "KEY conflict", then "written N"; exits 0 when the batch itself succeeded.
+ *
+ *   STORE_CAS_READ_AHEAD=1  the page is read through se_store_read_ahead() (on the backend's
+ *                           second connection), as the re-encryption reads its pages
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,8 +31,13 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "usage: store-cas ENDPOINT PREFIX COMMAND\n");
                 return 64;
         }
-        if (se_store_open(&(se_store_options){.endpoint = argv[1], .require_data = true}, &s, &e) < 0 ||
-            se_store_range(s, argv[2], NULL, 1000, &l, &e) < 0) {
+        if (se_store_open(&(se_store_options){.endpoint = argv[1], .require_data = true}, &s, &e) < 0) {
+                fprintf(stderr, "store-cas: %s\n", se_error_message(&e));
+                return 1;
+        }
+        if (getenv("STORE_CAS_READ_AHEAD"))
+                se_store_read_ahead(s, argv[2], NULL, 1000);
+        if (se_store_range(s, argv[2], NULL, 1000, &l, &e) < 0) {
                 fprintf(stderr, "store-cas: %s\n", se_error_message(&e));
                 return 1;
         }
