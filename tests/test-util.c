@@ -63,6 +63,15 @@ START_TEST(test_base64_go_rules) {
         /* non-zero trailing bits accepted (Go's non-strict mode) */
         ck_assert_int_eq(se_base64_decode("Zh==", 4, &d, &n), 0);
         ck_assert_uint_eq(n, 1);
+        free(TAKE_PTR(d));
+        /* whole quads go four characters a step, the rest one at a time: a newline or a foreign
+         * character inside a quad, and the padded end, all between whole quads */
+        ck_assert_int_eq(se_base64_decode("Zm9vYmFy\nZm9\r\nvYmFy/+8=", 23, &d, &n), 0);
+        ck_assert_uint_eq(n, 14);
+        ck_assert_mem_eq(d, "foobarfoobar\xff\xef", 14);
+        free(TAKE_PTR(d));
+        ck_assert_int_eq(se_base64_decode("Zm9vYmFyZm9v\x80mFy", 16, &d, &n), -EINVAL);
+        ck_assert_int_eq(se_base64_decode("Zm9vYmFyZm9vY=Fy", 16, &d, &n), -EINVAL);
 }
 END_TEST
 
