@@ -99,3 +99,13 @@ int tl_run(const char *cmd, char **ret_out) {
                 return -1;
         return WEXITSTATUS(status);
 }
+
+void tl_ck_range_value(const se_kv_list *l, const char *key, const char *value) {
+        for (size_t i = 0; i < l->n_items; i++)
+                if (streq(l->items[i].key, key)) {
+                        ck_assert_uint_eq(l->items[i].value_size, strlen(value));
+                        ck_assert_mem_eq(l->items[i].value, value, strlen(value));
+                        return;
+                }
+        ck_abort_msg("%s is not in the range", key);
+}

@@ -600,16 +600,6 @@ static void ahead_drive(se_store *s, se_kv_list *other, const se_kv_update *extr
                 other->items[i].mod_revision = u[i].new_revision;
 }
 
-static void ck_value(const se_kv_list *l, const char *key, const char *value) {
-        for (size_t i = 0; i < l->n_items; i++)
-                if (streq(l->items[i].key, key)) {
-                        ck_assert_uint_eq(l->items[i].value_size, strlen(value));
-                        ck_assert_mem_eq(l->items[i].value, value, strlen(value));
-                        return;
-                }
-        ck_abort_msg("%s is not in the range", key);
-}
-
 /* se_store_read_ahead(): the range sent early answers the range asked next, unless something
  * this client did in between could have changed or seen what it covers. */
 START_TEST(test_read_ahead) {
@@ -649,7 +639,7 @@ START_TEST(test_read_ahead) {
         ahead_drive(s, &other, &own);
         r = se_store_range(s, prefix, k5, 100, &l, &e);
         ck_assert_msg(r == 0, "%s", se_error_message(&e));
-        ck_value(&l, k50, "own");
+        tl_ck_range_value(&l, k50, "own");
 
         /* another request in between drops it: what that one saw, the range sees too */
         se_store_read_ahead(s, prefix, k5, 100);
@@ -660,7 +650,7 @@ START_TEST(test_read_ahead) {
         ck_assert_mem_eq(kv.value, "seen by get", 11);
         r = se_store_range(s, prefix, k5, 100, &l, &e);
         ck_assert_msg(r == 0, "%s", se_error_message(&e));
-        ck_value(&l, k50, "seen by get");
+        tl_ck_range_value(&l, k50, "seen by get");
 
         /* a range with other arguments is read the usual way */
         se_store_read_ahead(s, prefix, k5, 100);

@@ -838,16 +838,6 @@ START_TEST(test_big_batch) {
 }
 END_TEST
 
-static void ck_range_value(const se_kv_list *l, const char *key, const char *value) {
-        for (size_t i = 0; i < l->n_items; i++)
-                if (streq(l->items[i].key, key)) {
-                        ck_assert_uint_eq(l->items[i].value_size, strlen(value));
-                        ck_assert_mem_eq(l->items[i].value, value, strlen(value));
-                        return;
-                }
-        ck_abort_msg("%s is not in the range", key);
-}
-
 /* se_store_read_ahead(): the range read on the second connection answers the range asked next,
  * unless something this store did in between could have changed or seen what it covers. */
 START_TEST(test_read_ahead) {
@@ -900,7 +890,7 @@ START_TEST(test_read_ahead) {
         ck_assert_str_eq(plain.items[45].key, k50);
         ck_assert_int_eq(se_store_update(s, &u, 1, &e), 1);
         ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
-        ck_range_value(&l, k50, "own");
+        tl_ck_range_value(&l, k50, "own");
         se_kv_list_done(&l);
 
         /* another request in between drops it: what that one saw, the range sees too */
@@ -910,7 +900,7 @@ START_TEST(test_read_ahead) {
         ck_assert_int_eq(se_store_get(s, k50, &kv, &e), 0);
         ck_assert_mem_eq(kv.value, "seen by get", 11);
         ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
-        ck_range_value(&l, k50, "seen by get");
+        tl_ck_range_value(&l, k50, "seen by get");
         se_kv_list_done(&l);
 
         se_store_read_ahead(s, PREFIX, k5, 100);
@@ -918,7 +908,7 @@ START_TEST(test_read_ahead) {
         ck_assert_int_eq(se_store_count(s, PREFIX, &c, &e), 0);
         ck_assert_uint_eq(c, 100);
         ck_assert_msg(se_store_range(s, PREFIX, k5, 100, &l, &e) == 0, "%s", se_error_message(&e));
-        ck_range_value(&l, k50, "seen by count");
+        tl_ck_range_value(&l, k50, "seen by count");
         se_kv_list_done(&l);
 
         /* a range with other arguments is read the usual way; so is one asked twice */

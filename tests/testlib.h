@@ -33,6 +33,8 @@ void tl_write_str(const char *path, const char *s);
 char *tl_read_file(const char *path, size_t *ret_size);
 /* Path of a file under tests/data/ (the tests run from the project root). */
 char *tl_data_path(const char *rel);
+/* Asserts that the page l holds key, with value (a string) as its value. */
+void tl_ck_range_value(const se_kv_list *l, const char *key, const char *value);
 /* True if needle (n bytes) occurs in hay (h bytes). */
 bool tl_memmem(const void *hay, size_t h, const void *needle, size_t n);
 /* Runs a shell command, returns its exit status (or -1). Output captured into *ret_out if given. */
