@@ -105,8 +105,9 @@ int se_store_count_values(se_store *s, const char *key_from, const char *key_to,
                           const char *const *value_prefixes, uint64_t *ret, se_error *e);
 
 /* Compare-and-swap each update. A conflict on one key never blocks the others; it is reported in
- * u[i].conflict. Returns the number written, or a negative errno if the store failed (then
- * nothing is known about partial progress beyond the flags already set). */
+ * u[i].conflict. The keys of one call are distinct (a SQL store may fail the call otherwise).
+ * Returns the number written, or a negative errno if the store failed (then nothing is known
+ * about partial progress beyond the flags already set). */
 int se_store_update(se_store *s, se_kv_update *u, size_t n, se_error *e);
 /* A hint: the next call will be se_store_range() with these arguments, and the caller accepts its
  * answer as of any moment from now on (a compare-and-swap of each value it writes back makes an

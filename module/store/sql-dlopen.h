@@ -31,6 +31,9 @@
         X(PQgetisnull)                                                                                                \
         X(PQtransactionStatus)                                                                                        \
         X(PQsendQueryParams)                                                                                          \
+        X(PQprepare)                                                                                                  \
+        X(PQexecPrepared)                                                                                             \
+        X(PQsendQueryPrepared)                                                                                        \
         X(PQgetResult)
 
 /* libpq >= 14 only; NULL with an older one */

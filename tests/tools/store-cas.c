@@ -10,6 +10,8 @@
  *
  *   STORE_CAS_READ_AHEAD=1  the page is read through se_store_read_ahead() (on the backend's
  *                           second connection), as the re-encryption reads its pages
+ *   STORE_CAS_VALUE_SIZE=N  each value "cas-<i>" padded with '.' to N bytes (a value the server
+ *                           compresses)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@ int main(int argc, char **argv) {
         se_kv_list l = {};
         se_kv_update *u;
         se_error e = SE_ERROR_NULL;
+        const char *pad = getenv("STORE_CAS_VALUE_SIZE");
+        int value_size = pad ? MAX(atoi(pad), 0) : 0;
         char **values;
         int r;
 
@@ -51,8 +55,15 @@ int main(int argc, char **argv) {
         if (!u || !values)
                 return 1;
         for (size_t i = 0; i < l.n_items; i++) {
-                if (asprintf(&values[i], "cas-%zu", i) < 0)
+                char head[32];
+                size_t n = (size_t) snprintf(head, sizeof(head), "cas-%zu", i), size = MAX(n, (size_t) value_size);
+
+                values[i] = malloc(size + 1);
+                if (!values[i])
                         return 1;
+                memset(values[i], '.', size);
+                memcpy(values[i], head, n);
+                values[i][size] = '\0';
                 u[i] = (se_kv_update){.key = l.items[i].key,
                                       .value = (const uint8_t *) values[i],
                                       .value_size = strlen(values[i]),
