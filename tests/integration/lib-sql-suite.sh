@@ -8,7 +8,8 @@
 #     with its exit code, never an empty store;
 #   - a batch with another client's writes to keys in its middle (store-cas): those are conflicts
 #     and keep the writer's rows, the others are written, rows kine-exact (on MariaDB also through
-#     the per-key statements MySQL gets);
+#     the per-key statements MySQL gets); on PostgreSQL compressible values stored with lz4; a live
+#     row with a NULL value superseded with old_value NULL;
 #   - the single-server flow through the CLI and the hook (prepare, rotate, reencrypt, verify) with
 #     a concurrent writer superseding rows the way kine does during the re-encryption (no write
 #     lost: each of its last writes is current, or was read and rewritten by us);
@@ -246,6 +247,19 @@ if [ "$KIND" = pg ]; then
 AND pg_column_compression(kv.value) = 'lz4' AND kv.value = convert_to(rpad('cas-' || substr(kv.name, 31)::int, 8192, '.'), 'UTF8')")" = 12
         check "$NAME: the 8 KiB values: rows kine-exact" kine_exact cas_db 12
 fi
+
+# A live row whose value is NULL (kine never writes one, a table may hold one): a batch over it
+# supersedes it like any other, its successor's old_value NULL (MariaDB binds it as NULL).
+null_key=$(cas_key 4)
+null_id=$(sql cas_db <<<"INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value)
+SELECT c.name, 0, 0, CASE WHEN c.created <> 0 THEN c.id ELSE c.create_revision END, c.id, c.lease, NULL, c.value
+FROM kine AS c WHERE c.id = (SELECT MAX(id) FROM kine WHERE name = '$null_key');
+SELECT MAX(id) FROM kine WHERE name = '$null_key';" | tail -n 1)
+"$BIN/store-cas" "$(ep_db cas_db)" /registry/secrets/ true >"$W/cas.out" 2>"$W/cas.err" ||
+        { not_ok "$NAME: store-cas over a NULL value failed"; sed 's/^/#   /' "$W/cas.err"; }
+check "$NAME: a live row with a NULL value is superseded, old_value NULL ($(grep -F "$null_key " "$W/cas.out"))" \
+        test "$(sql cas_db <<<"SELECT prev_revision, CASE WHEN old_value IS NULL THEN 'null' ELSE 'set' END, $(printf "$HEX" value) FROM kine WHERE name = '$null_key' ORDER BY id DESC LIMIT 1" | tr '|\t' '  ' | tr 'A-F' 'a-f')" = "$null_id null $(printf 'cas-4' | od -An -tx1 | tr -d ' \n')"
+check "$NAME: the batch over a NULL value wrote all 12 ($(tail -n 1 "$W/cas.out"))" test "$(tail -n 1 "$W/cas.out")" = "written 12"
 
 # ---- the single-server flow, a concurrent writer during the re-encryption ---------------------------
 run "$CLI" prepare && restart && run "$CLI" rotate && restart
