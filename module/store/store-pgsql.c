@@ -91,6 +91,25 @@ static const char sql_create[] =
         "LEFT JOIN kine AS t ON t.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = u.name) "
         "WHERE t.id IS NULL OR t.deleted != 0 "
         "ORDER BY u.ord RETURNING name, id::int8";
+/* The batch statements, prepared as name on each connection (pg_prepare). */
+typedef enum batch_sql_kind {
+        BATCH_SQL_CREATE,
+        BATCH_SQL_UPDATE,
+        _BATCH_SQL_MAX,
+} batch_sql_kind;
+
+static const struct {
+        const char *name, *sql;
+        int n_params;
+        Oid types[3];
+} batch_sql[_BATCH_SQL_MAX] = {
+        [BATCH_SQL_CREATE] = {"secrets_encrypt_create", sql_create, 2, {OID_TEXT_ARRAY, OID_BYTEA_ARRAY}},
+        [BATCH_SQL_UPDATE] = {"secrets_encrypt_update",
+                              sql_update,
+                              3,
+                              {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_BYTEA_ARRAY}},
+};
+
 /* pg_catalog, not information_schema: it shows a table our role has no rights on (to be refused
  * by name rather than taken for a database without kine). "kine" is resolved on the search path,
  * as kine's own unqualified statements resolve it. */
@@ -110,7 +129,7 @@ typedef struct pgsql {
         const char *kw[PG_MAX_PARAMS + 1];
         char *val[PG_MAX_PARAMS + 1];
         PGconn *conn;
-        bool update_prepared; /* sql_update is prepared on conn as UPDATE_STMT */
+        bool prepared[_BATCH_SQL_MAX]; /* batch_sql[i] is prepared on conn */
         uint64_t timeout_usec;
         pthread_mutex_t lock; /* one operation at a time per store */
 } pgsql;
@@ -231,7 +250,7 @@ static int pg_connect(pgsql *p, se_error *e) {
                 return 1;
         pg_disconnect(p);
 
-        p->update_prepared = false;
+        memset(p->prepared, 0, sizeof(p->prepared));
         p->conn = sym_PQconnectdbParams(p->kw, (const char *const *) p->val, 1);
         if (!p->conn)
                 return se_error_set(e, -ENOMEM, "out of memory");
@@ -675,10 +694,8 @@ static int array_put_elem(array *a, const void *p, size_t n) {
 typedef struct pg_stmt {
         se_sql_batch b;
         array names, revs, vals;
-        const char *sql;
-        const char *name; /* prepared as, or NULL */
+        batch_sql_kind kind;
         int n_params;
-        const Oid *types;
         const char *values[3];
         int lengths[3];
 } pg_stmt;
@@ -691,22 +708,19 @@ static void pg_stmt_done(pg_stmt *s) {
         *s = (pg_stmt){};
 }
 
-static const Oid update_types[3] = {OID_TEXT_ARRAY, OID_INT8_ARRAY, OID_BYTEA_ARRAY},
-                 create_types[2] = {OID_TEXT_ARRAY, OID_BYTEA_ARRAY};
-
-/* The update statement is prepared once per connection: from its sixth batch the server runs its
- * generic plan, where an unnamed statement was planned again for every batch (1.5 ms of ~20). */
-#define UPDATE_STMT "secrets_encrypt_update"
-
-static int pg_prepare_update(pgsql *p, se_error *e) {
+/* Each batch statement is prepared on a connection the first time it is used there: from its
+ * sixth batch the server runs its generic plan, where an unnamed statement was planned again for
+ * every batch (1.5 ms of ~20). */
+static int pg_prepare(pgsql *p, batch_sql_kind kind, se_error *e) {
         PGresult *res;
         int r = 0;
 
-        if (p->update_prepared)
+        if (p->prepared[kind])
                 return 0;
-        res = sym_PQprepare(p->conn, UPDATE_STMT, sql_update, ELEMENTSOF(update_types), update_types);
+        res = sym_PQprepare(p->conn, batch_sql[kind].name, batch_sql[kind].sql, batch_sql[kind].n_params,
+                            batch_sql[kind].types);
         if (res && sym_PQresultStatus(res) == PGRES_COMMAND_OK)
-                p->update_prepared = true;
+                p->prepared[kind] = true;
         else
                 r = pg_fail(p, res, e, "cannot prepare the write");
         sym_PQclear(res);
@@ -738,9 +752,7 @@ static int pg_stmt_build(pg_stmt *s, se_kv_update *u, size_t n, bool create, se_
         if (r < 0)
                 return se_error_set(e, r, r == -E2BIG ? "PostgreSQL: batch too large" : "out of memory");
 
-        s->sql = create ? sql_create : sql_update;
-        s->name = create ? NULL : UPDATE_STMT;
-        s->types = create ? create_types : update_types;
+        s->kind = create ? BATCH_SQL_CREATE : BATCH_SQL_UPDATE;
         s->values[s->n_params] = (const char *) s->names.data;
         s->lengths[s->n_params++] = (int) s->names.size;
         if (!create) {
@@ -780,10 +792,8 @@ static int pg_write_serial(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
 
         r = pg_exec(p, "BEGIN; LOCK TABLE kine IN SHARE ROW EXCLUSIVE MODE", e, "cannot begin a write transaction");
         for (size_t i = 0; r >= 0 && i < n_st; i++) {
-                PGresult *res = st[i].name ? sym_PQexecPrepared(p->conn, st[i].name, st[i].n_params, st[i].values,
-                                                                st[i].lengths, binary_formats, 1)
-                                           : sym_PQexecParams(p->conn, st[i].sql, st[i].n_params, st[i].types,
-                                                              st[i].values, st[i].lengths, binary_formats, 1);
+                PGresult *res = sym_PQexecPrepared(p->conn, batch_sql[st[i].kind].name, st[i].n_params, st[i].values,
+                                                   st[i].lengths, binary_formats, 1);
 
                 if (res && sym_PQresultStatus(res) == PGRES_TUPLES_OK)
                         written += pg_stmt_results(&st[i], res);
@@ -800,14 +810,14 @@ static int pg_write_serial(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
  * server's time, not three waits for the client's next time slice. After a failed statement the
  * server skips the rest up to the sync point; the transaction is then rolled back. */
 static int pg_write_pipelined(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
-        const char *sql[2 + 2 + 1];
+        const char *sql[2 + 2 + 1]; /* NULL: st's statement */
         size_t n_sql = 0;
         int r = 0, written = 0;
 
         sql[n_sql++] = "BEGIN";
         sql[n_sql++] = "LOCK TABLE kine IN SHARE ROW EXCLUSIVE MODE";
         for (size_t i = 0; i < n_st; i++)
-                sql[n_sql++] = st[i].sql;
+                sql[n_sql++] = NULL;
         sql[n_sql++] = "COMMIT";
 
         if (!sym_PQenterPipelineMode(p->conn))
@@ -815,11 +825,9 @@ static int pg_write_pipelined(pgsql *p, pg_stmt *st, size_t n_st, se_error *e) {
         for (size_t q = 0; q < n_sql; q++) {
                 const pg_stmt *s = q >= 2 && q - 2 < n_st ? &st[q - 2] : NULL;
 
-                if (!(s && s->name ? sym_PQsendQueryPrepared(p->conn, s->name, s->n_params, s->values, s->lengths,
-                                                             binary_formats, 1)
-                                   : sym_PQsendQueryParams(p->conn, sql[q], s ? s->n_params : 0, s ? s->types : NULL,
-                                                           s ? s->values : NULL, s ? s->lengths : NULL,
-                                                           s ? binary_formats : NULL, 1))) {
+                if (!(s ? sym_PQsendQueryPrepared(p->conn, batch_sql[s->kind].name, s->n_params, s->values, s->lengths,
+                                                  binary_formats, 1)
+                        : sym_PQsendQueryParams(p->conn, sql[q], 0, NULL, NULL, NULL, NULL, 1))) {
                         r = pg_fail(p, NULL, e, "write failed");
                         goto finish;
                 }
@@ -882,9 +890,12 @@ static int pg_update_once(pgsql *p, se_kv_update *u, size_t n, size_t n_updates,
                         goto finish;
         }
         if (n_updates > 0) {
-                r = pg_prepare_update(p, e);
-                if (r >= 0)
-                        r = pg_stmt_build(&st[n_st++], u, n, false, e);
+                r = pg_stmt_build(&st[n_st++], u, n, false, e);
+                if (r < 0)
+                        goto finish;
+        }
+        for (size_t i = 0; i < n_st; i++) {
+                r = pg_prepare(p, st[i].kind, e);
                 if (r < 0)
                         goto finish;
         }
