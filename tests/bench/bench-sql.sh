@@ -4,7 +4,8 @@
 # runs it after the bench programs). Each server is started from Debian's packages in a temporary
 # directory (tests/integration/lib-sql.sh; fsync off for both phases alike) and stopped on exit.
 # N secrets of 1 KiB under aescbc key A are written once (through the store, as kine's create rows)
-# into a template database, which is analyzed (as autovacuum and InnoDB keep a live kine table).
+# into a template database, which is vacuumed and analyzed on PostgreSQL (as autovacuum keeps a
+# live kine table; each MariaDB copy is analyzed, as InnoDB's persistent statistics keep it).
 # Then rounds, each phase on a fresh copy of the template, after the server has written out what
 # the copy left behind (PostgreSQL: CHECKPOINT; InnoDB: purge and dirty pages), in alternating
 # order (baseline first in odd rounds, engine first in even ones):
